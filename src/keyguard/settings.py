@@ -1,0 +1,75 @@
+"""Settings from ``KEYGUARD_*`` environment variables (and an optional ``keyguard.env`` file).
+
+List-valued settings take comma-separated values (``10.0.0.0/8,192.168.0.0/16``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KEYGUARD_", env_file="keyguard.env", extra="ignore"
+    )
+
+    data_dir: Path = Path("keyguard-data")
+    database_url: str | None = None  # default: sqlite under data_dir
+    redis_url: str | None = None  # unset: in-process state
+    host: str = "localhost"
+    port: int = 8443
+    http_port: int | None = None  # optional plain-HTTP listener (redirects only)
+    header_prefix: str = "Keyguard"
+    key_prefix: str = "kg"
+    trusted_proxies: CommaList = Field(default_factory=list)
+    webhook_allow_private: CommaList = Field(default_factory=list)
+    smtp_url: str | None = None
+    master_key: SecretStr | None = None  # generated into data_dir when unset (embedded)
+    key_cache_ttl_seconds: float = 30.0
+    max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 10 * 1_048_576
+    log_level: str = "info"
+
+    @field_validator("trusted_proxies", "webhook_allow_private")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("header_prefix")
+    @classmethod
+    def _valid_header_prefix(cls, value: str) -> str:
+        if not value or not all(c.isascii() and (c.isalnum() or c == "-") for c in value):
+            raise ValueError("header prefix must be ASCII letters, digits or '-'")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'keyguard.db').resolve()}"
+
+    @property
+    def trusted_proxy_networks(self) -> list[Network]:
+        return [ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies]
+
+    @property
+    def webhook_private_networks(self) -> list[Network]:
+        return [ipaddress.ip_network(n, strict=False) for n in self.webhook_allow_private]
