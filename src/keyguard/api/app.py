@@ -1,0 +1,47 @@
+"""The Keyguard HTTP application: management API, verify API and protected routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from keyguard import __version__
+from keyguard.api import problems
+from keyguard.api.limits import RequestLimits
+from keyguard.api.routes import keys, meta, projects, sessions, verify
+from keyguard.runtime import Runtime
+
+
+def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_runtime:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Keyguard",
+        version=__version__,
+        summary="API keys done right: per-key restrictions, signed requests, webhooks.",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    # verify before keys: "/v1/keys/verify" must not match "/v1/keys/{key_id}" routes.
+    for router in (meta.router, projects.router, verify.router, keys.router, sessions.router):
+        app.include_router(router)
+    return app
+
+
+def create_asgi(runtime: Runtime) -> ASGIApp:
+    """The app with its outer guards, as the server runs it."""
+    return RequestLimits(
+        create_app(runtime),
+        max_body_bytes=runtime.settings.max_body_bytes,
+    )

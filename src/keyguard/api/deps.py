@@ -1,0 +1,48 @@
+"""FastAPI dependencies: the runtime, and the caller authenticated by the policy engine."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from keyguard.doors.authenticate import authenticate_scope
+from keyguard.engine.records import Principal
+from keyguard.errors import NotFound
+from keyguard.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    return cast(Runtime, request.app.state.runtime)
+
+
+async def _authenticate(request: Request, *, root: bool) -> Principal:
+    runtime = get_runtime(request)
+    return await authenticate_scope(
+        runtime.engine,
+        request.scope,
+        request.body,
+        header_prefix=runtime.settings.header_prefix,
+        root=root,
+    )
+
+
+async def root_principal(request: Request) -> Principal:
+    """A root key: the management API's service-account credential."""
+    return await _authenticate(request, root=True)
+
+
+async def project_principal(request: Request) -> Principal:
+    """A project key, with every per-key check of the policy engine."""
+    return await _authenticate(request, root=False)
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RootKey = Annotated[Principal, Depends(root_principal)]
+ProjectKey = Annotated[Principal, Depends(project_principal)]
+
+
+def same_project(principal: Principal, project_id: str) -> None:
+    """Another project's resource is answered as if it did not exist."""
+    if principal.project_id != project_id:
+        raise NotFound()

@@ -1,0 +1,77 @@
+"""The HTTP edge of the error hierarchy: every error becomes application/problem+json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from keyguard.errors import PROBLEM_BASE, AuthenticationError, KeyguardError
+
+log = structlog.get_logger("keyguard.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(error: KeyguardError) -> Response:
+    headers = dict(error.headers)
+    if isinstance(error, AuthenticationError):
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="keyguard"')
+    return Response(
+        json.dumps(error.to_problem()),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _plain_problem(status: int, code: str, title: str, **extra: Any) -> Response:
+    body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "code": code, **extra}
+    return Response(json.dumps(body), status_code=status, media_type=PROBLEM_JSON)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only where and why: pydantic's "input" would echo what was sent (maybe a secret).
+    return [
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+
+
+def install(app: FastAPI) -> None:
+    async def on_keyguard_error(_: Request, exc: Exception) -> Response:
+        if not isinstance(exc, KeyguardError):  # registered for KeyguardError only
+            raise exc
+        return problem_response(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> Response:
+        if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+            raise exc
+        return _plain_problem(
+            422, "validation_failed", "The request is not valid", errors=_validation_errors(exc)
+        )
+
+    async def on_http_error(_: Request, exc: Exception) -> Response:
+        if not isinstance(exc, StarletteHTTPException):  # registered for StarletteHTTPException only
+            raise exc
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, "http_error")
+        return _plain_problem(exc.status_code, code, str(exc.detail))
+
+    async def on_unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unhandled_error", error_type=type(exc).__name__)
+        return _plain_problem(500, "internal_error", "Internal server error")
+
+    app.add_exception_handler(KeyguardError, on_keyguard_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

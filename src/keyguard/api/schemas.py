@@ -1,0 +1,199 @@
+"""Request and response bodies of the management API (CONTRACT §3, §5, §6)."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+SCOPE_RE = re.compile(r"[a-z0-9][a-z0-9:._/-]{0,99}")
+MAX_METADATA_BYTES = 4096
+
+
+def _clean_name(value: str) -> str:
+    value = unicodedata.normalize("NFC", value.strip())
+    if not value:
+        raise ValueError("must not be empty")
+    # Control and format characters (incl. bidi overrides) make names lie in logs and UIs.
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in value):
+        raise ValueError("must not contain control or invisible characters")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_name)]
+
+
+def _scope(value: str) -> str:
+    if not SCOPE_RE.fullmatch(value):
+        raise ValueError("scopes are 1-100 chars of a-z 0-9 : . _ / - (lower case)")
+    return value
+
+
+Scope = Annotated[str, AfterValidator(_scope)]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("must include a timezone (e.g. 2030-01-01T00:00:00Z)")
+    return value
+
+
+AwareDatetime = Annotated[datetime | None, AfterValidator(_aware)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, str_max_length=4096)
+
+
+class RateLimitBody(Strict):
+    limit: int = Field(ge=1, le=1_000_000_000)
+    period_seconds: int = Field(ge=1, le=86_400 * 31)
+
+
+class ProjectCreate(Strict):
+    name: Name
+    key_prefix: str | None = Field(default=None, max_length=16)
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    key_prefix: str
+    created_at: datetime
+
+
+class ProjectCreated(ProjectOut):
+    webhook_secret: str
+
+
+class _KeySettings(Strict):
+    @field_validator("metadata", check_fields=False)
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
+        return value
+
+
+class KeyCreate(_KeySettings):
+    name: Name
+    environment: Literal["live", "test"] = "live"
+    scopes: list[Scope] = Field(default_factory=list, max_length=100)
+    expires_at: AwareDatetime = None
+    ip_allowlist: list[str] = Field(default_factory=list, max_length=10_000)
+    allowed_domains: list[str] = Field(default_factory=list, max_length=1000)
+    rate_limit: RateLimitBody | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class KeyUpdate(_KeySettings):
+    name: Name | None = None
+    scopes: list[Scope] | None = Field(default=None, max_length=100)
+    expires_at: AwareDatetime = None
+    ip_allowlist: list[str] | None = Field(default=None, max_length=10_000)
+    allowed_domains: list[str] | None = Field(default=None, max_length=1000)
+    rate_limit: RateLimitBody | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class KeyRotate(Strict):
+    grace_seconds: int = Field(default=86_400, ge=0, le=86_400 * 90)
+
+
+class CertificateOut(BaseModel):
+    fingerprint_sha256: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+
+
+class RateLimitOut(BaseModel):
+    limit: int
+    period_seconds: int
+
+
+class KeyOut(BaseModel):
+    id: str
+    project_id: str | None
+    name: str
+    environment: str
+    status: Literal["active", "expired", "revoked"]
+    scopes: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    rotated_from: str | None
+    rotated_to: str | None
+    ip_allowlist: list[str]
+    allowed_domains: list[str]
+    rate_limit: RateLimitOut | None
+    totp_enabled: bool
+    require_signature: bool
+    certificates: list[CertificateOut]
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The full key, shown only in this response")
+    secret: str = Field(description="The private part of the key, shown only in this response")
+
+
+class KeyPage(BaseModel):
+    data: list[KeyOut]
+    next_cursor: str | None
+
+
+class VerifyRequest(Strict):
+    key: str = Field(max_length=512)
+    ip: str | None = Field(default=None, max_length=64)
+    origin: str | None = Field(default=None, max_length=2048)
+    referer: str | None = Field(default=None, max_length=4096)
+    totp: str | None = Field(default=None, max_length=16)
+    method: str = Field(default="GET", max_length=16)
+    path: str = Field(default="/", max_length=8192)
+    body_base64: str | None = Field(
+        default=None, description="Raw request body, needed to check a request signature"
+    )
+    timestamp: str | None = Field(default=None, max_length=32)
+    signature: str | None = Field(default=None, max_length=128)
+    client_cert_pem: str | None = Field(default=None, max_length=16384)
+    https: bool = True
+    required_scopes: list[Scope] = Field(default_factory=list, max_length=100)
+
+
+class RateLimitState(BaseModel):
+    limit: int
+    remaining: int
+    reset: int
+
+
+class VerifyResult(BaseModel):
+    valid: bool
+    code: str | None
+    key_id: str | None = None
+    project_id: str | None = None
+    scopes: list[str] = Field(default_factory=list)
+    environment: str | None = None
+    ratelimit: RateLimitState | None = None
+
+
+class SessionCreate(Strict):
+    delivery_mode: Literal["webhook", "poll"]
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    password: str | None = Field(default=None, min_length=1, max_length=72)
+    expires_in: int = Field(default=86_400, ge=60, le=86_400 * 30)
+
+
+class SessionOut(BaseModel):
+    id: str
+    upload_url: str
+    delivery_mode: str
+    webhook_url: str | None
+    password_protected: bool
+    created_at: datetime
+    expires_at: datetime

@@ -1,0 +1,34 @@
+"""The shared step of the in-process doors: ASGI request -> engine -> Principal."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from keyguard.doors.scope import facts_from_scope, header_map
+from keyguard.engine.credentials import extract_credentials
+from keyguard.engine.records import Principal
+from keyguard.engine.verifier import PolicyEngine
+from keyguard.errors import CredentialsMissing
+
+BodyReader = Callable[[], Awaitable[bytes]]
+
+
+async def authenticate_scope(
+    engine: PolicyEngine,
+    scope: Mapping[str, Any],
+    read_body: BodyReader,
+    *,
+    header_prefix: str,
+    required_scopes: Iterable[str] = (),
+    root: bool = False,
+) -> Principal:
+    headers = header_map(scope)
+    credentials = extract_credentials(headers)
+    if credentials is None:
+        raise CredentialsMissing()
+    facts = facts_from_scope(scope, headers, header_prefix)
+    if credentials.secret is None:
+        # Signed request: the signature covers the body, so it must be read first.
+        facts.body = await read_body()
+    return await engine.verify(credentials, facts, required_scopes=required_scopes, root=root)

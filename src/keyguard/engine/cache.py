@@ -1,0 +1,83 @@
+"""In-memory key cache in front of the repository.
+
+Every change to a key calls ``invalidate`` (and publishes it on the cache bus so other
+instances drop it too), so a revocation takes effect on the next request. The TTL is a
+safety net for instances that missed a message; negative entries (unknown ids) are cached
+briefly and in bounded number, since checksum-valid ids are cheap for an attacker to forge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from keyguard.clock import Clock
+from keyguard.engine.records import KeyLoader, KeyRecord
+
+
+class KeyCache:
+    def __init__(
+        self,
+        loader: KeyLoader,
+        clock: Clock,
+        *,
+        ttl: float = 30.0,
+        negative_ttl: float = 5.0,
+        max_negative: int = 10_000,
+    ) -> None:
+        self._loader = loader
+        self._clock = clock
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
+        self._max_negative = max_negative
+        self._hits: dict[str, tuple[KeyRecord, float]] = {}
+        self._misses: OrderedDict[str, float] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        self._generation = 0
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        now = self._clock.now()
+        hit = self._hits.get(key_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        miss_until = self._misses.get(key_id)
+        if miss_until is not None and miss_until > now:
+            return None
+        return await self._load(key_id)
+
+    async def _load(self, key_id: str) -> KeyRecord | None:
+        pending = self._loading.get(key_id)
+        if pending is not None:  # single flight: concurrent misses share one query
+            return await asyncio.shield(pending)
+        future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
+        self._loading[key_id] = future
+        generation = self._generation
+        try:
+            record = await self._loader(key_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._loading[key_id]
+        future.set_result(record)
+        # An invalidation that raced with the load wins: don't cache a stale read.
+        if generation == self._generation:
+            now = self._clock.now()
+            if record is None:
+                self._misses[key_id] = now + self._negative_ttl
+                while len(self._misses) > self._max_negative:
+                    self._misses.popitem(last=False)
+            else:
+                self._hits[key_id] = (record, now + self._ttl)
+        return record
+
+    def invalidate(self, key_id: str) -> None:
+        self._generation += 1
+        self._hits.pop(key_id, None)
+        self._misses.pop(key_id, None)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._hits.clear()
+        self._misses.clear()

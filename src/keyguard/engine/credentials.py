@@ -1,0 +1,72 @@
+"""The four ways to present a key (CONTRACT §4), parsed without any I/O.
+
+- ``Authorization: Bearer KEY``
+- ``API-Key: KEY`` / ``X-API-Key: KEY`` (header names are case-insensitive)
+- ``X-API-Key: base64(id)`` with ``X-API-Secret: base64(secret)``
+- ``Authorization: ApiKey base64(id:secret)``
+A bare public id in ``X-API-Key`` (no secret header) marks a signed request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+
+from keyguard.crypto.keys import check_pair, looks_like_key_id, parse_key
+from keyguard.engine.facts import Credentials
+from keyguard.errors import InvalidKey
+
+# Lower-case header names the doors must collect for credential parsing.
+CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-api-secret"})
+
+_MAX_CREDENTIAL_CHARS = 512
+
+
+def _b64(text: str) -> str:
+    if len(text) > _MAX_CREDENTIAL_CHARS:
+        raise InvalidKey()
+    try:
+        return base64.b64decode(text.strip(), validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidKey() from None
+
+
+def _from_key(text: str) -> Credentials:
+    parsed = parse_key(text.strip())
+    return Credentials(parsed.id, parsed.secret)
+
+
+def extract_credentials(headers: Mapping[str, str]) -> Credentials | None:
+    """Credentials from lower-cased headers; None when none were presented.
+
+    Raises ``InvalidKey`` for anything malformed, including a bad checksum.
+    """
+    auth = headers.get("authorization")
+    if auth is not None:
+        scheme, _, value = auth.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            return _from_key(value)
+        if scheme == "apikey":
+            key_id, sep, secret = _b64(value).partition(":")
+            if not sep:
+                raise InvalidKey()
+            parsed = check_pair(key_id, secret)
+            return Credentials(parsed.id, parsed.secret)
+        # Another scheme (e.g. Basic for the upstream) is not ours: look at the key headers.
+    secret_header = headers.get("x-api-secret")
+    api_key = headers.get("x-api-key")
+    if secret_header is not None:
+        if api_key is None:
+            raise InvalidKey()
+        parsed = check_pair(_b64(api_key), _b64(secret_header))
+        return Credentials(parsed.id, parsed.secret)
+    if api_key is None:
+        api_key = headers.get("api-key")
+    if api_key is None:
+        return None
+    api_key = api_key.strip()
+    if looks_like_key_id(api_key):
+        return Credentials(api_key, None)
+    return _from_key(api_key)

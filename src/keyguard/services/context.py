@@ -1,0 +1,25 @@
+"""What services need from the composition root, as a Protocol (services never import it)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keyguard.clock import Clock
+from keyguard.crypto.envelope import Envelope
+from keyguard.crypto.hashing import SecretHasher
+from keyguard.engine.cache import KeyCache
+from keyguard.settings import Settings
+
+
+class ServiceContext(Protocol):
+    settings: Settings
+    clock: Clock
+    envelope: Envelope
+    hasher: SecretHasher
+    cache: KeyCache
+    sessions: async_sessionmaker[AsyncSession]
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...

@@ -1,0 +1,53 @@
+"""Repository side of the key cache: one row (plus its certificates) -> KeyRecord."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyguard.crypto.envelope import Envelope
+from keyguard.engine.records import KeyRecord, RateLimitRule
+from keyguard.storage.models import ApiKey, KeyCertificate
+
+
+def to_record(row: ApiKey, envelope: Envelope, fingerprints: frozenset[str]) -> KeyRecord:
+    rate = None
+    if row.rate_limit is not None and row.rate_period_seconds is not None:
+        rate = RateLimitRule(row.rate_limit, row.rate_period_seconds)
+    totp = None
+    if row.totp_enabled and row.totp_secret_sealed:
+        totp = envelope.open(row.totp_secret_sealed, context=f"totp:{row.id}")
+    signing = None
+    if row.signing_secret_sealed:
+        signing = envelope.open(row.signing_secret_sealed, context=f"signing:{row.id}")
+    return KeyRecord(
+        id=row.id,
+        project_id=row.project_id,
+        environment=row.environment,
+        secret_hash=row.secret_hash,
+        scopes=frozenset(row.scopes),
+        is_root=row.is_root,
+        expires_at=row.expires_at.timestamp() if row.expires_at else None,
+        revoked=row.revoked_at is not None,
+        ip_allowlist=tuple(row.ip_allowlist),
+        allowed_domains=tuple(row.allowed_domains),
+        rate_limit=rate,
+        totp_secret=totp,
+        signing_secret=signing,
+        require_signature=row.require_signature,
+        certificate_fingerprints=fingerprints,
+    )
+
+
+async def load_key_record(
+    session: AsyncSession, envelope: Envelope, key_id: str
+) -> KeyRecord | None:
+    row = await session.get(ApiKey, key_id)
+    if row is None:
+        return None
+    fps = (
+        await session.execute(
+            select(KeyCertificate.fingerprint_sha256).where(KeyCertificate.key_id == key_id)
+        )
+    ).scalars()
+    return to_record(row, envelope, frozenset(fps))

@@ -1,0 +1,13 @@
+async def test_self_description_needs_no_credentials(client):
+    r = await client.get("/v1/")
+    assert r.status_code == 200
+    assert r.json()["links"]["apiDoc"]["href"] == "/v1/apiDoc"
+
+
+async def test_api_doc_is_openapi_3_1_without_credentials(client):
+    r = await client.get("/v1/apiDoc")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["openapi"].startswith("3.1")
+    assert "/v1/projects/{project_id}/keys" in doc["paths"]
+    assert "/v1/keys/verify" in doc["paths"]
