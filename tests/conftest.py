@@ -35,6 +35,8 @@ def _require(url: str | None, what: str) -> str:
 
 
 _template_ready = False
+# One template per xdist worker: workers must not drop each other's template.
+TEMPLATE = "kg_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 async def _fresh_postgres_database() -> str:
@@ -45,17 +47,26 @@ async def _fresh_postgres_database() -> str:
     conn = await asyncpg.connect(dsn)
     try:
         if not _template_ready:
-            await conn.execute("DROP DATABASE IF EXISTS kg_template WITH (FORCE)")
-            await conn.execute("CREATE DATABASE kg_template")
-            template_url = base.rsplit("/", 1)[0] + "/kg_template"
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+            template_url = base.rsplit("/", 1)[0] + "/" + TEMPLATE
             rt = await Runtime.start(Settings(database_url=template_url, master_key="A" * 44))
             await rt.close()
             _template_ready = True
         name = "kg_" + uuid.uuid4().hex[:12]
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE kg_template')
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE}')
     finally:
         await conn.close()
     return base.rsplit("/", 1)[0] + "/" + name
+
+
+async def _drop_database(url: str) -> None:
+    base = _require(POSTGRES_URL, "KEYGUARD_TEST_POSTGRES_URL")
+    conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -64,17 +75,19 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
     url = None
     if request.param == "postgres":
         url = await _fresh_postgres_database()
-    return Settings(
+    yield Settings(
         data_dir=tmp_path / "data",
         database_url=url,
         master_key="B" * 43 + "=" if url else None,
         header_prefix="APTR",
         key_prefix="aptr",
     )
+    if url is not None:
+        await _drop_database(url)
 
 
 @pytest.fixture

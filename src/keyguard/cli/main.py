@@ -1,0 +1,132 @@
+"""The ``keyguard`` command: serve, init, audit verify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from keyguard.errors import KeyguardError
+from keyguard.settings import Settings
+
+app = typer.Typer(
+    name="keyguard",
+    help="Keyguard: a self-hostable API security platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Data directory (default ./keyguard-data or KEYGUARD_DATA_DIR)."),
+]
+
+
+def load_settings(data: Path | None = None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data is not None:
+        values["data_dir"] = data
+    return Settings(**values)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    data: DataOpt = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default localhost).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTPS port (default 8443).")] = None,
+    http_port: Annotated[
+        int | None, typer.Option(help="Also listen on plain HTTP (redirects/403 only).")
+    ] = None,
+) -> None:
+    """Start Keyguard over HTTPS with the embedded defaults."""
+    from keyguard.cli.serving import run_server
+
+    settings = load_settings(data, host=host, port=port, http_port=http_port)
+    run_server(settings)
+
+
+@app.command()
+def init(
+    email: Annotated[str, typer.Option(help="E-mail of the first admin account.")],
+    password: Annotated[str, typer.Option(help="Password of the first admin account.")],
+    data: DataOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Create the first admin account, a root key and a default project."""
+    from keyguard.crypto.tls import ensure_dev_certificates
+    from keyguard.runtime import Runtime
+    from keyguard.services.accounts import init_admin
+
+    settings = load_settings(data)
+
+    async def run() -> dict[str, str]:
+        runtime = await Runtime.start(settings)
+        try:
+            result = await init_admin(runtime, email=email, password=password)
+        finally:
+            await runtime.close()
+        certs = ensure_dev_certificates(settings.data_dir)
+        return {
+            "root_key": result.root_key.issued.key,
+            "project_id": result.project.project.id,
+            "ca_cert": str(certs.ca_cert.resolve()),
+        }
+
+    try:
+        out = asyncio.run(run())
+    except KeyguardError as error:
+        _fail(f"keyguard init: {error.detail or error.title}")
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(out) + "\n")
+        return
+    typer.echo(f"Root key (shown once, store it now): {out['root_key']}")
+    typer.echo(f"Default project:                    {out['project_id']}")
+    typer.echo(f"Development CA certificate:         {out['ca_cert']}")
+
+
+@audit_app.command("verify")
+def audit_verify(data: DataOpt = None) -> None:
+    """Recompute the audit hash chain and report any tampered, missing or reordered row."""
+    from keyguard.runtime import Runtime
+    from keyguard.services.audit import ChainBreak, verify_chain
+
+    settings = load_settings(data)
+
+    async def run() -> tuple[int, list[ChainBreak]]:
+        runtime = await Runtime.start(settings)
+        try:
+            async with runtime.sessions() as session:
+                from sqlalchemy import func, select
+
+                from keyguard.storage.models import AuditEvent
+
+                count = (
+                    await session.execute(select(func.count()).select_from(AuditEvent))
+                ).scalar_one()
+                return count, await verify_chain(session)
+        finally:
+            await runtime.close()
+
+    count, breaks = asyncio.run(run())
+    if not breaks:
+        typer.echo(f"audit log intact: {count} events, chain verified")
+        return
+    for item in breaks:
+        typer.secho(f"event {item.seq}: {item.reason}", fg=typer.colors.RED, err=True)
+    _fail(f"audit log TAMPERED: {len(breaks)} problem(s) in {count} events")
+
+
+def main() -> None:
+    app()

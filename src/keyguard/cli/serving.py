@@ -1,0 +1,39 @@
+"""Start-up of ``keyguard serve``: runtime, certificates, then the HTTPS server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from keyguard.api.app import create_asgi
+from keyguard.crypto.tls import ensure_dev_certificates
+from keyguard.runtime import Runtime
+from keyguard.server.run import serve
+from keyguard.server.tls_context import ClientCertificateTrust
+from keyguard.settings import Settings
+
+log = structlog.get_logger("keyguard")
+
+
+async def _main(settings: Settings) -> None:
+    runtime = await Runtime.start(settings)
+    certs = ensure_dev_certificates(settings.data_dir)
+    await serve(
+        create_asgi(runtime),
+        host=settings.host,
+        port=settings.port,
+        certs=certs,
+        client_trust=ClientCertificateTrust(),
+        http_port=settings.http_port,
+        log_level=settings.log_level,
+    )
+
+
+def run_server(settings: Settings) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop
+        asyncio.run(_main(settings))
+        return
+    uvloop.run(_main(settings))
