@@ -18,6 +18,8 @@ from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.services.key_records import load_key_record
 from keyguard.settings import Settings
+from keyguard.state.memory import memory_state
+from keyguard.state.protocols import StateStores
 from keyguard.storage.db import create_engine, migrate, session_factory
 
 
@@ -31,6 +33,7 @@ class Runtime:
     hasher: SecretHasher
     cache: KeyCache
     engine: PolicyEngine
+    state: StateStores
     # SQLite allows one writer; serialising our own write transactions in-process avoids
     # SQLITE_BUSY on lock upgrades. PostgreSQL needs no such lock.
     _write_lock: anyio.Lock | None = None
@@ -69,6 +72,7 @@ class Runtime:
             hasher=hasher,
             cache=cache,
             engine=PolicyEngine(cache, hasher, clock),
+            state=memory_state(clock),
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,
         )
 

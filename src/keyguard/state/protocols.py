@@ -1,0 +1,53 @@
+"""The small pieces of shared state the policy engine and services need.
+
+Each has an in-process backend (embedded default) and a Redis backend (several
+instances acting as one, ``KEYGUARD_REDIS_URL``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # until a request would be allowed again / the window frees up
+
+
+class RateLimiter(Protocol):
+    async def hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        """Count one request in ``bucket`` (sliding window) and say whether it is allowed."""
+        ...
+
+    async def reset(self, bucket: str, limit: int, period_seconds: int) -> None: ...
+
+
+class ReplayGuard(Protocol):
+    async def first_use(self, token: str, ttl_seconds: float) -> bool:
+        """True exactly once per ``token`` within ``ttl_seconds`` (atomic across instances)."""
+        ...
+
+
+Invalidation = Callable[[str], Awaitable[None] | None]
+
+
+class CacheBus(Protocol):
+    """Tells every instance that a cached key changed."""
+
+    async def publish(self, key_id: str) -> None: ...
+
+    async def start(self, on_invalidate: Callable[[str], None]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StateStores:
+    rate_limiter: RateLimiter
+    replay_guard: ReplayGuard
+    cache_bus: CacheBus
