@@ -1,0 +1,143 @@
+"""Keeping clients on HTTPS: HSTS on secure responses, redirect-only plain HTTP.
+
+:class:`HSTSMiddleware` adds ``Strict-Transport-Security`` to every HTTPS response
+(RFC 6797 §7.1) and never to plain HTTP ones (§7.2 forbids it). :class:`HttpsRedirectApp`
+is the whole app of the optional plain-HTTP listener: it never serves API data, so a key
+sent over cleartext by mistake reaches no handler -- GET/HEAD get a 308 to the HTTPS URL,
+everything else a 403 ``https_required`` problem (a redirected POST would resend the
+credentials and body the client just leaked).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keyguard.errors import HttpsRequired
+
+__all__ = ["HSTSMiddleware", "HttpsRedirectApp"]
+
+_HSTS = b"strict-transport-security"
+_REDIRECT_BODY = b"Redirecting to HTTPS\n"
+
+
+class HSTSMiddleware:
+    """Adds ``Strict-Transport-Security: max-age=N; includeSubDomains`` to HTTPS responses.
+
+    Example::
+
+        app = HSTSMiddleware(app, max_age=63072000)  # two years
+    """
+
+    def __init__(self, app: ASGIApp, max_age: int = 63072000) -> None:
+        self.app = app
+        self.header_value = f"max-age={int(max_age)}; includeSubDomains".encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_hsts(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                # An app that set its own policy (e.g. with preload) keeps it.
+                if not any(name.lower() == _HSTS for name, _ in headers):
+                    headers.append((_HSTS, self.header_value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_hsts)
+
+
+# A Host header we are willing to echo into a Location: a DNS name or IPv4 (optional port),
+# or a bracketed IPv6 literal (optional port). Anything else falls back to the configured host.
+_HOST_RE = re.compile(
+    r"^(?:(?P<name>[A-Za-z0-9.-]{1,253})|(?P<v6>\[[0-9A-Fa-f:.]+\]))(?::\d{1,5})?$"
+)
+
+
+class HttpsRedirectApp:
+    """The plain-HTTP listener's only app: 308 to HTTPS for GET/HEAD, 403 otherwise.
+
+    ``host`` is used when the request has no usable ``Host`` header; ``https_port`` is the
+    port the HTTPS listener actually bound.
+    """
+
+    def __init__(self, *, https_port: int, host: str = "localhost") -> None:
+        self.https_port = https_port
+        self.fallback_host = _url_host(host)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return  # nothing to start; the HTTPS app owns the lifespan
+        if scope["type"] != "http":
+            # WebSocket over cleartext: refuse the handshake.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["method"] in ("GET", "HEAD"):
+            await self._redirect(scope, send)
+        else:
+            await self._forbidden(scope, send)
+
+    async def _redirect(self, scope: Scope, send: Send) -> None:
+        location = f"https://{self._host(scope)}{self._port_suffix()}{_path_and_query(scope)}"
+        body = b"" if scope["method"] == "HEAD" else _REDIRECT_BODY
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 308,
+                "headers": [
+                    (b"location", location.encode("latin-1")),
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(_REDIRECT_BODY)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _forbidden(self, scope: Scope, send: Send) -> None:
+        body = json.dumps(HttpsRequired().to_problem()).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _host(self, scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"host":
+                match = _HOST_RE.match(value.decode("latin-1"))
+                if match:
+                    return match["name"] or match["v6"]
+                break
+        return self.fallback_host
+
+    def _port_suffix(self) -> str:
+        return "" if self.https_port == 443 else f":{self.https_port}"
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - a wildcard bind names no host to send clients to
+        return "localhost"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _path_and_query(scope: Scope) -> str:
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else scope["path"]
+    if not path.startswith("/"):
+        # An absolute-form or odd target must not become part of the authority.
+        path = "/"
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path

@@ -1,0 +1,113 @@
+"""uvicorn HTTP protocols that hand the TLS connection to the app (ASGI TLS extension).
+
+No ASGI server reports the peer certificate today, so these subclasses of uvicorn's
+protocols read it once per connection, right after the handshake, and put it in every
+request's ``scope["extensions"]["tls"]`` as the ASGI TLS extension (asgiref
+``specs/tls.rst``) describes::
+
+    {"server_cert": PEM | None, "client_cert_chain": [PEM, ...], "client_cert_name":
+     "CN=x" | None, "client_cert_error": None, "tls_version": 0x0304, "cipher_suite": 0x1302}
+
+``client_cert_chain`` holds the client's own certificate (Python's ``ssl`` exposes only
+the leaf before 3.13); it is ``[]`` when none was presented. ``client_cert_error`` is
+always None: the handshake does not judge client certificates, the policy engine does
+(see :class:`~keyguard.server.tls_context.ClientCertificateTrust`). Plain-HTTP
+connections get no ``tls`` extension, as the spec requires.
+
+Use with ``uvicorn.Config(app, http=TLSHttpToolsProtocol, ssl_context_factory=...)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import TYPE_CHECKING, Any, cast
+
+from cryptography import x509
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from keyguard.server.tls_context import ServerSSLContext
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+
+__all__ = ["TLSH11Protocol", "TLSHttpToolsProtocol", "tls_extension"]
+
+# ssl.SSLObject.version() -> the protocol version number on the wire (RFC 8446 §4.2.1).
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """The ASGI TLS extension for a connection, or None when it is not over TLS."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    context = ssl_object.context
+    der = ssl_object.getpeercert(binary_form=True)
+    chain: list[str] = []
+    name: str | None = None
+    error: str | None = None
+    if der:
+        chain.append(ssl.DER_cert_to_PEM_cert(der))
+        try:
+            name = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+        except ValueError:
+            # OpenSSL accepted it but cryptography cannot parse it: report, let the engine refuse.
+            error = "unparsable client certificate"
+    cipher = ssl_object.cipher()
+    version = ssl_object.version()
+    return {
+        "server_cert": context.server_cert_pem if isinstance(context, ServerSSLContext) else None,
+        "client_cert_chain": chain,
+        "client_cert_name": name,
+        "client_cert_error": error,
+        "tls_version": _TLS_VERSIONS.get(version) if version else None,
+        "cipher_suite": _cipher_suite_id(context, cipher[0]) if cipher else None,
+    }
+
+
+def _cipher_suite_id(context: ssl.SSLContext, name: str) -> int | None:
+    if isinstance(context, ServerSSLContext) and name in context.cipher_suite_ids:
+        return context.cipher_suite_ids[name]
+    # get_ciphers() ids are 0x0300XXXX; the low 16 bits are the IANA suite number.
+    return next((c["id"] & 0xFFFF for c in context.get_ciphers() if c["name"] == name), None)
+
+
+def _with_tls(app: ASGI3Application, tls: dict[str, Any]) -> ASGI3Application:
+    async def app_with_tls(
+        scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] in ("http", "websocket"):
+            # A fresh dict per request: one request's app must not alter the next one's view.
+            extensions: dict[str, Any] = dict(scope.get("extensions") or {})
+            extensions["tls"] = {**tls, "client_cert_chain": list(tls["client_cert_chain"])}
+            cast("dict[str, Any]", scope)["extensions"] = extensions
+        await app(scope, receive, send)
+
+    return app_with_tls
+
+
+class TLSHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus the ASGI TLS extension in every scope."""
+
+    def connection_made(  # type: ignore[override]
+        self, transport: asyncio.Transport
+    ) -> None:
+        super().connection_made(transport)
+        # The handshake is complete when the protocol is attached, so the peer is known now.
+        tls = tls_extension(transport)
+        if tls is not None:
+            self.app = _with_tls(self.app, tls)
+
+
+class TLSH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus the ASGI TLS extension in every scope."""
+
+    def connection_made(  # type: ignore[override]
+        self, transport: asyncio.Transport
+    ) -> None:
+        super().connection_made(transport)
+        tls = tls_extension(transport)
+        if tls is not None:
+            self.app = _with_tls(self.app, tls)

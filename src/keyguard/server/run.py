@@ -1,0 +1,238 @@
+"""Running the app over HTTPS with uvicorn, plus the optional redirect-only HTTP listener.
+
+Example (what ``keyguard serve`` does)::
+
+    certs = ensure_dev_certificates(settings.data_dir)
+    trust = ClientCertificateTrust(registered_pems)
+    serve_forever(app, host=settings.host, port=settings.port, certs=certs,
+                  client_trust=trust, http_port=settings.http_port)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import HANDLED_SIGNALS
+
+from keyguard.crypto.tls import DevCertificates
+from keyguard.server.hsts import HSTSMiddleware, HttpsRedirectApp
+from keyguard.server.protocols import TLSHttpToolsProtocol
+from keyguard.server.tls_context import (
+    ClientCertificateTrust,
+    ServerCertificate,
+    build_server_context,
+)
+
+__all__ = ["serve", "serve_forever"]
+
+logger = logging.getLogger("uvicorn.error")
+
+# Long enough for in-flight requests to finish, short enough that a stuck client cannot
+# hold a deploy hostage.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's Server without its own signal handling.
+
+    Each uvicorn Server installs SIGINT/SIGTERM handlers that replace the previous ones, so
+    with two listeners only the last would hear the signal; :func:`serve` installs one
+    handler that stops them all.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.listening.set()
+
+
+async def serve(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    certs: DevCertificates | ServerCertificate,
+    client_trust: ClientCertificateTrust,
+    http_port: int | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve ``app`` over HTTPS until SIGINT/SIGTERM, then shut down gracefully and return.
+
+    Every HTTPS response carries HSTS and every request scope the ASGI TLS extension (with
+    the client certificate, if one was presented). With ``http_port``, a plain-HTTP
+    listener on the same host redirects GET/HEAD to HTTPS and refuses anything else with
+    403 ``https_required``; it never reaches ``app``. ``port=0`` picks a free port.
+    Exits with status 3 (uvicorn's convention) when a port cannot be bound.
+    """
+    cert_file, key_file, ca_file = _certificate_paths(certs)
+    ssl_context = build_server_context(cert_file, key_file, client_trust)
+    https = _Server(
+        _config(
+            HSTSMiddleware(app),
+            host=host,
+            port=port,
+            log_level=log_level,
+            http=TLSHttpToolsProtocol,
+            lifespan="auto",
+            ssl_context=ssl_context,
+        )
+    )
+    _announce(ca_file, client_trust)
+    servers: list[_Server] = [https]
+    with _signals_stop(servers):
+        tasks = [asyncio.create_task(https.serve())]
+        try:
+            # The redirect needs the port HTTPS really bound (port=0 in tests).
+            listening = asyncio.create_task(https.listening.wait())
+            await asyncio.wait([listening, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+            listening.cancel()
+            if http_port is not None and https.started:
+                redirect = HttpsRedirectApp(https_port=_bound_port(https), host=host)
+                plain = _Server(
+                    _config(
+                        redirect,
+                        host=host,
+                        port=http_port,
+                        log_level=log_level,
+                        http=HttpToolsProtocol,
+                        lifespan="off",
+                    )
+                )
+                servers.append(plain)
+                tasks.append(asyncio.create_task(plain.serve()))
+            # Either listener stopping (signal, fatal error) stops the other.
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for server in servers:
+                server.should_exit = True
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def serve_forever(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    certs: DevCertificates | ServerCertificate,
+    client_trust: ClientCertificateTrust,
+    http_port: int | None = None,
+    log_level: str = "info",
+) -> None:
+    """Blocking :func:`serve` on a uvloop event loop (asyncio's when uvloop is missing)."""
+    coroutine = serve(
+        app,
+        host=host,
+        port=port,
+        certs=certs,
+        client_trust=client_trust,
+        http_port=http_port,
+        log_level=log_level,
+    )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop
+        asyncio.run(coroutine)
+        return
+    uvloop.run(coroutine)
+
+
+def _config(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    http: type[asyncio.Protocol],
+    lifespan: Literal["auto", "off"],
+    ssl_context: ssl.SSLContext | None = None,
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=http,
+        lifespan=lifespan,
+        # Our context is built once, with the client-certificate trust bound to it.
+        ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context else None,
+        # Keyguard resolves the client IP itself (KEYGUARD_TRUSTED_PROXIES, empty by
+        # default); uvicorn's proxy headers trust 127.0.0.1 and would let any local process
+        # spoof X-Forwarded-For past an IP allowlist.
+        proxy_headers=False,
+        server_header=False,
+        # WebSocket upgrades would bypass the TLS-extension hook; the API has no sockets.
+        ws="none",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
+def _certificate_paths(
+    certs: DevCertificates | ServerCertificate,
+) -> tuple[Path, Path, Path | None]:
+    if isinstance(certs, DevCertificates):
+        return certs.server_cert, certs.server_key, certs.ca_cert
+    return certs.cert_file, certs.key_file, certs.ca_file
+
+
+def _announce(ca_file: Path | None, client_trust: ClientCertificateTrust) -> None:
+    if ca_file is not None:
+        # Printed, not logged: the path must show whatever the log level.
+        ca = ca_file.resolve()
+        print(f"Keyguard CA certificate: {ca}  (e.g. curl --cacert {ca} ...)", file=sys.stderr)
+        sys.stderr.flush()
+    if client_trust.accepts_unknown:
+        logger.info("Client certificates: requested; any certificate reaches the policy engine")
+    else:
+        logger.warning(
+            "Client certificates: requested; only registered ones complete the TLS handshake"
+        )
+
+
+def _bound_port(server: uvicorn.Server) -> int:
+    port: int = server.servers[0].sockets[0].getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def _signals_stop(servers: list[_Server]) -> Iterator[None]:
+    """Route SIGINT/SIGTERM to every server in ``servers`` (read when the signal arrives)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals only reach the main thread; the caller stops us by cancelling
+        return
+
+    def stop_all(sig: int, frame: FrameType | None) -> None:
+        for server in servers:
+            # First SIGINT: graceful; a second one forces exit (uvicorn's behaviour).
+            server.handle_exit(sig, frame)
+
+    # signal.signal (not loop.add_signal_handler) so the previous handlers can be restored.
+    previous = {sig: signal.signal(sig, stop_all) for sig in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
