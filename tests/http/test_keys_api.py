@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from helpers import create_key
 
 from keyguard.clock import FrozenClock
 
 SESSION = {"delivery_mode": "poll"}
-
-
-async def create_key(
-    client: httpx.AsyncClient, headers: dict[str, str], project_id: str, **body: object
-) -> dict:
-    body.setdefault("name", "server")
-    r = await client.post(f"/v1/projects/{project_id}/keys", json=body, headers=headers)
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def use(client: httpx.AsyncClient, key: str) -> httpx.Response:

@@ -25,7 +25,7 @@ class CreatedProject:
 async def create_project(
     ctx: ServiceContext, *, name: str, key_prefix: str | None, actor: str, owner: str | None
 ) -> CreatedProject:
-    prefix = key_prefix or ctx.settings.key_prefix
+    prefix = ctx.settings.key_prefix if key_prefix is None else key_prefix
     if not valid_prefix(prefix):
         raise ValidationFailed(
             "key_prefix must be 1-16 lower-case ASCII letters or digits, starting with a letter"

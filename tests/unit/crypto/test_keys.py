@@ -68,6 +68,20 @@ def test_a_single_mistyped_character_is_refused(position):
         ISSUED.key[:20] + "\x00" + ISSUED.key[21:],
         "x" * 10_000,
     ],
+    ids=[
+        "empty",
+        "prefix-only",
+        "extended",
+        "truncated",
+        "upper-case",
+        "whitespace",
+        "unknown-environment",
+        "dashes",
+        "capitalised-prefix",
+        "non-ascii-digit",
+        "nul",
+        "huge",
+    ],
 )
 def test_malformed_keys_are_refused(text):
     with pytest.raises(InvalidKey):

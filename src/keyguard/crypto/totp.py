@@ -1,0 +1,115 @@
+"""TOTP (RFC 6238) for API keys and accounts: secrets, enrolment URIs/QR codes, checks.
+
+Code generation is pyotp's; what pyotp cannot do is tell *which* time step matched, and
+callers need that to accept each code once (CONTRACT §4: "each code accepted once"), so
+:func:`match_totp` returns the step counter and the caller refuses any step it has
+already seen for that secret.
+
+Example::
+
+    secret = new_totp_secret()
+    step = match_totp(secret, "123456", now=clock.now())   # raises TotpInvalid
+    if step <= last_accepted_step:
+        raise TotpInvalid()  # replay
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import secrets
+
+import pyotp
+import segno
+
+from keyguard.errors import TotpInvalid
+
+__all__ = [
+    "match_totp",
+    "new_totp_secret",
+    "provisioning_uri",
+    "qr_svg",
+    "totp_code",
+]
+
+DEFAULT_STEP = 30
+DEFAULT_DIGITS = 6
+_SECRET_BYTES = 20  # 160 bits: RFC 4226 §4 R6 recommends 160; 32 base32 characters
+
+
+def new_totp_secret() -> str:
+    """A fresh 160-bit secret as 32 unpadded base32 characters (what authenticators expect)."""
+    return base64.b32encode(secrets.token_bytes(_SECRET_BYTES)).decode("ascii")
+
+
+def provisioning_uri(secret: str, account_name: str, issuer: str) -> str:
+    """The ``otpauth://totp/…`` URI an authenticator app scans (Key Uri Format)."""
+    return str(pyotp.TOTP(secret).provisioning_uri(name=account_name, issuer_name=issuer))
+
+
+def qr_svg(uri: str) -> str:
+    """An inline ``<svg>`` QR code of ``uri``, ready to embed in HTML or JSON."""
+    # Error correction "M" keeps the code scannable from a slightly blurry screen.
+    return str(segno.make(uri, error="m", micro=False).svg_inline(scale=4))
+
+
+def _check_params(step: int, digits: int, window: int) -> None:
+    # Configuration errors, not authentication failures: programming mistakes surface.
+    if step <= 0:
+        raise ValueError("step must be positive")
+    if not 6 <= digits <= 10:  # RFC 4226 §5.3: at least 6 digits; pyotp caps at 10
+        raise ValueError("digits must be between 6 and 10")
+    if window < 0:
+        raise ValueError("window must not be negative")
+
+
+def _hotp(secret: str, counter: int, digits: int) -> str:
+    # RFC 6238 §4.2: TOTP = HOTP(K, T) with T = floor((now - T0) / X); SHA-1 as deployed.
+    return str(pyotp.HOTP(secret, digits=digits).at(counter))
+
+
+def totp_code(
+    secret: str, now: float, *, step: int = DEFAULT_STEP, digits: int = DEFAULT_DIGITS
+) -> str:
+    """The code for ``now`` (clients, tests and the enrolment confirmation screen)."""
+    _check_params(step, digits, 0)
+    return _hotp(secret, int(now // step), digits)
+
+
+def match_totp(
+    secret: str,
+    code: str,
+    now: float,
+    *,
+    window: int = 1,
+    step: int = DEFAULT_STEP,
+    digits: int = DEFAULT_DIGITS,
+) -> int:
+    """Return the time-step counter ``code`` belongs to, or raise ``TotpInvalid``.
+
+    ``code`` must be exactly ``digits`` ASCII digits: no spaces, signs or full-width
+    digits (``str.isdigit`` alone accepts U+FF11 and friends). Steps ``now ± window``
+    are tried (RFC 6238 §5.2: allow for clock drift and transmission delay), all of them,
+    each compared in constant time, so timing says nothing about which one matched. If
+    two steps share a code, the current step wins, then the nearest one. ``ValueError``
+    if ``secret`` is not base32 (a server bug, not a bad code).
+    """
+    _check_params(step, digits, window)
+    if not isinstance(code, str) or len(code) != digits or not code.isascii():
+        raise TotpInvalid()
+    if not code.isdigit():
+        raise TotpInvalid()
+    current = int(now // step)
+    matched: int | None = None
+    # Order 0, -1, +1, -2, +2, ... so the first match is the most plausible step.
+    for offset in sorted(range(-window, window + 1), key=lambda o: (abs(o), o)):
+        counter = current + offset
+        if counter < 0:
+            continue
+        # A stored secret that is not base32 raises ValueError: a server bug, not a 401.
+        expected = _hotp(secret, counter, digits)
+        if hmac.compare_digest(expected, code) and matched is None:
+            matched = counter
+    if matched is None:
+        raise TotpInvalid()
+    return matched

@@ -1,0 +1,200 @@
+"""Every bad input gets its problem+json error and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import POLL_SESSION, bearer, create_key
+from sqlalchemy import event, func, select
+
+from keyguard.crypto.keys import issue_key
+from keyguard.storage.models import ApiKey, AuditEvent, UploadSession
+
+
+async def counts(runtime) -> tuple[int, int, int]:
+    async with runtime.sessions() as db:
+        out = []
+        for model in (ApiKey, AuditEvent, UploadSession):
+            out.append((await db.execute(select(func.count()).select_from(model))).scalar_one())
+        return tuple(out)
+
+
+def forged_key(real: str, position: int) -> str:
+    c = real[position]
+    return real[:position] + ("b" if c != "b" else "c") + real[position + 1 :]
+
+
+@pytest.fixture
+async def key(client, root_headers, project_id):
+    return await create_key(client, root_headers, project_id)
+
+
+async def test_bad_checksum_is_refused_without_any_database_query(client, key, runtime):
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(runtime.db.sync_engine, "before_cursor_execute", count)
+    try:
+        for position in (15, 40, len(key["key"]) - 1):
+            r = await client.post(
+                "/v1/sessions", json=POLL_SESSION, headers=bearer(forged_key(key["key"], position))
+            )
+            assert (r.status_code, r.json()["code"]) == (401, "invalid_key")
+    finally:
+        event.remove(runtime.db.sync_engine, "before_cursor_execute", count)
+    assert statements == []
+
+
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        pytest.param(lambda k: "", id="empty"),
+        pytest.param(lambda k: "garbage", id="garbage"),
+        pytest.param(lambda k: k["key"][:-1], id="truncated"),
+        pytest.param(lambda k: k["key"] + "A", id="extended"),
+        pytest.param(lambda k: forged_key(k["key"], 30), id="wrong-checksum"),
+        pytest.param(lambda k: issue_key("aptr", "live").key, id="unknown-id"),
+        pytest.param(lambda k: k["id"] + issue_key("aptr", "live").secret, id="wrong-secret"),
+        pytest.param(lambda k: k["key"].replace("aptr_", "aptr_\u200b"), id="zero-width"),
+    ],
+)
+async def test_bad_keys_are_401_invalid_key_and_change_nothing(client, key, runtime, make_key):
+    before = await counts(runtime)
+    # Sent as raw UTF-8 bytes: attackers are not limited to what a polite client encodes.
+    raw = {"Authorization": ("Bearer " + make_key(key)).encode()}
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=raw)
+    assert r.status_code == 401
+    assert r.json()["code"] in ("invalid_key", "credentials_missing")
+    assert r.headers["content-type"] == "application/problem+json"
+    assert key["secret"] not in r.text
+    assert await counts(runtime) == before
+
+
+async def test_wrong_secret_and_unknown_id_are_indistinguishable(client, key):
+    wrong = await client.post(
+        "/v1/sessions",
+        json=POLL_SESSION,
+        headers=bearer(key["id"] + issue_key("aptr", "live").secret),
+    )
+    unknown = await client.post(
+        "/v1/sessions", json=POLL_SESSION, headers=bearer(issue_key("aptr", "live").key)
+    )
+    assert wrong.json() == unknown.json()
+    assert wrong.status_code == unknown.status_code
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ('{"name": ', "application/json"),
+        ("not json", "application/json"),
+        ('{"name": 123}', "application/json"),
+        ('{"name": "ok", "environment": "prod"}', "application/json"),
+        ('{"name": "ok", "unknown_field": 1}', "application/json"),
+        ('{"name": "ok", "scopes": "read"}', "application/json"),
+        ('{"name": "ok", "scopes": ["UPPER"]}', "application/json"),
+        ('{"name": "ok", "expires_at": "2020-01-01T00:00:00Z"}', "application/json"),
+        ('{"name": "ok", "expires_at": "2999-01-01T00:00:00"}', "application/json"),
+        ('{"name": "ok", "expires_at": "yesterday"}', "application/json"),
+        ('{"name": "ok", "rate_limit": {"limit": 0, "period_seconds": 1}}', "application/json"),
+        ('{"name": ""}', "application/json"),
+        ('{"name": "   "}', "application/json"),
+        ('{"name": "bad\\u0000name"}', "application/json"),
+        ('{"name": "bell\\u0007"}', "application/json"),
+        ('{"name": "rtl\\u202eevil"}', "application/json"),
+        ('{"name": "' + "x" * 201 + '"}', "application/json"),
+        ('{"name": "ok", "metadata": {"blob": "' + "x" * 5000 + '"}}', "application/json"),
+        ('[{"name": "ok"}]', "application/json"),
+    ],
+)
+async def test_malformed_key_bodies_are_422_and_change_nothing(
+    client, root_headers, project_id, runtime, body, content_type
+):
+    before = await counts(runtime)
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys",
+        content=body,
+        headers=root_headers | {"Content-Type": content_type},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_failed"
+    assert r.headers["content-type"] == "application/problem+json"
+    assert await counts(runtime) == before
+
+
+async def test_unicode_names_are_kept(client, root_headers, project_id):
+    key = await create_key(client, root_headers, project_id, name="Clé de production 🔑 日本")
+    assert key["name"] == "Clé de production 🔑 日本"
+
+
+async def test_validation_errors_never_echo_the_input(client, key):
+    r = await client.post(
+        "/v1/sessions",
+        json={"delivery_mode": "carrier-pigeon", "password": "hunter2-very-secret"},
+        headers=bearer(key["key"]),
+    )
+    assert r.status_code == 422
+    assert "hunter2-very-secret" not in r.text
+
+
+async def test_oversized_body_is_413(client, root_headers, project_id, runtime):
+    before = await counts(runtime)
+    big = '{"name": "' + "x" * (2 * 1024 * 1024) + '"}'
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys",
+        content=big,
+        headers=root_headers | {"Content-Type": "application/json"},
+    )
+    assert (r.status_code, r.json()["code"]) == (413, "payload_too_large")
+    assert await counts(runtime) == before
+
+
+async def test_oversized_headers_are_431(client, key):
+    r = await client.post(
+        "/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]) | {"X-Junk": "x" * 20_000}
+    )
+    assert (r.status_code, r.json()["code"]) == (431, "headers_too_large")
+
+
+async def test_oversized_credential_header_is_invalid_key(client):
+    r = await client.post(
+        "/v1/sessions", json=POLL_SESSION, headers={"Authorization": "Bearer " + "A" * 8000}
+    )
+    assert (r.status_code, r.json()["code"]) == (401, "invalid_key")
+
+
+async def test_unknown_route_is_problem_json_404(client):
+    r = await client.get("/v1/nope")
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_bad_pagination_is_422(client, root_headers, project_id):
+    for params in ({"limit": 0}, {"limit": 1000}, {"cursor": "%%%"}, {"limit": "ten"}):
+        r = await client.get(f"/v1/projects/{project_id}/keys", params=params, headers=root_headers)
+        assert r.status_code == 422, params
+        assert r.json()["code"] == "validation_failed"
+
+
+async def test_bad_project_prefix_is_422(client, root_headers):
+    for prefix in ("UPPER", "with_underscore", "1digit", "", "waytoolongprefix17"):
+        r = await client.post(
+            "/v1/projects", json={"name": "p", "key_prefix": prefix}, headers=root_headers
+        )
+        assert r.status_code == 422, prefix
+
+
+async def test_session_bad_inputs_are_422(client, key):
+    for body in (
+        {"delivery_mode": "webhook"},
+        {"delivery_mode": "webhook", "webhook_url": "not a url"},
+        {"delivery_mode": "webhook", "webhook_url": "ftp://example.com/hook"},
+        {"delivery_mode": "webhook", "webhook_url": "https://127.0.0.1/hook"},
+        {"delivery_mode": "poll", "webhook_url": "https://example.com/hook"},
+        {"delivery_mode": "poll", "password": "x" * 73},
+        {"delivery_mode": "poll", "expires_in": 1},
+    ):
+        r = await client.post("/v1/sessions", json=body, headers=bearer(key["key"]))
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["code"] == "validation_failed"

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import asyncio
+
+from keyguard.clock import FrozenClock
+from keyguard.engine.cache import KeyCache
+from keyguard.engine.records import KeyRecord
+
+RECORD = KeyRecord(id="k", project_id="p", environment="live", secret_hash=b"", scopes=frozenset())
+
+
+async def test_concurrent_misses_share_one_load():
+    calls = 0
+    gate = asyncio.Event()
+
+    async def loader(key_id: str) -> KeyRecord | None:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return RECORD
+
+    cache = KeyCache(loader, FrozenClock())
+    tasks = [asyncio.create_task(cache.get("k")) for _ in range(10)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert all(r is RECORD for r in await asyncio.gather(*tasks))
+    assert calls == 1
+
+
+async def test_entries_expire_after_the_ttl():
+    calls = 0
+
+    async def loader(key_id: str) -> KeyRecord | None:
+        nonlocal calls
+        calls += 1
+        return RECORD
+
+    clock = FrozenClock()
+    cache = KeyCache(loader, clock, ttl=30)
+    await cache.get("k")
+    clock.advance(29)
+    await cache.get("k")
+    clock.advance(2)
+    await cache.get("k")
+    assert calls == 2
+
+
+async def test_unknown_ids_are_cached_briefly_and_in_bounded_number():
+    calls = 0
+
+    async def loader(key_id: str) -> KeyRecord | None:
+        nonlocal calls
+        calls += 1
+        return None
+
+    clock = FrozenClock()
+    cache = KeyCache(loader, clock, negative_ttl=5, max_negative=3)
+    for key in "abcd":
+        assert await cache.get(key) is None
+    assert await cache.get("d") is None  # still cached
+    assert await cache.get("a") is None  # evicted: loaded again
+    assert calls == 5
+
+
+async def test_an_invalidation_during_a_load_prevents_caching_the_stale_read():
+    gate = asyncio.Event()
+
+    async def loader(key_id: str) -> KeyRecord | None:
+        await gate.wait()
+        return RECORD
+
+    cache = KeyCache(loader, FrozenClock())
+    task = asyncio.create_task(cache.get("k"))
+    await asyncio.sleep(0)
+    cache.invalidate("k")
+    gate.set()
+    await task
+    assert "k" not in cache._hits

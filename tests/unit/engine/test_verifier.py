@@ -1,0 +1,134 @@
+"""The policy engine's key checks, against an in-memory loader (no HTTP, no SQL)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from keyguard.clock import FrozenClock
+from keyguard.crypto.hashing import SecretHasher
+from keyguard.crypto.keys import issue_key
+from keyguard.engine.cache import KeyCache
+from keyguard.engine.facts import Credentials, RequestFacts
+from keyguard.engine.records import KeyRecord
+from keyguard.engine.verifier import PolicyEngine
+from keyguard.errors import InvalidKey, KeyExpired, KeyRevoked, RootKeyRequired, ScopeMissing
+
+HASHER = SecretHasher(os.urandom(32))
+
+
+class Store:
+    def __init__(self) -> None:
+        self.records: dict[str, KeyRecord] = {}
+        self.loads = 0
+
+    async def __call__(self, key_id: str) -> KeyRecord | None:
+        self.loads += 1
+        return self.records.get(key_id)
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(1_700_000_000)
+
+
+@pytest.fixture
+def store():
+    return Store()
+
+
+@pytest.fixture
+def engine(store, clock):
+    return PolicyEngine(KeyCache(store, clock), HASHER, clock)
+
+
+def add(store: Store, **fields) -> tuple[str, str]:
+    issued = issue_key("aptr", "live")
+    store.records[issued.id] = KeyRecord(
+        id=issued.id,
+        project_id="proj_1",
+        environment="live",
+        secret_hash=HASHER.hash(issued.secret),
+        scopes=frozenset(fields.pop("scopes", ())),
+        **fields,
+    )
+    return issued.id, issued.secret
+
+
+async def test_valid_key_yields_its_principal(engine, store):
+    key_id, secret = add(store, scopes={"a"})
+    principal = await engine.verify(Credentials(key_id, secret), RequestFacts())
+    assert (principal.key_id, principal.project_id, principal.scopes) == (key_id, "proj_1", {"a"})
+
+
+async def test_wrong_secret_and_unknown_id_give_the_same_error(engine, store):
+    key_id, _ = add(store)
+    other = issue_key("aptr", "live")
+    with pytest.raises(InvalidKey) as wrong:
+        await engine.verify(Credentials(key_id, other.secret), RequestFacts())
+    with pytest.raises(InvalidKey) as unknown:
+        await engine.verify(Credentials(other.id, other.secret), RequestFacts())
+    assert wrong.value.to_problem() == unknown.value.to_problem()
+
+
+async def test_revoked_and_expired_keys_are_refused(engine, store, clock):
+    revoked = add(store, revoked=True)
+    expiring = add(store, expires_at=clock.now() + 10)
+    with pytest.raises(KeyRevoked):
+        await engine.verify(Credentials(*revoked), RequestFacts())
+    await engine.verify(Credentials(*expiring), RequestFacts())
+    clock.advance(10)
+    with pytest.raises(KeyExpired):
+        await engine.verify(Credentials(*expiring), RequestFacts())
+
+
+async def test_revoked_key_with_wrong_secret_says_nothing_about_revocation(engine, store):
+    key_id, _ = add(store, revoked=True)
+    with pytest.raises(InvalidKey):
+        await engine.verify(Credentials(key_id, issue_key("aptr", "live").secret), RequestFacts())
+
+
+async def test_missing_scope_is_refused(engine, store):
+    creds = Credentials(*add(store, scopes={"read"}))
+    await engine.verify(creds, RequestFacts(), required_scopes=["read"])
+    with pytest.raises(ScopeMissing):
+        await engine.verify(creds, RequestFacts(), required_scopes=["read", "write"])
+
+
+async def test_project_and_root_keys_do_not_stand_in_for_each_other(engine, store):
+    project = Credentials(*add(store))
+    root = Credentials(*add(store, is_root=True))
+    with pytest.raises(RootKeyRequired):
+        await engine.verify(project, RequestFacts(), root=True)
+    with pytest.raises(InvalidKey):
+        await engine.verify(root, RequestFacts())
+    await engine.verify(root, RequestFacts(), root=True)
+
+
+async def test_bare_id_without_signing_secret_is_refused(engine, store):
+    key_id, _ = add(store)
+    with pytest.raises(InvalidKey):
+        await engine.verify(Credentials(key_id, None), RequestFacts())
+
+
+async def test_cache_serves_repeat_verifications_without_loading(engine, store):
+    creds = Credentials(*add(store))
+    for _ in range(5):
+        await engine.verify(creds, RequestFacts())
+    assert store.loads == 1
+
+
+async def test_invalidation_makes_the_next_request_see_the_change(engine, store):
+    key_id, secret = add(store)
+    await engine.verify(Credentials(key_id, secret), RequestFacts())
+    store.records[key_id] = KeyRecord(
+        **{
+            f: getattr(store.records[key_id], f)
+            for f in ("id", "project_id", "environment", "secret_hash", "scopes")
+        },
+        revoked=True,
+    )
+    engine.cache.invalidate(key_id)
+    with pytest.raises(KeyRevoked):
+        await engine.verify(Credentials(key_id, secret), RequestFacts())
