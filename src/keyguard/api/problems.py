@@ -49,19 +49,23 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 def install(app: FastAPI) -> None:
     async def on_keyguard_error(_: Request, exc: Exception) -> Response:
-        if not isinstance(exc, KeyguardError):  # registered for KeyguardError only
+        if not isinstance(exc, KeyguardError):  # this handler is registered for it only
             raise exc
         return problem_response(exc)
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:
-        if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        if not isinstance(
+            exc, RequestValidationError
+        ):  # this handler is registered for RequestValidationError only
             raise exc
         return _plain_problem(
             422, "validation_failed", "The request is not valid", errors=_validation_errors(exc)
         )
 
     async def on_http_error(_: Request, exc: Exception) -> Response:
-        if not isinstance(exc, StarletteHTTPException):  # registered for StarletteHTTPException only
+        if not isinstance(
+            exc, StarletteHTTPException
+        ):  # this handler is registered for StarletteHTTPException only
             raise exc
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         code = codes.get(exc.status_code, "http_error")
