@@ -11,7 +11,7 @@ from starlette.types import ASGIApp
 from keyguard import __version__
 from keyguard.api import problems
 from keyguard.api.limits import RequestLimits
-from keyguard.api.routes import keys, meta, projects, sessions, verify
+from keyguard.api.routes import audit, keys, meta, projects, sessions, verify
 from keyguard.runtime import Runtime
 
 
@@ -34,7 +34,14 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     app.state.runtime = runtime
     problems.install(app)
     # verify before keys: "/v1/keys/verify" must not match "/v1/keys/{key_id}" routes.
-    for router in (meta.router, projects.router, verify.router, keys.router, sessions.router):
+    for router in (
+        meta.router,
+        projects.router,
+        verify.router,
+        keys.router,
+        sessions.router,
+        audit.router,
+    ):
         app.include_router(router)
     return app
 

@@ -127,3 +127,15 @@ async def verify_chain(session: AsyncSession, *, batch: int = 1000) -> list[Chai
     if head is not None and (head.seq != last_seq or head.hash != prev_hash):
         breaks.append(ChainBreak(last_seq, "events after this one were deleted"))
     return breaks
+
+
+async def project_events(
+    session: AsyncSession, project_id: str, *, after: int = 0, limit: int = 100
+) -> list[AuditEvent]:
+    rows = await session.execute(
+        select(AuditEvent)
+        .where(AuditEvent.project_id == project_id, AuditEvent.seq > after)
+        .order_by(AuditEvent.seq)
+        .limit(limit)
+    )
+    return list(rows.scalars())

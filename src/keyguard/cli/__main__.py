@@ -1,0 +1,3 @@
+from keyguard.cli.main import main
+
+main()
