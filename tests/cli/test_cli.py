@@ -40,7 +40,7 @@ def initialised(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def test_init_prints_root_key_project_and_ca(initialised):
-    data, out = initialised
+    _, out = initialised
     assert set(out) == {"root_key", "project_id", "ca_cert"}
     assert out["root_key"].startswith("kgroot_live_")
     assert out["project_id"].startswith("proj_")
