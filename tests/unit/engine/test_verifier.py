@@ -132,3 +132,55 @@ async def test_invalidation_makes_the_next_request_see_the_change(engine, store)
     engine.cache.invalidate(key_id)
     with pytest.raises(KeyRevoked):
         await engine.verify(Credentials(key_id, secret), RequestFacts())
+
+
+ISSUED_STORE = Store()
+ISSUED_ID, ISSUED_SECRET = add(ISSUED_STORE)
+ISSUED_KEY = ISSUED_ID + ISSUED_SECRET
+
+
+def _mutations():
+    from hypothesis import strategies as st
+
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
+    positions = st.integers(0, len(ISSUED_KEY) - 1)
+    single = st.tuples(positions, st.sampled_from(alphabet)).map(
+        lambda pc: ISSUED_KEY[: pc[0]] + pc[1] + ISSUED_KEY[pc[0] + 1 :]
+    )
+    return st.one_of(single, st.text(max_size=100), st.just(ISSUED_KEY[:-1]))
+
+
+def test_no_generated_key_string_other_than_the_issued_one_is_accepted():
+    """Property: through credential parsing and the engine, only the issued key passes."""
+    import asyncio
+
+    from hypothesis import given, settings
+
+    from keyguard.engine.credentials import extract_credentials
+    from keyguard.errors import KeyguardError
+
+    engine = PolicyEngine(KeyCache(ISSUED_STORE, FrozenClock()), HASHER, FrozenClock())
+
+    async def accepted(text: str) -> bool:
+        try:
+            creds = extract_credentials({"authorization": f"Bearer {text}"})
+            if creds is None:
+                return False
+            await engine.verify(creds, RequestFacts())
+        except KeyguardError:
+            return False
+        return True
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(accepted(ISSUED_KEY))
+
+        @settings(max_examples=1500, deadline=None)
+        @given(_mutations())
+        def check(text: str) -> None:
+            if text.strip() != ISSUED_KEY:
+                assert not loop.run_until_complete(accepted(text))
+
+        check()
+    finally:
+        loop.close()
