@@ -186,9 +186,35 @@ class ValidationFailed(KeyguardError):
 
 
 class RateLimited(KeyguardError):
+    """429 with ``Retry-After`` and the ``RateLimit-*`` fields of the limit that refused."""
+
     status = 429
     code = "rate_limited"
     title = "Rate limit exceeded"
+
+    def __init__(
+        self, detail: str | None = None, *, limit: int = 0, retry_after: int = 1, reset: int = 0
+    ) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+        self.headers["Retry-After"] = str(self.retry_after)
+        if limit:
+            self.headers["RateLimit-Limit"] = str(limit)
+            self.headers["RateLimit-Remaining"] = "0"
+            self.headers["RateLimit-Reset"] = str(max(reset, self.retry_after))
+
+
+class TotpConfirmationInvalid(ValidationFailed):
+    """A wrong code when confirming a TOTP enrolment: the body is wrong, not the caller."""
+
+    code = "totp_invalid"
+    title = "The TOTP code is not valid"
+
+
+class BadGateway(KeyguardError):
+    status = 502
+    code = "bad_gateway"
+    title = "The upstream service could not be reached"
 
 
 class HeadersTooLarge(KeyguardError):
@@ -199,6 +225,7 @@ class HeadersTooLarge(KeyguardError):
 
 __all__ = [
     "AuthenticationError",
+    "BadGateway",
     "ClientCertificateInvalid",
     "ClientCertificateRequired",
     "Conflict",
@@ -222,8 +249,71 @@ __all__ = [
     "SignatureExpired",
     "SignatureInvalid",
     "SignatureReplayed",
+    "TotpConfirmationInvalid",
     "TotpInvalid",
     "TotpRequired",
     "UnsupportedMediaType",
     "ValidationFailed",
+]
+
+
+# ---- Webhooks and upload sessions (CONTRACT §6-§7) ------------------------------------
+
+
+class WebhookUrlInvalid(ValidationFailed):
+    code = "invalid_url"
+    title = "The webhook URL is not valid"
+
+
+class WebhookUrlHttpsRequired(ValidationFailed):
+    code = "https_required"
+    title = "Webhook URLs must use https"
+
+
+class WebhookUrlBlocked(ValidationFailed):
+    code = "ssrf_blocked"
+    title = "The webhook URL targets an address webhooks may not reach"
+
+
+class EndpointDisabled(Conflict):
+    code = "endpoint_disabled"
+    title = "The webhook endpoint is disabled"
+
+
+class SessionExpired(KeyguardError):
+    status = 410
+    code = "session_expired"
+    title = "The upload session has expired"
+
+
+class PhotoLimitReached(Conflict):
+    code = "photo_limit_reached"
+    title = "The upload session accepts no more photos"
+
+
+class NotAnImage(UnsupportedMediaType):
+    code = "unsupported_image_type"
+    title = "The file is not a JPEG, PNG, GIF, WebP or HEIC image"
+
+
+class DownloadLinkInvalid(Forbidden):
+    code = "download_link_invalid"
+    title = "The download link is not valid"
+
+
+class DownloadLinkExpired(Forbidden):
+    code = "download_link_expired"
+    title = "The download link has expired"
+
+
+__all__ += [
+    "DownloadLinkExpired",
+    "DownloadLinkInvalid",
+    "EndpointDisabled",
+    "NotAnImage",
+    "PhotoLimitReached",
+    "SessionExpired",
+    "WebhookUrlBlocked",
+    "WebhookUrlHttpsRequired",
+    "WebhookUrlInvalid",
 ]

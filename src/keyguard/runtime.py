@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -14,13 +16,18 @@ from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher, derive_subkey
 from keyguard.crypto.master_key import decode_master_key, load_or_create_master_key
 from keyguard.engine.cache import KeyCache
+from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
+from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.services.key_records import load_key_record
 from keyguard.settings import Settings
 from keyguard.state.memory import memory_state
 from keyguard.state.protocols import StateStores
+from keyguard.state.redis import CLEAR_ALL, redis_state
 from keyguard.storage.db import create_engine, migrate, session_factory
+
+log = logging.getLogger("keyguard.runtime")
 
 
 @dataclass
@@ -34,6 +41,12 @@ class Runtime:
     cache: KeyCache
     engine: PolicyEngine
     state: StateStores
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    # Set by the HTTPS server (``keyguard serve``): certificates registered on keys are
+    # added to it, which matters when it cannot accept unknown certificates.
+    client_trust: ClientCertificateTrust | None = None
+    # In-flight cache-bus publications (kept referenced until done).
+    _publishing: set[asyncio.Task[None]] = field(default_factory=set)
     # SQLite allows one writer; serialising our own write transactions in-process avoids
     # SQLITE_BUSY on lock upgrades. PostgreSQL needs no such lock.
     _write_lock: anyio.Lock | None = None
@@ -63,7 +76,8 @@ class Runtime:
                 return await load_key_record(session, envelope, key_id)
 
         cache = KeyCache(loader, clock, ttl=settings.key_cache_ttl_seconds)
-        return cls(
+        state = redis_state(settings.redis_url) if settings.redis_url else memory_state(clock)
+        runtime = cls(
             settings=settings,
             clock=clock,
             db=db,
@@ -71,10 +85,39 @@ class Runtime:
             envelope=envelope,
             hasher=hasher,
             cache=cache,
-            engine=PolicyEngine(cache, hasher, clock),
-            state=memory_state(clock),
+            engine=PolicyEngine(cache, hasher, clock, state=state),
+            state=state,
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,
         )
+        if settings.redis_url:
+            await runtime._join_cache_bus()
+        return runtime
+
+    async def _join_cache_bus(self) -> None:
+        """Invalidations made here reach every instance; theirs reach us."""
+
+        def on_message(key_id: str) -> None:
+            if key_id == CLEAR_ALL:
+                self.cache.clear()
+            else:
+                self.cache.forget(key_id)
+
+        def publish(key_id: str) -> None:
+            # Services invalidate synchronously after their commit; publishing must not
+            # make them wait for Redis, and must never be lost to garbage collection.
+            task = asyncio.get_running_loop().create_task(self.state.cache_bus.publish(key_id))
+            self._publishing.add(task)
+            task.add_done_callback(self._published)
+
+        await self.state.cache_bus.start(on_message)
+        self.cache.on_invalidate = publish
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Other instances drop the key when their cache TTL runs out instead.
+            log.warning("cache bus publish failed: %s", type(task.exception()).__name__)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -87,4 +130,7 @@ class Runtime:
             yield session
 
     async def close(self) -> None:
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
+        await self.state.close()
         await self.db.dispose()

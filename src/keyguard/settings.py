@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     key_cache_ttl_seconds: float = 30.0
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 10 * 1_048_576
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)  # per attempt
+    webhook_concurrency: int = Field(default=32, ge=1, le=1024)  # attempts in flight
     log_level: str = "info"
 
     @field_validator("trusted_proxies", "webhook_allow_private")

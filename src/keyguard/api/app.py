@@ -12,13 +12,19 @@ from keyguard import __version__
 from keyguard.api import problems
 from keyguard.api.limits import RequestLimits
 from keyguard.api.routes import audit, keys, meta, projects, sessions, verify
+from keyguard.api.routes import restrictions as restriction_routes
+from keyguard.api.routes import uploads as upload_routes
+from keyguard.api.routes import webhooks as webhook_routes
 from keyguard.runtime import Runtime
+from keyguard.services.webhooks.worker import DeliveryWorker
 
 
 def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        # The webhook worker lives as long as the server; stopping it releases its leases.
+        async with DeliveryWorker(runtime).running():
+            yield
         if close_runtime:
             await runtime.close()
 
@@ -43,6 +49,9 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
         audit.router,
     ):
         app.include_router(router)
+    app.include_router(webhook_routes.router)
+    app.include_router(restriction_routes.router)
+    app.include_router(upload_routes.router)
     return app
 
 
@@ -51,4 +60,7 @@ def create_asgi(runtime: Runtime) -> ASGIApp:
     return RequestLimits(
         create_app(runtime),
         max_body_bytes=runtime.settings.max_body_bytes,
+        # Photo uploads get their own, larger limit (CONTRACT §6).
+        large_body_paths=(upload_routes.UPLOAD_PATH_PREFIX,),
+        max_large_body_bytes=runtime.settings.max_upload_bytes + upload_routes.MULTIPART_OVERHEAD,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from keyguard.doors.authenticate import authenticate_scope
 from keyguard.engine.records import Principal
@@ -16,25 +16,31 @@ def get_runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
 
 
-async def _authenticate(request: Request, *, root: bool) -> Principal:
+async def _authenticate(request: Request, response: Response, *, root: bool) -> Principal:
     runtime = get_runtime(request)
-    return await authenticate_scope(
+    principal = await authenticate_scope(
         runtime.engine,
         request.scope,
         request.body,
         header_prefix=runtime.settings.header_prefix,
+        trusted_proxies=runtime.trusted_proxies,
         root=root,
     )
+    if principal.ratelimit is not None:
+        # FastAPI copies these onto the route's response.
+        for name, value in principal.ratelimit.header_items():
+            response.headers[name.decode()] = value.decode()
+    return principal
 
 
-async def root_principal(request: Request) -> Principal:
+async def root_principal(request: Request, response: Response) -> Principal:
     """A root key: the management API's service-account credential."""
-    return await _authenticate(request, root=True)
+    return await _authenticate(request, response, root=True)
 
 
-async def project_principal(request: Request) -> Principal:
+async def project_principal(request: Request, response: Response) -> Principal:
     """A project key, with every per-key check of the policy engine."""
-    return await _authenticate(request, root=False)
+    return await _authenticate(request, response, root=False)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

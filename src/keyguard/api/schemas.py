@@ -10,6 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from keyguard.engine.ipallow import parse_network
+from keyguard.engine.origins import normalize_domain_pattern
+
 SCOPE_RE = re.compile(r"[a-z0-9][a-z0-9:._/-]{0,99}")
 MAX_METADATA_BYTES = 4096
 
@@ -34,6 +37,20 @@ def _scope(value: str) -> str:
 
 
 Scope = Annotated[str, AfterValidator(_scope)]
+
+
+def _ip_entry(value: str) -> str:
+    # Stored normalised ("10.0.0.1" -> "10.0.0.1/32", host bits cleared); the error
+    # names the entry.
+    return str(parse_network(value))
+
+
+IpEntry = Annotated[str, Field(max_length=100), AfterValidator(_ip_entry)]
+DomainEntry = Annotated[str, Field(max_length=300), AfterValidator(normalize_domain_pattern)]
+
+
+def _unique(values: list[str] | None) -> list[str] | None:
+    return None if values is None else list(dict.fromkeys(values))
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -84,8 +101,12 @@ class KeyCreate(_KeySettings):
     environment: Literal["live", "test"] = "live"
     scopes: list[Scope] = Field(default_factory=list, max_length=100)
     expires_at: AwareDatetime = None
-    ip_allowlist: list[str] = Field(default_factory=list, max_length=10_000)
-    allowed_domains: list[str] = Field(default_factory=list, max_length=1000)
+    ip_allowlist: Annotated[list[IpEntry], Field(max_length=10_000), AfterValidator(_unique)] = (
+        Field(default_factory=list)
+    )
+    allowed_domains: Annotated[
+        list[DomainEntry], Field(max_length=1000), AfterValidator(_unique)
+    ] = Field(default_factory=list)
     rate_limit: RateLimitBody | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -94,8 +115,12 @@ class KeyUpdate(_KeySettings):
     name: Name | None = None
     scopes: list[Scope] | None = Field(default=None, max_length=100)
     expires_at: AwareDatetime = None
-    ip_allowlist: list[str] | None = Field(default=None, max_length=10_000)
-    allowed_domains: list[str] | None = Field(default=None, max_length=1000)
+    ip_allowlist: Annotated[
+        list[IpEntry] | None, Field(max_length=10_000), AfterValidator(_unique)
+    ] = None
+    allowed_domains: Annotated[
+        list[DomainEntry] | None, Field(max_length=1000), AfterValidator(_unique)
+    ] = None
     rate_limit: RateLimitBody | None = None
     metadata: dict[str, Any] | None = None
 
@@ -158,6 +183,11 @@ class VerifyRequest(Strict):
     path: str = Field(default="/", max_length=8192)
     body_base64: str | None = Field(
         default=None, description="Raw request body, needed to check a request signature"
+    )
+    body_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Hex SHA-256 of the body; checked against body_base64 when both are sent",
     )
     timestamp: str | None = Field(default=None, max_length=32)
     signature: str | None = Field(default=None, max_length=128)

@@ -57,6 +57,25 @@ def serve(
 
 
 @app.command()
+def gateway(
+    upstream: Annotated[
+        str, typer.Option(help="Where allowed requests go, e.g. http://127.0.0.1:9000.")
+    ],
+    data: DataOpt = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default localhost).")] = None,
+    port: Annotated[int, typer.Option(help="HTTPS port of the gateway.")] = 8444,
+) -> None:
+    """Check every request with Keyguard's policy engine, then proxy it to UPSTREAM."""
+    from keyguard.cli.gateway import run_gateway
+
+    settings = load_settings(data, host=host)
+    try:
+        run_gateway(settings, upstream, port)
+    except ValueError as error:
+        _fail(f"keyguard gateway: {error}", code=2)
+
+
+@app.command()
 def init(
     email: Annotated[str, typer.Option(help="E-mail of the first admin account.")],
     password: Annotated[str, typer.Option(help="Password of the first admin account.")],

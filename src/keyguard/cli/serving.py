@@ -11,6 +11,7 @@ from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.runtime import Runtime
 from keyguard.server.run import serve
 from keyguard.server.tls_context import ClientCertificateTrust
+from keyguard.services.restrictions import all_certificate_pems
 from keyguard.settings import Settings
 
 log = structlog.get_logger("keyguard")
@@ -19,12 +20,15 @@ log = structlog.get_logger("keyguard")
 async def _main(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
     certs = ensure_dev_certificates(settings.data_dir)
+    # Certificates registered on keys: needed by the TLS layer in its fallback mode, where
+    # only they complete the handshake; new registrations are added as they happen.
+    runtime.client_trust = ClientCertificateTrust(await all_certificate_pems(runtime))
     await serve(
         create_asgi(runtime),
         host=settings.host,
         port=settings.port,
         certs=certs,
-        client_trust=ClientCertificateTrust(),
+        client_trust=runtime.client_trust,
         http_port=settings.http_port,
         log_level=settings.log_level,
     )

@@ -1,4 +1,4 @@
-"""The shared step of the in-process doors: ASGI request -> engine -> Principal."""
+"""The shared step of the ASGI doors: ASGI request -> engine -> Principal."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from typing import Any
 
 from keyguard.doors.scope import facts_from_scope, header_map
 from keyguard.engine.credentials import extract_credentials
+from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import Principal
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import CredentialsMissing
 
 BodyReader = Callable[[], Awaitable[bytes]]
+
+_NO_PROXIES = TrustedProxies()
 
 
 async def authenticate_scope(
@@ -20,15 +23,19 @@ async def authenticate_scope(
     read_body: BodyReader,
     *,
     header_prefix: str,
+    trusted_proxies: TrustedProxies = _NO_PROXIES,
     required_scopes: Iterable[str] = (),
     root: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> Principal:
-    headers = header_map(scope)
+    if headers is None:
+        headers = header_map(scope)
     credentials = extract_credentials(headers)
     if credentials is None:
         raise CredentialsMissing()
-    facts = facts_from_scope(scope, headers, header_prefix)
-    if credentials.secret is None:
-        # Signed request: the signature covers the body, so it must be read first.
+    facts = facts_from_scope(scope, headers, header_prefix, trusted_proxies)
+    if credentials.secret is None or facts.signature is not None:
+        # A signature covers the body, so it must be read first. Requests without one
+        # never wait for their body here (a key that requires signing refuses them).
         facts.body = await read_body()
     return await engine.verify(credentials, facts, required_scopes=required_scopes, root=root)

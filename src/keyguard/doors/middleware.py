@@ -2,22 +2,30 @@
 
 Example::
 
-    app = KeyguardMiddleware(app, engine=runtime.engine, exclude_paths={"/health"})
+    app = KeyguardMiddleware(
+        app,
+        engine=runtime.engine,
+        header_prefix=runtime.settings.header_prefix,
+        trusted_proxies=runtime.trusted_proxies,
+        exclude_paths={"/health"},
+    )
 
 The authenticated caller lands in ``scope["state"]["keyguard"]`` (``request.state.keyguard``).
-Refusals are answered here as problem+json, so the app never sees them.
+Refusals are answered here as problem+json, so the app never sees them. Every response
+to a rate-limited key carries ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keyguard.doors.asgi import BufferedBody, send_problem, with_headers
 from keyguard.doors.authenticate import authenticate_scope
+from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.verifier import PolicyEngine
-from keyguard.errors import AuthenticationError, KeyguardError, PayloadTooLarge
+from keyguard.errors import KeyguardError
 
 
 class KeyguardMiddleware:
@@ -27,6 +35,7 @@ class KeyguardMiddleware:
         *,
         engine: PolicyEngine,
         header_prefix: str = "Keyguard",
+        trusted_proxies: TrustedProxies | Iterable[str] = (),
         required_scopes: Iterable[str] = (),
         exclude_paths: Iterable[str] = (),
         max_signed_body_bytes: int = 1_048_576,
@@ -34,6 +43,11 @@ class KeyguardMiddleware:
         self.app = app
         self.engine = engine
         self.header_prefix = header_prefix
+        self.trusted_proxies = (
+            trusted_proxies
+            if isinstance(trusted_proxies, TrustedProxies)
+            else TrustedProxies(trusted_proxies)
+        )
         self.required_scopes = tuple(required_scopes)
         self.exclude_paths = frozenset(exclude_paths)
         self.max_body = max_signed_body_bytes
@@ -42,54 +56,23 @@ class KeyguardMiddleware:
         if scope["type"] != "http" or scope["path"] in self.exclude_paths:
             await self.app(scope, receive, send)
             return
-        buffered: list[Message] = []
-
-        async def read_body() -> bytes:
-            chunks, size = [], 0
-            while True:
-                message = await receive()
-                buffered.append(message)
-                if message["type"] != "http.request":
-                    break
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body:
-                    raise PayloadTooLarge()
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-            return b"".join(chunks)
-
+        body = BufferedBody(receive, self.max_body)
         try:
             principal = await authenticate_scope(
                 self.engine,
                 scope,
-                read_body,
+                body.read,
                 header_prefix=self.header_prefix,
+                trusted_proxies=self.trusted_proxies,
                 required_scopes=self.required_scopes,
             )
         except KeyguardError as error:
-            await _send_problem(send, error)
+            await send_problem(send, error)
             return
         scope.setdefault("state", {})["keyguard"] = principal
-
-        async def replay() -> Message:
-            return buffered.pop(0) if buffered else await receive()
-
-        await self.app(scope, replay if buffered else receive, send)
-
-
-async def _send_problem(send: Send, error: KeyguardError) -> None:
-    body = json.dumps(error.to_problem()).encode()
-    headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    if isinstance(error, AuthenticationError):
-        headers.append((b"www-authenticate", b'Bearer realm="keyguard"'))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        if principal.ratelimit is not None:
+            send = with_headers(send, principal.ratelimit.header_items())
+        await self.app(scope, body.receive if body.read_any else receive, send)
 
 
 __all__ = ["KeyguardMiddleware"]

@@ -6,6 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from keyguard.engine.facts import RequestFacts
+from keyguard.engine.ipallow import TrustedProxies, resolve_client_ip
+
+_NO_PROXIES = TrustedProxies()
+# What a TLS-terminating proxy forwards about the client's certificate (RFC 9440, Envoy,
+# nginx); honoured from trusted proxies only.
+_CERT_HEADERS = ("client-cert", "x-forwarded-client-cert", "x-ssl-client-cert")
 
 
 def header_map(scope: Mapping[str, Any]) -> dict[str, str]:
@@ -30,12 +36,36 @@ def path_with_query(scope: Mapping[str, Any]) -> str:
 
 
 def facts_from_scope(
-    scope: Mapping[str, Any], headers: dict[str, str], header_prefix: str
+    scope: Mapping[str, Any],
+    headers: dict[str, str],
+    header_prefix: str,
+    trusted_proxies: TrustedProxies = _NO_PROXIES,
 ) -> RequestFacts:
+    """The request's facts, with the transport resolved once for every door.
+
+    The socket peer is the client and ``scope["scheme"]`` says whether it used TLS,
+    unless the peer is in ``trusted_proxies`` (``KEYGUARD_TRUSTED_PROXIES``): then the
+    client is the right-most untrusted ``X-Forwarded-For`` entry, ``X-Forwarded-Proto:
+    https`` (its right-most value, the nearest proxy's) counts as HTTPS, and client
+    certificate headers are believed. From anyone else those headers change nothing.
+    """
     client = scope.get("client")
+    peer = client[0] if client else None
     p = header_prefix.lower()
+    https = scope.get("scheme") == "https"
+    client_ip: Any = peer
+    forwarded_certs = None
+    if trusted_proxies and trusted_proxies.trusts(peer):
+        client_ip = resolve_client_ip(peer, headers.get("x-forwarded-for"), trusted_proxies)
+        proto = headers.get("x-forwarded-proto")
+        if proto is not None and not https:
+            https = proto.rpartition(",")[2].strip().lower() == "https"
+        if any(name in headers for name in _CERT_HEADERS):
+            forwarded_certs = headers
+    tls = (scope.get("extensions") or {}).get("tls")
+    chain = tls.get("client_cert_chain") if tls else None
     return RequestFacts(
-        client_ip=client[0] if client else None,
+        client_ip=client_ip,
         origin=headers.get("origin"),
         referer=headers.get("referer"),
         totp=headers.get(f"x-{p}-totp"),
@@ -43,5 +73,7 @@ def facts_from_scope(
         path_with_query=path_with_query(scope),
         timestamp=headers.get(f"x-{p}-timestamp"),
         signature=headers.get(f"x-{p}-signature"),
-        https=scope.get("scheme") == "https",
+        client_cert_pem=chain[0] if chain else None,
+        forwarded_cert_headers=forwarded_certs,
+        https=https,
     )

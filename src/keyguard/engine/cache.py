@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Callable
 
 from keyguard.clock import Clock
 from keyguard.engine.records import KeyLoader, KeyRecord
@@ -34,6 +35,9 @@ class KeyCache:
         self._misses: OrderedDict[str, float] = OrderedDict()
         self._loading: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._generation = 0
+        # Called with the key id on every invalidate() (not on forget()): the runtime
+        # publishes it on the cache bus so that every other instance forgets the key too.
+        self.on_invalidate: Callable[[str], None] | None = None
 
     async def get(self, key_id: str) -> KeyRecord | None:
         now = self._clock.now()
@@ -73,6 +77,13 @@ class KeyCache:
         return record
 
     def invalidate(self, key_id: str) -> None:
+        """Drop ``key_id`` here and, through ``on_invalidate``, on every instance."""
+        self.forget(key_id)
+        if self.on_invalidate is not None:
+            self.on_invalidate(key_id)
+
+    def forget(self, key_id: str) -> None:
+        """Drop ``key_id`` from this instance only (what a bus message does)."""
         self._generation += 1
         self._hits.pop(key_id, None)
         self._misses.pop(key_id, None)

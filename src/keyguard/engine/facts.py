@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from keyguard.crypto.certificates import certificate_from_proxy_headers
+from keyguard.errors import ClientCertificateInvalid
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -18,9 +24,16 @@ class Credentials:
 
 @dataclass(slots=True, repr=False)
 class RequestFacts:
-    """Everything a check may look at. Doors fill in what they know; the rest stays None."""
+    """Everything a check may look at. Doors fill in what they know; the rest stays None.
 
-    client_ip: str | None = None
+    Transport facts arrive already resolved (``doors.scope.facts_from_scope`` does it for
+    every ASGI door, trusted proxies included): ``client_ip`` is the real client,
+    ``https`` says whether the client reached us over TLS, and ``forwarded_cert_headers``
+    is set only when the socket peer is a trusted proxy. The client certificate itself is
+    decoded lazily (:meth:`certificate_der`), only for keys that pin certificates.
+    """
+
+    client_ip: str | IPv4Address | IPv6Address | None = None
     origin: str | None = None
     referer: str | None = None
     totp: str | None = None
@@ -30,7 +43,30 @@ class RequestFacts:
     timestamp: str | None = None
     signature: str | None = None
     client_cert_der: bytes | None = None
+    client_cert_pem: str | None = None  # from the TLS handshake (ASGI TLS extension)
+    forwarded_cert_headers: Mapping[str, str] | None = None  # trusted proxies only
     https: bool = True
 
     def __repr__(self) -> str:
         return f"RequestFacts(method={self.method!r}, path={self.path_with_query!r})"
+
+    def certificate_der(self) -> bytes | None:
+        """The client certificate's DER, or None when none was presented.
+
+        A certificate forwarded by a trusted proxy (RFC 9440 ``Client-Cert``, Envoy
+        ``X-Forwarded-Client-Cert``, nginx ``X-SSL-Client-Cert``) wins over the one of
+        our own TLS handshake, which is then the proxy's. A malformed one raises
+        ``ClientCertificateInvalid``.
+        """
+        if self.client_cert_der is not None:
+            return self.client_cert_der
+        try:
+            if self.forwarded_cert_headers:
+                der = certificate_from_proxy_headers(self.forwarded_cert_headers)
+                if der is not None:
+                    return der
+            if self.client_cert_pem:
+                return ssl.PEM_cert_to_DER_cert(self.client_cert_pem)
+        except ValueError:
+            raise ClientCertificateInvalid() from None
+        return None

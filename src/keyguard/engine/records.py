@@ -1,9 +1,22 @@
-"""What the engine knows about a key: an immutable snapshot, cached in memory."""
+"""What the engine knows about a key: an immutable snapshot, cached in memory.
+
+A record compiles its restrictions once, when it is built (a cache miss): the IP
+allowlist into interval tables, the allowed domains into host dicts, the TOTP secret
+into its raw key. A request then pays a bisect, a few dict probes, three HMACs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
+
+from keyguard.crypto.totp import TotpKey
+from keyguard.engine.ipallow import IpAllowlist
+from keyguard.engine.origins import DomainAllowlist
+
+_NO_VALIDITY: Mapping[str, tuple[float, float]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +42,24 @@ class KeyRecord:
     signing_secret: str | None = None
     require_signature: bool = False
     certificate_fingerprints: frozenset[str] = field(default_factory=frozenset)
+    # fingerprint -> (not_before, not_after) in unix seconds, as stored at registration.
+    certificate_validity: Mapping[str, tuple[float, float]] = field(
+        default_factory=lambda: _NO_VALIDITY, compare=False
+    )
+    # Compiled forms (None: no such restriction), built once in __post_init__.
+    ip_rules: IpAllowlist | None = field(init=False, default=None, compare=False)
+    domain_rules: DomainAllowlist | None = field(init=False, default=None, compare=False)
+    totp_key: TotpKey | None = field(init=False, default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # ValueError for an entry the API would have refused: the key then fails to load
+        # (and so to verify) rather than silently widening its allowlist.
+        if self.ip_allowlist:
+            object.__setattr__(self, "ip_rules", IpAllowlist(self.ip_allowlist))
+        if self.allowed_domains:
+            object.__setattr__(self, "domain_rules", DomainAllowlist(self.allowed_domains))
+        if self.totp_secret is not None:
+            object.__setattr__(self, "totp_key", TotpKey(self.totp_secret))
 
     def __repr__(self) -> str:  # never print hashes or secrets
         return f"KeyRecord(id={self.id!r}, project_id={self.project_id!r})"
@@ -43,6 +74,15 @@ class RateLimitStatus:
     limit: int
     remaining: int
     reset: int  # seconds until the window frees up
+
+    def header_items(self) -> tuple[tuple[bytes, bytes], ...]:
+        """``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` (draft-ietf-httpapi-ratelimit-headers)
+        as raw ASGI header pairs, for every response to a rate-limited key."""
+        return (
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset).encode()),
+        )
 
 
 @dataclass(frozen=True, slots=True)

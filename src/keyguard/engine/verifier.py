@@ -1,34 +1,77 @@
 """The policy engine: (credentials + request facts) -> Principal, or a KeyguardError.
 
-No HTTP and no SQL here. Checks run cheapest first, and nothing that consumes state (replay
-caches, TOTP steps, rate-limit counters) runs before every stateless check has passed.
+No HTTP and no SQL here. Checks run cheapest first, and nothing that consumes state
+(replay caches, TOTP steps, rate-limit counters) runs before every stateless check has
+passed; a key without a given restriction skips its check entirely:
+
+1. key: format/checksum (already, in ``extract_credentials``), look-up, secret (or, for
+   a bare id, a signing secret), revoked, expired, root vs project;
+2. transport: HTTPS, IP allowlist, allowed domains, client certificate;
+3. scopes;
+4. proofs, stateless: request signature and timestamp, TOTP code (failures throttled);
+5. state: claim the signature (replay cache), claim the TOTP step, count the request
+   against the key's rate limit.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from keyguard.clock import Clock
+from keyguard.crypto.certificates import info_from_der
 from keyguard.crypto.hashing import SecretHasher
+from keyguard.crypto.request_signing import TIMESTAMP_WINDOW, verify_signed_request
 from keyguard.engine.cache import KeyCache
 from keyguard.engine.facts import Credentials, RequestFacts
-from keyguard.engine.records import KeyRecord, Principal
+from keyguard.engine.records import KeyRecord, Principal, RateLimitStatus
 from keyguard.errors import (
+    ClientCertificateInvalid,
+    ClientCertificateRequired,
+    HttpsRequired,
     InvalidKey,
+    IpNotAllowed,
     KeyExpired,
     KeyRevoked,
+    OriginNotAllowed,
+    RateLimited,
     RootKeyRequired,
     ScopeMissing,
+    SignatureInvalid,
+    SignatureReplayed,
+    TotpInvalid,
+    TotpRequired,
 )
+from keyguard.state.protocols import StateStores
+
+# A signature is remembered for longer than any timestamp it could carry stays acceptable
+# (±300 s around now), so a replay is refused for the whole window on both sides.
+SIGNATURE_TTL = 2 * TIMESTAMP_WINDOW
+# A TOTP step matches while now is within one step of it: remember it for longer.
+TOTP_STEP_TTL = 4 * 30
+# Wrong TOTP codes per key before 429: 5 per minute, so guessing 1 of 10**6 codes (3
+# steps valid at once) takes months, while a fumbling human is barely slowed.
+TOTP_FAILURES = (5, 60)
 
 
 class PolicyEngine:
     """One verifier behind every door (middleware, verify API, gateway)."""
 
-    def __init__(self, cache: KeyCache, hasher: SecretHasher, clock: Clock) -> None:
+    def __init__(
+        self,
+        cache: KeyCache,
+        hasher: SecretHasher,
+        clock: Clock,
+        *,
+        state: StateStores,
+        totp_failures: tuple[int, int] = TOTP_FAILURES,
+    ) -> None:
         self.cache = cache
         self._hasher = hasher
         self._clock = clock
+        self._limiter = state.rate_limiter
+        self._replay = state.replay_guard
+        self._totp_failures = totp_failures
 
     async def verify(
         self,
@@ -45,15 +88,52 @@ class PolicyEngine:
             if root:
                 raise RootKeyRequired()
             raise InvalidKey()
+        if not facts.https:
+            raise HttpsRequired()
+        if record.ip_rules is not None and not record.ip_rules.allows(facts.client_ip):
+            raise IpNotAllowed()
+        if record.domain_rules is not None and not record.domain_rules.allows_origin(
+            facts.origin, facts.referer
+        ):
+            raise OriginNotAllowed()
+        if record.certificate_fingerprints:
+            self._check_certificate(record, facts)
         for scope in required_scopes:
             if scope not in record.scopes:
                 raise ScopeMissing(required=scope)
+        signed = credentials.secret is None or record.require_signature
+        if signed:
+            self._check_signature(record, facts)
+        step = None if record.totp_key is None else await self._check_totp(record, facts)
+
+        # Everything below consumes state: only requests that passed every check get here.
+        if signed and not await self._replay.first_use(
+            f"sig:{record.id}:{facts.signature}", SIGNATURE_TTL
+        ):
+            raise SignatureReplayed()
+        if step is not None and not await self._replay.first_use(
+            f"totp:{record.id}:{step}", TOTP_STEP_TTL
+        ):
+            await self._totp_failed(record)
+            raise TotpInvalid()
+        ratelimit = None
+        if record.rate_limit is not None:
+            rule = record.rate_limit
+            decision = await self._limiter.hit(f"rl:{record.id}", rule.limit, rule.period_seconds)
+            if not decision.allowed:
+                raise RateLimited(
+                    limit=rule.limit,
+                    retry_after=decision.reset_seconds,
+                    reset=decision.reset_seconds,
+                )
+            ratelimit = RateLimitStatus(decision.limit, decision.remaining, decision.reset_seconds)
         return Principal(
             key_id=record.id,
             project_id=record.project_id,
             environment=record.environment,
             scopes=record.scopes,
             is_root=record.is_root,
+            ratelimit=ratelimit,
         )
 
     def _check_secret(self, record: KeyRecord | None, credentials: Credentials) -> KeyRecord:
@@ -77,3 +157,56 @@ class PolicyEngine:
             raise KeyRevoked()
         if record.expires_at is not None and record.expires_at <= self._clock.now():
             raise KeyExpired()
+
+    def _check_certificate(self, record: KeyRecord, facts: RequestFacts) -> None:
+        der = facts.certificate_der()
+        if der is None:
+            raise ClientCertificateRequired()
+        # Pinned by the hex SHA-256 of the DER (CONTRACT §4): another key's certificate,
+        # or any unregistered one, does not match.
+        fingerprint = hashlib.sha256(der).hexdigest()
+        if fingerprint not in record.certificate_fingerprints:
+            raise ClientCertificateInvalid()
+        validity = record.certificate_validity.get(fingerprint)
+        if validity is None:
+            try:
+                info = info_from_der(der)
+            except ValueError:
+                raise ClientCertificateInvalid() from None
+            validity = (info.not_before.timestamp(), info.not_after.timestamp())
+        # RFC 5280 §4.1.2.5: valid from notBefore to notAfter, both inclusive.
+        if not validity[0] <= self._clock.now() <= validity[1]:
+            raise ClientCertificateInvalid()
+
+    def _check_signature(self, record: KeyRecord, facts: RequestFacts) -> None:
+        if record.signing_secret is None:  # require_signature without a secret: refuse
+            raise SignatureInvalid()
+        verify_signed_request(
+            record.signing_secret,
+            facts.method,
+            facts.path_with_query,
+            facts.body or b"",
+            facts.timestamp,
+            facts.signature,
+            now=self._clock.now(),
+        )
+
+    async def _check_totp(self, record: KeyRecord, facts: RequestFacts) -> int:
+        if facts.totp is None:
+            raise TotpRequired()
+        if record.totp_key is None:  # unreachable: only called for TOTP keys
+            raise TotpRequired()
+        limit, period = self._totp_failures
+        wait = await self._limiter.blocked(f"totp-fail:{record.id}", limit, period)
+        if wait:
+            # Throttled before the code is even looked at: guessing gains nothing.
+            raise RateLimited("Too many wrong TOTP codes", limit=limit, retry_after=wait)
+        try:
+            return record.totp_key.match(facts.totp, self._clock.now())
+        except TotpInvalid:
+            await self._totp_failed(record)
+            raise
+
+    async def _totp_failed(self, record: KeyRecord) -> None:
+        limit, period = self._totp_failures
+        await self._limiter.hit(f"totp-fail:{record.id}", limit, period)

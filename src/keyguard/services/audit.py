@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keyguard.services.webhooks.events import on_audit
 from keyguard.storage.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -86,6 +87,8 @@ async def record(
     head.seq = seq
     head.hash = digest
     await session.flush()
+    # Security events become webhooks in the same transaction (durable outbox).
+    await on_audit(session, event)
     return event
 
 

@@ -12,6 +12,7 @@ from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher
 from keyguard.engine.cache import KeyCache
 from keyguard.settings import Settings
+from keyguard.state.protocols import StateStores
 
 
 class ServiceContext(Protocol):
@@ -20,6 +21,7 @@ class ServiceContext(Protocol):
     envelope: Envelope
     hasher: SecretHasher
     cache: KeyCache
+    state: StateStores
     sessions: async_sessionmaker[AsyncSession]
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,7 +12,12 @@ from keyguard.engine.records import KeyRecord, RateLimitRule
 from keyguard.storage.models import ApiKey, KeyCertificate
 
 
-def to_record(row: ApiKey, envelope: Envelope, fingerprints: frozenset[str]) -> KeyRecord:
+def to_record(
+    row: ApiKey,
+    envelope: Envelope,
+    fingerprints: frozenset[str],
+    validity: Mapping[str, tuple[float, float]] | None = None,
+) -> KeyRecord:
     rate = None
     if row.rate_limit is not None and row.rate_period_seconds is not None:
         rate = RateLimitRule(row.rate_limit, row.rate_period_seconds)
@@ -36,6 +43,7 @@ def to_record(row: ApiKey, envelope: Envelope, fingerprints: frozenset[str]) -> 
         signing_secret=signing,
         require_signature=row.require_signature,
         certificate_fingerprints=fingerprints,
+        certificate_validity=dict(validity or {}),
     )
 
 
@@ -45,9 +53,10 @@ async def load_key_record(
     row = await session.get(ApiKey, key_id)
     if row is None:
         return None
-    fps = (
-        await session.execute(
-            select(KeyCertificate.fingerprint_sha256).where(KeyCertificate.key_id == key_id)
-        )
-    ).scalars()
-    return to_record(row, envelope, frozenset(fps))
+    certs = await session.execute(
+        select(
+            KeyCertificate.fingerprint_sha256, KeyCertificate.not_before, KeyCertificate.not_after
+        ).where(KeyCertificate.key_id == key_id)
+    )
+    validity = {fp: (nb.timestamp(), na.timestamp()) for fp, nb, na in certs}
+    return to_record(row, envelope, frozenset(validity), validity)

@@ -163,6 +163,14 @@ async def _project_key(session: AsyncSession, key_id: str) -> ApiKey:
     return row
 
 
+async def live_project_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """A project key that can still change: ``NotFound``, or ``KeyAlreadyRevoked`` (409)."""
+    row = await _project_key(session, key_id)
+    if row.revoked_at is not None:
+        raise KeyAlreadyRevoked()
+    return row
+
+
 async def get_key(ctx: ServiceContext, key_id: str) -> tuple[ApiKey, list[KeyCertificate]]:
     async with ctx.sessions() as session:
         row = await _project_key(session, key_id)

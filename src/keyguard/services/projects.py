@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from keyguard.clock import utc_from_ts
+from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.keys import valid_prefix
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.ids import new_id
@@ -69,3 +71,55 @@ async def get_project(ctx: ServiceContext, project_id: str) -> Project:
     if project is None:
         raise NotFound()
     return project
+
+
+def active_webhook_secrets(envelope: Envelope, project: Project, now: datetime) -> list[str]:
+    """The project's webhook secrets to sign with, newest first.
+
+    The previous secret is included until its overlap ends, so receivers that still
+    verify with it keep working while they switch.
+    """
+    context = f"webhook:{project.id}"
+    found = [envelope.open(project.webhook_secret_sealed, context=context)]
+    until = project.previous_webhook_secret_until
+    if project.previous_webhook_secret_sealed and until is not None and until > now:
+        found.append(envelope.open(project.previous_webhook_secret_sealed, context=context))
+    return found
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RotatedSecret:
+    webhook_secret: str  # shown once
+    previous_valid_until: datetime
+
+
+async def rotate_webhook_secret(
+    ctx: ServiceContext, project_id: str, *, overlap_seconds: int, actor: str
+) -> RotatedSecret:
+    """A new webhook secret; the current one keeps signing for ``overlap_seconds``.
+
+    Only two secrets are ever active: rotating again during an overlap retires the
+    oldest one at once.
+    """
+    secret = new_webhook_secret()
+    now = utc_from_ts(ctx.clock.now())
+    until = now + timedelta(seconds=overlap_seconds)
+    async with ctx.transaction() as session:
+        project = await session.get(Project, project_id, with_for_update=True)
+        if project is None:
+            raise NotFound()
+        # Both are sealed under the same context (the project id): moving the sealed
+        # text from one column to the other needs no re-encryption.
+        project.previous_webhook_secret_sealed = project.webhook_secret_sealed
+        project.previous_webhook_secret_until = until
+        project.webhook_secret_sealed = ctx.envelope.seal(secret, context=f"webhook:{project.id}")
+        await audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="project.webhook_secret_rotated",
+            target=project.id,
+            project_id=project.id,
+            data={"overlap_seconds": overlap_seconds},
+        )
+    return RotatedSecret(secret, until)

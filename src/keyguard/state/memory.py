@@ -1,35 +1,94 @@
-"""In-process state for the embedded mode (one process)."""
+"""In-process state for the embedded mode (one process).
+
+The rate limiter is the sliding-window-counter algorithm of the ``limits`` library (the
+one the Redis backend runs, in Lua, through ``limits``), re-implemented on a plain dict:
+``limits``' async in-memory storage costs ~13 µs per hit plus its window stats (locks,
+timers), more than every other per-key check together, and it reads ``time.time()``
+where ours reads the injected clock, so tests move windows without sleeping.
+"""
 
 from __future__ import annotations
 
 import heapq
 import math
-import time
 from collections.abc import Callable
-
-from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from keyguard.clock import Clock
 from keyguard.state.protocols import RateDecision, StateStores
 
 
-class MemoryRateLimiter:
-    """Sliding-window counters from the ``limits`` library, in memory."""
+def _retry_after(limit: int, period: int, elapsed: float, prev: int, cur: int) -> float:
+    """Seconds until ``prev * (1 - e/period) + cur <= limit - 1`` (one more hit fits)."""
+    room = limit - 1
+    if cur > room:
+        # Not before the next window, where this window's count becomes the weighted one.
+        return (period - elapsed) + period * (1 - room / cur)
+    return max(0.0, period * (1 - (room - cur) / prev) - elapsed) if prev else 0.0
 
-    def __init__(self) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+class MemoryRateLimiter:
+    """Sliding window counter: the previous fixed window's count, weighted by how much
+    of it still overlaps the sliding window, plus the current window's count."""
+
+    _SWEEP_EVERY = 4096
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        # bucket -> [window index, previous window's count, current window's count, period]
+        self._buckets: dict[str, list[int]] = {}
+        self._hits = 0
+
+    def _state(self, bucket: str, period: int, now: float) -> tuple[list[int], float]:
+        index = int(now // period)
+        state = self._buckets.get(bucket)
+        if state is None:
+            state = self._buckets[bucket] = [index, 0, 0, period]
+        elif state[0] != index:
+            # Roll over: the current window becomes the previous one (or both are stale).
+            state[1] = state[2] if state[0] == index - 1 else 0
+            state[2] = 0
+            state[0] = index
+        return state, now - index * period
 
     async def hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
-        item = RateLimitItemPerSecond(limit, period_seconds)
-        allowed = await self._limiter.hit(item, bucket)
-        stats = await self._limiter.get_window_stats(item, bucket)
-        reset = max(1, math.ceil(stats.reset_time - time.time()))
-        return RateDecision(allowed, limit, max(0, stats.remaining), reset)
+        now = self._clock.now()
+        state, elapsed = self._state(bucket, period_seconds, now)
+        _, prev, cur, _ = state
+        weighted = prev * (period_seconds - elapsed) / period_seconds + cur
+        allowed = weighted + 1 <= limit
+        if allowed:
+            cur = state[2] = cur + 1
+            weighted += 1
+            reset = period_seconds - elapsed  # the window slides on: counts shrink from here
+        else:
+            reset = _retry_after(limit, period_seconds, elapsed, prev, cur)
+        self._hits += 1
+        if self._hits % self._SWEEP_EVERY == 0:
+            self._sweep(now)
+        return RateDecision(allowed, limit, max(0, math.floor(limit - weighted)), _ceil(reset))
+
+    async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
+        now = self._clock.now()
+        state, elapsed = self._state(bucket, period_seconds, now)
+        _, prev, cur, _ = state
+        if prev * (period_seconds - elapsed) / period_seconds + cur + 1 <= limit:
+            return 0
+        return _ceil(_retry_after(limit, period_seconds, elapsed, prev, cur))
 
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None:
-        await self._limiter.clear(RateLimitItemPerSecond(limit, period_seconds), bucket)
+        self._buckets.pop(bucket, None)
+
+    def _sweep(self, now: float) -> None:
+        # A bucket untouched for two whole windows counts nothing any more.
+        stale = [
+            b for b, (index, _, _, period) in self._buckets.items() if index + 2 <= now / period
+        ]
+        for bucket in stale:
+            del self._buckets[bucket]
+
+
+def _ceil(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
 
 
 class MemoryReplayGuard:
@@ -69,7 +128,7 @@ class LocalCacheBus:
 
 def memory_state(clock: Clock) -> StateStores:
     return StateStores(
-        rate_limiter=MemoryRateLimiter(),
+        rate_limiter=MemoryRateLimiter(clock),
         replay_guard=MemoryReplayGuard(clock),
         cache_bus=LocalCacheBus(),
     )

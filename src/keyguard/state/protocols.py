@@ -24,6 +24,10 @@ class RateLimiter(Protocol):
         """Count one request in ``bucket`` (sliding window) and say whether it is allowed."""
         ...
 
+    async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
+        """Seconds until ``bucket`` admits a request again (0: it would now); counts nothing."""
+        ...
+
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None: ...
 
 
@@ -46,8 +50,14 @@ class CacheBus(Protocol):
     async def close(self) -> None: ...
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class StateStores:
     rate_limiter: RateLimiter
     replay_guard: ReplayGuard
     cache_bus: CacheBus
+    # Releases connections (Redis); the runtime awaits it on shutdown.
+    close: Callable[[], Awaitable[None]] = _nothing

@@ -14,6 +14,7 @@ from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import InvalidKey, KeyExpired, KeyRevoked, RootKeyRequired, ScopeMissing
+from keyguard.state.memory import memory_state
 
 HASHER = SecretHasher(os.urandom(32))
 
@@ -40,7 +41,7 @@ def store():
 
 @pytest.fixture
 def engine(store, clock):
-    return PolicyEngine(KeyCache(store, clock), HASHER, clock)
+    return PolicyEngine(KeyCache(store, clock), HASHER, clock, state=memory_state(clock))
 
 
 def add(store: Store, **fields) -> tuple[str, str]:
@@ -159,7 +160,8 @@ def test_no_generated_key_string_other_than_the_issued_one_is_accepted():
     from keyguard.engine.credentials import extract_credentials
     from keyguard.errors import KeyguardError
 
-    engine = PolicyEngine(KeyCache(ISSUED_STORE, FrozenClock()), HASHER, FrozenClock())
+    clock = FrozenClock()
+    engine = PolicyEngine(KeyCache(ISSUED_STORE, clock), HASHER, clock, state=memory_state(clock))
 
     async def accepted(text: str) -> bool:
         try:

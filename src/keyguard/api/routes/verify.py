@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 
 from fastapi import APIRouter
 
@@ -11,7 +13,7 @@ from keyguard.api.deps import RootKey, RuntimeDep
 from keyguard.api.schemas import RateLimitState, VerifyRequest, VerifyResult
 from keyguard.crypto.keys import looks_like_key_id, parse_key
 from keyguard.engine.facts import Credentials, RequestFacts
-from keyguard.errors import KeyguardError, ValidationFailed
+from keyguard.errors import KeyguardError, RateLimited, ValidationFailed
 
 router = APIRouter(tags=["verify"])
 
@@ -24,14 +26,34 @@ def _credentials(key: str) -> Credentials:
     return Credentials(parsed.id, parsed.secret)
 
 
+def _raw_body(body: VerifyRequest) -> bytes | None:
+    if body.body_base64 is None:
+        if body.body_sha256 is not None and body.signature is not None:
+            # HMAC(secret, METHOD + PATH + BODY + TS) cannot be recomputed from a digest.
+            raise ValidationFailed("a signed request needs body_base64 (the raw body)")
+        return None
+    try:
+        raw = base64.b64decode(body.body_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed("body_base64 is not valid base64") from None
+    if body.body_sha256 is not None and not hmac.compare_digest(
+        hashlib.sha256(raw).hexdigest(), body.body_sha256.lower()
+    ):
+        raise ValidationFailed("body_sha256 does not match body_base64")
+    return raw
+
+
 @router.post("/v1/keys/verify", response_model=VerifyResult)
 async def verify_key(body: VerifyRequest, rt: RuntimeDep, _: RootKey) -> VerifyResult:
-    raw_body = None
-    if body.body_base64 is not None:
-        try:
-            raw_body = base64.b64decode(body.body_base64, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValidationFailed("body_base64 is not valid base64") from None
+    """Run every check of the key on a request another service received.
+
+    The caller reports the request as it saw it: ``ip`` is the client address it
+    resolved (behind its own proxies), ``https`` whether the client used TLS, and
+    ``client_cert_pem`` the client certificate of its TLS handshake. Refusals are a 200
+    with ``valid: false`` and the refusal's ``code``; for ``rate_limited``, ``ratelimit``
+    has ``remaining: 0`` and ``reset`` = seconds to wait (the ``Retry-After`` to send).
+    """
+    raw_body = _raw_body(body)
     facts = RequestFacts(
         client_ip=body.ip,
         origin=body.origin,
@@ -42,12 +64,17 @@ async def verify_key(body: VerifyRequest, rt: RuntimeDep, _: RootKey) -> VerifyR
         body=raw_body,
         timestamp=body.timestamp,
         signature=body.signature,
+        client_cert_pem=body.client_cert_pem,
         https=body.https,
     )
     try:
         principal = await rt.engine.verify(
             _credentials(body.key), facts, required_scopes=body.required_scopes
         )
+    except RateLimited as error:
+        limit = int(error.headers.get("RateLimit-Limit", "0"))
+        state = RateLimitState(limit=limit, remaining=0, reset=error.retry_after)
+        return VerifyResult(valid=False, code=error.code, ratelimit=state)
     except KeyguardError as error:
         return VerifyResult(valid=False, code=error.code)
     rl = principal.ratelimit

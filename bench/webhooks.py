@@ -1,0 +1,227 @@
+"""Webhook deliveries per second through the outbox and worker, against a raw httpx loop.
+
+    .venv/bin/python bench/webhooks.py [--deliveries 2000] [--concurrency 32] [--postgres URL]
+
+One loopback receiver (uvicorn, separate process, answers 200 at once) serves both:
+
+- **raw httpx**: ``concurrency`` tasks POSTing signed bodies through one shared
+  ``httpx.AsyncClient`` (keep-alive) -- the ceiling for "just send it";
+- **raw httpx, new connection each**: the same, one client per request, as the sender does
+  (it pins the checked IP per attempt, so it cannot reuse pooled connections);
+- **outbox + worker**: deliveries already written to the outbox (SQLite under a temp dir,
+  or PostgreSQL) claimed, signed, sent with the SSRF-safe sender and recorded (attempt row,
+  status) by the real :class:`DeliveryWorker`. Events fan out to ``endpoints`` endpoints, as
+  the per-endpoint cap (4 in flight) would otherwise bound a single one.
+
+The ratio (outbox / raw) is the figure to watch; absolute rates depend on the machine.
+From ``bench/run.py``: ``rows += asyncio.run(bench.webhooks.measure())`` (a list of Rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python bench/webhooks.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+from sqlalchemy import func, select
+
+from bench.report import Row, render
+from keyguard.clock import utc_from_ts
+from keyguard.runtime import Runtime
+from keyguard.services.accounts import init_admin
+from keyguard.services.webhooks import endpoints
+from keyguard.services.webhooks.outbox import enqueue
+from keyguard.services.webhooks.worker import DeliveryWorker
+from keyguard.settings import Settings
+from keyguard.storage.models import WebhookDelivery
+from keyguard.webhooks.signing import new_webhook_secret, signature_headers
+
+SECTION = "webhooks"
+_RECEIVER = """
+import sys, uvicorn
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            access_log=False, http="httptools", loop="uvloop")
+"""
+BODY = (
+    b'{"id":"msg_bench","type":"key.created","timestamp":"2026-01-01T00:00:00Z",'
+    b'"data":{"key_id":"aptr_live_bench","actor":"bench","occurred_at":"2026-01-01T00:00:00Z"}}'
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def receiver() -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-c", _RECEIVER, str(port)])
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def raw_httpx(url: str, n: int, concurrency: int, *, reuse: bool) -> float:
+    """Deliveries per second of a plain signed-POST loop."""
+    secret = new_webhook_secret()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    ssl_context = httpx.create_ssl_context()
+    shared = httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency))
+
+    async def one(client: httpx.AsyncClient, i: int) -> None:
+        headers = signature_headers([secret], f"msg_{i}", int(time.time()), BODY, "Keyguard")
+        r = await client.post(url, content=BODY, headers=headers)
+        r.raise_for_status()
+
+    async def run() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            if reuse:
+                await one(shared, i)
+            else:  # the CA bundle is loaded once, as the sender does
+                async with httpx.AsyncClient(verify=ssl_context) as fresh:
+                    await one(fresh, i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await shared.aclose()
+    return n / elapsed
+
+
+@contextlib.asynccontextmanager
+async def outbox_runtime(postgres: str | None) -> AsyncIterator[Runtime]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            database_url=postgres,
+            master_key="B" * 43 + "=" if postgres else None,
+            webhook_allow_private=["127.0.0.0/8"],
+        )
+        runtime = await Runtime.start(settings)
+        try:
+            yield runtime
+        finally:
+            await runtime.close()
+
+
+async def outbox_worker(
+    url: str, n: int, concurrency: int, n_endpoints: int, postgres: str | None
+) -> tuple[float, float]:
+    """(deliveries per second, events enqueued per second) through the real outbox."""
+    async with outbox_runtime(postgres) as rt:
+        admin = await init_admin(rt, email="bench@example.com", password="bench-password-1")
+        project = admin.project.project.id
+        for i in range(n_endpoints):
+            await endpoints.create_endpoint(
+                rt, project, url=f"{url}/e{i}", events=["*"], description="", actor="bench"
+            )
+        events = max(1, n // n_endpoints)
+        started = time.perf_counter()
+        batch = 100
+        for start in range(0, events, batch):
+            async with rt.transaction() as session:
+                for i in range(start, min(events, start + batch)):
+                    await enqueue(
+                        session,
+                        project_id=project,
+                        event_type="key.created",
+                        data={"key_id": f"aptr_live_{i}", "actor": "bench"},
+                        at=utc_from_ts(rt.clock.now()),
+                    )
+        enqueue_rate = events / (time.perf_counter() - started)
+        total = events * n_endpoints
+        worker = DeliveryWorker(rt, concurrency=concurrency, poll_interval=0.01)
+        started = time.perf_counter()
+        async with worker.running():
+            while await _succeeded(rt) < total:  # noqa: ASYNC110 - polls the database
+                await asyncio.sleep(0.01)
+        return total / (time.perf_counter() - started), enqueue_rate
+
+
+async def _succeeded(rt: Runtime) -> int:
+    async with rt.sessions() as session:
+        query = select(func.count()).where(WebhookDelivery.status == "succeeded")
+        return int((await session.execute(query)).scalar_one())
+
+
+async def measure(
+    deliveries: int = 2000,
+    concurrency: int = 32,
+    n_endpoints: int = 8,
+    postgres: str | None = None,
+) -> list[Row]:
+    """The rows for bench/run.py (or this script's own table)."""
+    db = "PostgreSQL" if postgres else "SQLite"
+    with receiver() as url:
+        await raw_httpx(url + "/warm", 200, concurrency, reuse=True)  # warm both sides
+        raw = await raw_httpx(url + "/raw", deliveries, concurrency, reuse=True)
+        fresh = await raw_httpx(url + "/fresh", deliveries, concurrency, reuse=False)
+        outbox, enqueued = await outbox_worker(url, deliveries, concurrency, n_endpoints, postgres)
+    note = f"{deliveries} deliveries, {concurrency} in flight"
+    return [
+        Row(SECTION, "raw httpx POST loop (keep-alive)", raw, "deliv/s", note),
+        Row(SECTION, "raw httpx POST loop (new connection each)", fresh, "deliv/s", note),
+        Row(
+            SECTION,
+            f"outbox + worker ({db})",
+            outbox,
+            "deliv/s",
+            f"{n_endpoints} endpoints, claim+sign+send+record",
+        ),
+        Row(SECTION, "outbox / raw keep-alive", outbox / raw, "ratio"),
+        Row(SECTION, "outbox / raw new connection", outbox / fresh, "ratio"),
+        Row(SECTION, f"events written to the outbox ({db})", enqueued, "events/s",
+            f"{n_endpoints} deliveries each, 100 per transaction"),
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Webhook delivery throughput (outbox vs raw).")
+    parser.add_argument("--deliveries", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--endpoints", type=int, default=8)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("KEYGUARD_BENCH_POSTGRES_URL"),
+        help="postgresql+asyncpg://... (default: SQLite in a temp dir)",
+    )
+    args = parser.parse_args(argv)
+    rows = asyncio.run(measure(args.deliveries, args.concurrency, args.endpoints, args.postgres))
+    print(render(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

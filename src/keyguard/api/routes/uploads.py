@@ -1,0 +1,193 @@
+"""Photo uploads into sessions (CONTRACT §6): the page, the upload, listing, download.
+
+- ``GET /upload/ID``: the HTML form end users open (the session's ``upload_url``);
+- ``POST /v1/sessions/ID/photos``: multipart ``file`` (+ ``password`` field or the
+  ``X-{P}-Session-Password`` header), no API key;
+- ``GET /v1/sessions/ID/photos``: poll mode, with the project key;
+- ``GET /v1/photos/ID/download?expires=..&signature=..``: a signed, expiring link.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, status
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from keyguard.api import upload_page
+from keyguard.api.deps import ProjectKey, RuntimeDep
+from keyguard.api.upload_schemas import PhotoOut, PhotoPage
+from keyguard.clock import utc_from_ts
+from keyguard.doors.scope import facts_from_scope, header_map
+from keyguard.engine.ipallow import TrustedProxies
+from keyguard.errors import (
+    NotFound,
+    SessionExpired,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from keyguard.runtime import Runtime
+from keyguard.services import photos
+from keyguard.storage.models import Photo
+from keyguard.uploads.links import link_key, sign_download_link, verify_download_link
+from keyguard.uploads.store import FileStore, LocalFileStore
+
+router = APIRouter(tags=["uploads"])
+
+UPLOAD_PATH_PREFIX = "/v1/sessions/"  # the only body-taking routes below it are uploads
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the password field
+
+
+def file_store(request: Request, rt: Runtime) -> FileStore:
+    """The app's store (``app.state.file_store``), local disk under the data dir unless
+    something else (S3, a test double) was put there."""
+    store = getattr(request.app.state, "file_store", None)
+    if store is None:
+        store = LocalFileStore(rt.settings.data_dir / "photos")
+        request.app.state.file_store = store
+    return cast(FileStore, store)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _client_ip(request: Request, rt: Runtime) -> str:
+    facts = facts_from_scope(
+        request.scope,
+        header_map(request.scope),
+        rt.settings.header_prefix,
+        TrustedProxies(rt.settings.trusted_proxies),
+    )
+    return str(facts.client_ip or "unknown")
+
+
+def photo_out(rt: Runtime, request: Request, photo: Photo, *, with_link: bool) -> PhotoOut:
+    url = expires = None
+    if with_link:
+        url, stamp = sign_download_link(
+            link_key(rt.hasher),
+            f"{_base(request)}/v1/photos/{photo.id}/download",
+            photo.id,
+            now=rt.clock.now(),
+        )
+        expires = utc_from_ts(stamp)
+    return PhotoOut(
+        id=photo.id,
+        session_id=photo.session_id,
+        filename=photo.filename,
+        content_type=photo.content_type,
+        size=photo.size,
+        sha256=photo.sha256,
+        created_at=photo.created_at,
+        download_url=url,
+        download_url_expires_at=expires,
+    )
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+@router.get("/upload/{session_id}", include_in_schema=False)
+async def upload_page_for(session_id: str, rt: RuntimeDep) -> Response:
+    try:
+        row = await photos.session_for_upload(rt, session_id)
+    except SessionExpired:
+        return upload_page.unavailable(410)
+    except NotFound:
+        return upload_page.unavailable(404)
+    count = len(await photos.list_photos(rt, row.id, project_id=row.project_id))
+    return upload_page.upload_form(
+        row.id,
+        password_required=row.password_hash is not None,
+        remaining=max(0, row.max_photos - count),
+    )
+
+
+@router.post(
+    "/v1/sessions/{session_id}/photos",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PhotoOut,
+    responses={401: {}, 404: {}, 409: {}, 410: {}, 413: {}, 415: {}, 429: {}},
+)
+async def upload_photo(session_id: str, request: Request, rt: RuntimeDep) -> Response:
+    row = await photos.session_for_upload(rt, session_id)
+    limiter = rt.state.rate_limiter
+    ip = _client_ip(request, rt)
+    header_password = request.headers.get(f"x-{rt.settings.header_prefix}-session-password")
+    if header_password is not None:  # checked before the body is even read
+        await photos.check_password(row, header_password, limiter=limiter, client_ip=ip)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedMediaType("send the photo as multipart/form-data in the field 'file'")
+    try:
+        form = await request.form(max_files=1, max_fields=8, max_part_size=4096)
+    except HTTPException:
+        raise ValidationFailed("the multipart body is not valid") from None
+    try:
+        if header_password is None:
+            field = form.get("password")
+            password = field if isinstance(field, str) else None
+            await photos.check_password(row, password, limiter=limiter, client_ip=ip)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or upload.size is None:
+            raise ValidationFailed("the photo must be sent in the multipart field 'file'")
+        photo = await photos.add_photo(
+            rt,
+            file_store(request, rt),
+            row,
+            photos.IncomingFile(upload.file, upload.size, upload.filename),
+            download_base=_base(request),
+            max_bytes=rt.settings.max_upload_bytes,
+        )
+    finally:
+        await form.close()
+    if _wants_html(request):
+        return upload_page.uploaded(row.id, photo.filename)
+    body = photo_out(rt, request, photo, with_link=False)
+    return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+
+
+@router.get("/v1/sessions/{session_id}/photos", response_model=PhotoPage)
+async def list_photos(
+    session_id: str, request: Request, rt: RuntimeDep, caller: ProjectKey
+) -> PhotoPage:
+    found = await photos.list_photos(rt, session_id, project_id=caller.project_id or "")
+    return PhotoPage(data=[photo_out(rt, request, p, with_link=True) for p in found])
+
+
+@router.get("/v1/photos/{photo_id}/download", responses={403: {}, 404: {}})
+async def download_photo(
+    photo_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    expires: str | None = Query(default=None, max_length=16),
+    signature: str | None = Query(default=None, max_length=128),
+) -> Response:
+    # The signature is checked before any look-up: a forged link learns nothing.
+    verify_download_link(link_key(rt.hasher), photo_id, expires, signature, now=rt.clock.now())
+    photo = await photos.get_photo(rt, photo_id)
+    try:
+        data = await file_store(request, rt).get(photo.storage_key)
+    except (FileNotFoundError, ValueError):
+        raise NotFound() from None
+    ascii_name = photo.filename.encode("ascii", "ignore").decode().replace('"', "") or "photo"
+    return Response(
+        data,
+        media_type=photo.content_type,
+        headers={
+            "Content-Disposition": (
+                f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(photo.filename)}"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, max-age=300",
+        },
+    )
+
+
+__all__ = ["MULTIPART_OVERHEAD", "UPLOAD_PATH_PREFIX", "router"]

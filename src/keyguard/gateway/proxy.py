@@ -1,0 +1,228 @@
+"""Door 3: the gateway, a reverse proxy that runs the policy engine before forwarding.
+
+Example (what ``keyguard gateway --upstream http://127.0.0.1:9000`` runs)::
+
+    app = Gateway(engine=runtime.engine, upstream="http://127.0.0.1:9000",
+                  header_prefix="Keyguard", trusted_proxies=runtime.trusted_proxies)
+
+An allowed request goes to ``upstream + path + query`` with its body streamed, hop-by-hop
+headers removed (RFC 9110 §7.6.1), Keyguard's credentials, TOTP and signature headers
+removed, ``X-Forwarded-For`` / ``-Proto`` / ``-Host`` set, and the caller's identity added
+as ``X-{P}-Key-Id``, ``X-{P}-Project-Id`` and ``X-{P}-Scopes`` (space-separated). Copies
+of those identity headers sent by the client are always dropped, so the upstream can
+trust them. The response streams back as it arrives, plus ``RateLimit-*`` for
+rate-limited keys. An unreachable or failing upstream is a 502 ``bad_gateway``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import httpx
+from starlette.types import Message, Receive, Scope, Send
+
+from keyguard.doors.asgi import BufferedBody, send_problem
+from keyguard.doors.authenticate import authenticate_scope
+from keyguard.doors.scope import header_map, path_with_query
+from keyguard.engine.ipallow import TrustedProxies
+from keyguard.engine.records import Principal
+from keyguard.engine.verifier import PolicyEngine
+from keyguard.errors import BadGateway, KeyguardError
+from keyguard.gateway.headers import (
+    HOP_BY_HOP,
+    connection_tokens,
+    is_keyguard_authorization,
+    stripped_request_headers,
+)
+
+__all__ = ["Gateway", "upstream_base"]
+
+log = logging.getLogger("keyguard.gateway")
+
+_HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+def upstream_base(upstream: str) -> str:
+    """``http(s)://host[:port][/prefix]`` without a trailing slash (``ValueError`` if not)."""
+    try:
+        url = httpx.URL(upstream)
+    except httpx.InvalidURL:
+        raise ValueError("the upstream is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("the upstream must be an http:// or https:// URL")
+    if url.query or url.fragment:
+        raise ValueError("the upstream URL must not have a query or fragment")
+    return str(url.copy_with(path=url.path.rstrip("/") or "/")).rstrip("/")
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        engine: PolicyEngine,
+        upstream: str,
+        header_prefix: str = "Keyguard",
+        trusted_proxies: TrustedProxies | None = None,
+        required_scopes: Iterable[str] = (),
+        client: httpx.AsyncClient | None = None,
+        max_signed_body_bytes: int = 1_048_576,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.upstream = upstream_base(upstream)
+        self.header_prefix = header_prefix
+        self.trusted_proxies = trusted_proxies or TrustedProxies()
+        self.required_scopes = tuple(required_scopes)
+        # trust_env=False: HTTP(S)_PROXY of the environment must not reroute traffic.
+        self._client = client or httpx.AsyncClient(
+            timeout=DEFAULT_TIMEOUT, follow_redirects=False, trust_env=False
+        )
+        self._max_body = max_signed_body_bytes
+        self._on_shutdown = on_shutdown
+        self._strip = stripped_request_headers(header_prefix)
+        self._identity_names = tuple(
+            f"X-{header_prefix}-{name}".encode("latin-1")
+            for name in ("Key-Id", "Project-Id", "Scopes")
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no WebSocket proxying (the server runs with ws="none")
+        headers = header_map(scope)
+        body = BufferedBody(receive, self._max_body)
+        try:
+            principal = await authenticate_scope(
+                self.engine,
+                scope,
+                body.read,
+                header_prefix=self.header_prefix,
+                trusted_proxies=self.trusted_proxies,
+                required_scopes=self.required_scopes,
+                headers=headers,
+            )
+        except KeyguardError as error:
+            await send_problem(send, error)
+            return
+        await self._forward(scope, body, principal, send)
+
+    async def _forward(
+        self, scope: Scope, body: BufferedBody, principal: Principal, send: Send
+    ) -> None:
+        request = self._client.build_request(
+            scope["method"],
+            self.upstream + path_with_query(scope),
+            headers=self._upstream_headers(scope, principal),
+            content=_request_content(scope, body),
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            log.warning("upstream request failed: %s", type(exc).__name__)
+            await send_problem(send, BadGateway())
+            return
+        try:
+            out = _response_headers(response)
+            if principal.ratelimit is not None:
+                out.extend(principal.ratelimit.header_items())
+            await send(
+                {"type": "http.response.start", "status": response.status_code, "headers": out}
+            )
+            # Raw bytes: content-encoding passes through untouched, as does Content-Length.
+            async for chunk in response.aiter_raw():
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except httpx.HTTPError as exc:
+            # Headers are gone already: abort, so the client sees a truncated response
+            # (the server closes the connection) rather than a complete-looking one.
+            log.warning("upstream response failed mid-stream: %s", type(exc).__name__)
+            raise
+        finally:
+            await response.aclose()
+
+    def _upstream_headers(self, scope: Scope, principal: Principal) -> list[tuple[bytes, bytes]]:
+        raw: list[tuple[bytes, bytes]] = scope["headers"]
+        listed = connection_tokens(v for n, v in raw if n.lower() == b"connection")
+        out: list[tuple[bytes, bytes]] = []
+        forwarded_for: list[bytes] = []
+        host = b""
+        for name, value in raw:
+            lower = name.lower()
+            if lower == b"x-forwarded-for":
+                forwarded_for.append(value)
+            elif lower == b"host":
+                host = value
+            if lower in self._strip or lower in listed:
+                continue
+            if lower == b"authorization" and is_keyguard_authorization(value):
+                continue
+            out.append((lower, value))
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        # From a trusted proxy, keep the chain it vouches for and append it; from anyone
+        # else, whatever X-Forwarded-For the client wrote is dropped.
+        chain = b", ".join(forwarded_for) if self.trusted_proxies.trusts(peer) else b""
+        xff = chain + b", " + peer.encode() if chain else peer.encode()
+        if xff:
+            out.append((b"x-forwarded-for", xff))
+        # The engine refuses anything that did not reach us over HTTPS.
+        out.append((b"x-forwarded-proto", b"https"))
+        if host:
+            out.append((b"x-forwarded-host", host))
+        key_id, project_id, scopes = self._identity_names
+        out.append((key_id, principal.key_id.encode()))
+        out.append((project_id, (principal.project_id or "").encode()))
+        out.append((scopes, " ".join(sorted(principal.scopes)).encode()))
+        return out
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._client.aclose()
+                if self._on_shutdown is not None:
+                    await self._on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _request_content(scope: Scope, body: BufferedBody) -> bytes | AsyncIterator[bytes]:
+    if body.read_any:  # a signed request: its whole body was read for the check
+        return body.data
+    if not any(
+        (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding"
+        for name, value in scope["headers"]
+    ):
+        return b""
+
+    async def stream() -> AsyncIterator[bytes]:
+        # Straight from the client to the upstream, never held whole in memory.
+        while True:
+            message: Message = await body.receive()
+            if message["type"] != "http.request":
+                raise httpx.ReadError("client disconnected")
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    return stream()
+
+
+def _response_headers(response: httpx.Response) -> list[Any]:
+    raw = response.headers.raw
+    listed = connection_tokens(v for n, v in raw if n.lower() == b"connection")
+    return [
+        (name.lower(), value)
+        for name, value in raw
+        if name.lower() not in _HOP_BY_HOP and name.lower() not in listed
+    ]

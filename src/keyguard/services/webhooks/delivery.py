@@ -1,0 +1,384 @@
+"""Claiming due deliveries, building what to send, and recording each attempt.
+
+Claims are leases: ``claimed_until`` (plus a ``claim_token``) marks a delivery as taken.
+On PostgreSQL candidates are selected ``FOR UPDATE SKIP LOCKED`` so concurrent workers
+(several instances) never pick the same row; on SQLite the single writer takes them with
+a conditional UPDATE. A worker that dies (kill -9) simply lets its leases expire, and the
+next claim picks those deliveries up again: at-least-once, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyguard.clock import utc_from_ts
+from keyguard.services import audit
+from keyguard.services.context import ServiceContext
+from keyguard.services.projects import active_webhook_secrets
+from keyguard.services.webhooks.events import PHOTO_UPLOADED
+from keyguard.services.webhooks.outbox import CANCELLED, FAILED, PENDING, SUCCEEDED
+from keyguard.storage.models import (
+    Project,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+)
+from keyguard.uploads.links import link_key, sign_download_link
+from keyguard.webhooks.attempt import AttemptResult
+from keyguard.webhooks.schedule import is_retryable, next_attempt_delay, should_disable_endpoint
+from keyguard.webhooks.signing import signature_headers
+
+log = structlog.get_logger("keyguard.webhooks")
+
+# Svix: an endpoint whose every attempt has failed for 5 days is disabled.
+DISABLE_AFTER = timedelta(days=5)
+STORED_EXCERPT_CHARS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    delivery_id: str
+    destination: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Job:
+    """Everything one attempt needs; ``headers`` hold signatures, so no repr."""
+
+    claim: Claim
+    endpoint_id: str | None
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    attempt_number: int
+    started_at: float
+
+
+def _due(now: datetime) -> Any:
+    return (
+        (WebhookDelivery.status == PENDING)
+        & (WebhookDelivery.next_attempt_at <= now)
+        & or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until <= now)
+    )
+
+
+async def any_due(ctx: ServiceContext) -> bool:
+    """A cheap read, so an idle worker does not take SQLite's write lock to find nothing."""
+    now = utc_from_ts(ctx.clock.now())
+    async with ctx.sessions() as session:
+        found = await session.execute(select(WebhookDelivery.id).where(_due(now)).limit(1))
+        return found.first() is not None
+
+
+async def claim_due(
+    ctx: ServiceContext,
+    *,
+    limit: int,
+    in_flight: Mapping[str, int],
+    per_destination: int,
+    lease_seconds: float,
+) -> list[Claim]:
+    """Lease up to ``limit`` due deliveries, at most ``per_destination`` in flight for
+    any one destination (counting ``in_flight``), oldest first."""
+    if limit <= 0:
+        return []
+    now_ts = ctx.clock.now()
+    now = utc_from_ts(now_ts)
+    saturated: Collection[str] = [d for d, n in in_flight.items() if n >= per_destination]
+    async with ctx.transaction() as session:
+        query = select(WebhookDelivery.id, WebhookDelivery.destination).where(_due(now))
+        if saturated:
+            query = query.where(WebhookDelivery.destination.not_in(saturated))
+        query = query.order_by(WebhookDelivery.next_attempt_at).limit(limit * 4)
+        counts = dict(in_flight)
+        chosen: list[str] = []
+        for delivery_id, destination in (await session.execute(query)).all():
+            if counts.get(destination, 0) >= per_destination:
+                continue
+            counts[destination] = counts.get(destination, 0) + 1
+            chosen.append(delivery_id)
+            if len(chosen) == limit:
+                break
+        if not chosen:
+            return []
+        if _dialect(session) == "postgresql":
+            # Lock only the chosen rows; rows another worker holds are skipped, and the
+            # lock re-checks "still due" against the latest committed version.
+            locked = await session.execute(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.id.in_(chosen), _due(now))
+                .with_for_update(skip_locked=True)
+            )
+            chosen = list(locked.scalars())
+            if not chosen:
+                return []
+        token = secrets.token_hex(12)
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(chosen), _due(now))
+            .values(claimed_until=utc_from_ts(now_ts + lease_seconds), claim_token=token)
+        )
+        claimed = await session.execute(
+            select(WebhookDelivery.id, WebhookDelivery.destination).where(
+                WebhookDelivery.claim_token == token
+            )
+        )
+        return [Claim(d, dest, token) for d, dest in claimed.all()]
+
+
+async def prepare(ctx: ServiceContext, claim: Claim) -> Job | None:
+    """The signed request for a claimed delivery, or None when it must not be sent
+    (lease lost, endpoint deleted or disabled: then the delivery is cancelled)."""
+    now_ts = ctx.clock.now()
+    now = utc_from_ts(now_ts)
+    async with ctx.sessions() as session:
+        delivery = await session.get(WebhookDelivery, claim.delivery_id)
+        if delivery is None or delivery.claim_token != claim.token:
+            return None
+        message = await session.get(WebhookMessage, delivery.message_id)
+        project = await session.get(Project, message.project_id) if message else None
+        endpoint = (
+            await session.get(WebhookEndpoint, delivery.endpoint_id)
+            if delivery.endpoint_id
+            else None
+        )
+    if message is None or project is None:  # pragma: no cover - foreign keys forbid it
+        return None
+    if endpoint is not None and (not endpoint.enabled or endpoint.deleted_at is not None):
+        await _cancel(ctx, claim)
+        return None
+    body = render_body(ctx, message, now_ts)
+    stamp = int(now_ts)
+    headers = signature_headers(
+        active_webhook_secrets(ctx.envelope, project, now),
+        message.id,
+        stamp,
+        body,
+        ctx.settings.header_prefix,
+    )
+    return Job(
+        claim,
+        delivery.endpoint_id,
+        delivery.url,
+        body,
+        headers,
+        delivery.attempt_count + 1,
+        now_ts,
+    )
+
+
+def render_body(ctx: ServiceContext, message: WebhookMessage, now: float) -> bytes:
+    """The JSON body of one attempt: ``{id, type, timestamp, data}``.
+
+    ``photo.uploaded`` gets a freshly signed download link per attempt, so a retry
+    hours later still carries a link that works (each valid for an hour).
+    """
+    data: dict[str, Any] = json.loads(message.payload)
+    if message.event_type == PHOTO_UPLOADED and isinstance(data.get("download_url"), str):
+        url, expires = sign_download_link(
+            link_key(ctx.hasher), data["download_url"], data["photo"]["id"], now=now
+        )
+        data["download_url"] = url
+        data["download_url_expires_at"] = utc_from_ts(expires).isoformat().replace("+00:00", "Z")
+    envelope = {
+        "id": message.id,
+        "type": message.event_type,
+        "timestamp": message.created_at.isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def finish(
+    ctx: ServiceContext, job: Job, result: AttemptResult, rng: random.Random
+) -> WebhookDelivery | None:
+    """Record one attempt (see :func:`finish_many`)."""
+    return (await finish_many(ctx, [(job, result)], rng))[0]
+
+
+async def finish_many(
+    ctx: ServiceContext, outcomes: Sequence[tuple[Job, AttemptResult]], rng: random.Random
+) -> list[WebhookDelivery | None]:
+    """Record attempts and decide what comes next for each: done, retry at a time, or
+    give up. One transaction for the lot: on SQLite, one writer lock and one commit for
+    a batch of results instead of one per delivery.
+
+    The attempt is always recorded (it happened); a delivery is only updated while this
+    worker still holds its lease.
+    """
+    now = utc_from_ts(ctx.clock.now())
+    # One global lock order -- each endpoint, then its deliveries, both sorted -- as
+    # disable_endpoint() also takes endpoint then deliveries: no deadlocks on PostgreSQL.
+    order = sorted(
+        range(len(outcomes)),
+        key=lambda i: (outcomes[i][0].endpoint_id or "", outcomes[i][0].claim.delivery_id),
+    )
+    found: list[WebhookDelivery | None] = [None] * len(outcomes)
+    async with ctx.transaction() as session:
+        for i in order:
+            job, result = outcomes[i]
+            found[i] = await _record(session, job, result, rng, now)
+    return found
+
+
+async def _record(
+    session: AsyncSession,
+    job: Job,
+    result: AttemptResult,
+    rng: random.Random,
+    now: datetime,
+) -> WebhookDelivery | None:
+    endpoint = (
+        await session.get(WebhookEndpoint, job.endpoint_id, with_for_update=True)
+        if job.endpoint_id
+        else None
+    )
+    delivery = await session.get(WebhookDelivery, job.claim.delivery_id, with_for_update=True)
+    if delivery is None:  # pragma: no cover - deliveries are never deleted
+        return None
+    session.add(
+        WebhookAttempt(
+            delivery_id=delivery.id,
+            attempt_number=job.attempt_number,
+            at=utc_from_ts(job.started_at),
+            status_code=result.status_code,
+            latency_ms=round(result.latency_ms, 3),
+            response_excerpt=result.response_excerpt[:STORED_EXCERPT_CHARS],
+            error=result.error,
+        )
+    )
+    if delivery.claim_token != job.claim.token or delivery.status != PENDING:
+        return delivery  # the lease expired and another worker owns it now
+    delivery.attempt_count = job.attempt_number
+    delivery.claimed_until = None
+    delivery.claim_token = None
+    delivery.updated_at = now
+    delivery.last_error = _error_code(result)
+    if result.success:
+        delivery.status = SUCCEEDED
+        if endpoint is not None:
+            endpoint.failing_since = None
+        return delivery
+    delay = (
+        next_attempt_delay(job.attempt_number, retry_after=result.retry_after, rng=rng)
+        if is_retryable(result)
+        else None
+    )
+    if delay is None:
+        delivery.status = FAILED
+    else:
+        delivery.next_attempt_at = now + timedelta(seconds=delay)
+    if endpoint is not None and endpoint.enabled:
+        if endpoint.failing_since is None:
+            endpoint.failing_since = utc_from_ts(job.started_at)
+        if should_disable_endpoint(result):
+            await disable_endpoint(session, endpoint, "gone", now, keep=delivery.id)
+            delivery.status = FAILED
+        elif now - endpoint.failing_since >= DISABLE_AFTER:
+            await disable_endpoint(session, endpoint, "failing", now, keep=delivery.id)
+            delivery.status = FAILED
+    return delivery
+
+
+def _error_code(result: AttemptResult) -> str | None:
+    if result.success:
+        return None
+    if result.error:
+        return result.error
+    return f"http_{result.status_code}"
+
+
+async def disable_endpoint(
+    session: AsyncSession, endpoint: WebhookEndpoint, reason: str, now: datetime, *, keep: str
+) -> None:
+    """Turn an endpoint off, cancel what waits for it, and tell the owner.
+
+    The owner hears through the audit log, a log line and an ``endpoint.disabled``
+    event to the project's other endpoints (the audit hook enqueues it).
+    """
+    endpoint.enabled = False
+    endpoint.disabled_reason = reason
+    endpoint.disabled_at = now
+    endpoint.updated_at = now
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint.id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.id != keep,
+        )
+        .values(status=CANCELLED, claimed_until=None, claim_token=None, updated_at=now)
+    )
+    await session.flush()
+    log.warning(
+        "webhook_endpoint_disabled",
+        endpoint_id=endpoint.id,
+        project_id=endpoint.project_id,
+        reason=reason,
+    )
+    await audit.record(
+        session,
+        at=now,
+        actor="keyguard",
+        action="webhook.endpoint_disabled",
+        target=endpoint.id,
+        project_id=endpoint.project_id,
+        data={"reason": reason, "url": endpoint.url},
+    )
+
+
+async def _cancel(ctx: ServiceContext, claim: Claim) -> None:
+    now = utc_from_ts(ctx.clock.now())
+    async with ctx.transaction() as session:
+        await session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == claim.delivery_id, WebhookDelivery.claim_token == claim.token
+            )
+            .values(status=CANCELLED, claimed_until=None, claim_token=None, updated_at=now)
+        )
+
+
+async def release(ctx: ServiceContext, claims: Collection[Claim]) -> None:
+    """Give leases back (clean shutdown), so another worker need not wait for expiry."""
+    async with ctx.transaction() as session:
+        for claim in claims:
+            await session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id == claim.delivery_id,
+                    WebhookDelivery.claim_token == claim.token,
+                )
+                .values(claimed_until=None, claim_token=None)
+            )
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+__all__ = [
+    "DISABLE_AFTER",
+    "Claim",
+    "Job",
+    "any_due",
+    "claim_due",
+    "disable_endpoint",
+    "finish",
+    "finish_many",
+    "prepare",
+    "release",
+    "render_body",
+]

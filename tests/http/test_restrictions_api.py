@@ -1,0 +1,352 @@
+"""Managing per-key restrictions over the API (CONTRACT §3): TOTP, certificates, signing,
+IP allowlists and allowed domains. Secrets are shown once and never again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pyotp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from helpers import POLL_SESSION, bearer, create_key
+from sqlalchemy import select
+
+from keyguard.client.auth import SignedRequestAuth, TotpAuth
+from keyguard.storage.models import ApiKey, AuditEvent
+
+
+def _pem(cn: str, *, days: float = 30, start_days: float = -1, with_key: bool = False) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    start = datetime.now(UTC) + timedelta(days=start_days)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    if with_key:
+        pem += key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+    return pem
+
+
+async def _audit_text(runtime) -> str:
+    async with runtime.sessions() as db:
+        rows = (await db.execute(select(AuditEvent))).scalars()
+        return json.dumps([[r.action, r.data] for r in rows])
+
+
+# ---- TOTP -------------------------------------------------------------------------------
+
+
+async def test_totp_enrolment_confirmation_use_and_removal(
+    client, root_headers, project_id, clock, runtime
+):
+    key = await create_key(client, root_headers, project_id)
+    r = await client.post(f"/v1/keys/{key['id']}/totp", headers=root_headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    enrol = r.json()
+    secret = enrol["secret"]
+    assert len(secret) == 32  # 160 bits of base32
+    uri = urlsplit(enrol["otpauth_uri"])
+    assert (uri.scheme, uri.netloc) == ("otpauth", "totp")
+    assert parse_qs(uri.query)["issuer"] == ["Keyguard"]
+    assert parse_qs(uri.query)["secret"] == [secret]
+    assert enrol["qr_svg"].startswith("<svg")
+
+    # Not on until confirmed: requests without a code still pass.
+    ok = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert ok.status_code == 201
+
+    app = pyotp.TOTP(secret)  # an independent client, as an authenticator app would be
+    wrong = "000000" if app.at(clock.now()) != "000000" else "111111"
+    r = await client.post(
+        f"/v1/keys/{key['id']}/totp/confirm", json={"code": wrong}, headers=root_headers
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "totp_invalid")
+    r = await client.post(
+        f"/v1/keys/{key['id']}/totp/confirm",
+        json={"code": app.at(clock.now())},
+        headers=root_headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["totp_enabled"] is True
+    assert secret not in r.text
+
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert (r.status_code, r.json()["code"]) == (401, "totp_required")
+    assert "www-authenticate" in r.headers
+    # The confirmation code is spent; the next step's code works (±1 step), once.
+    code = app.at(clock.now() + 30)
+    headers = {**bearer(key["key"]), "X-APTR-TOTP": code}
+    assert (
+        await client.post("/v1/sessions", json=POLL_SESSION, headers=headers)
+    ).status_code == 201
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=headers)
+    assert (r.status_code, r.json()["code"]) == (401, "totp_invalid")
+
+    # Enrolling again while on would lock clients out: refused.
+    r = await client.post(f"/v1/keys/{key['id']}/totp", headers=root_headers)
+    assert r.status_code == 409
+    assert (
+        await client.delete(f"/v1/keys/{key['id']}/totp", headers=root_headers)
+    ).status_code == 204
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert r.status_code == 201
+    got = await client.get(f"/v1/keys/{key['id']}", headers=root_headers)
+    assert got.json()["totp_enabled"] is False
+    assert secret not in got.text
+    audit = await _audit_text(runtime)
+    assert secret not in audit
+    for change in ("totp_enrolment_started", "totp_enabled", "totp_disabled"):
+        assert change in audit
+
+
+async def test_totp_is_sealed_at_rest(client, root_headers, project_id, runtime):
+    key = await create_key(client, root_headers, project_id)
+    secret = (await client.post(f"/v1/keys/{key['id']}/totp", headers=root_headers)).json()[
+        "secret"
+    ]
+    async with runtime.sessions() as db:
+        row = await db.get(ApiKey, key["id"])
+    assert row.totp_secret_sealed
+    assert secret not in row.totp_secret_sealed
+    assert runtime.envelope.open(row.totp_secret_sealed, context=f"totp:{key['id']}") == secret
+
+
+async def test_confirm_without_enrolment_is_409(client, root_headers, project_id):
+    key = await create_key(client, root_headers, project_id)
+    r = await client.post(
+        f"/v1/keys/{key['id']}/totp/confirm", json={"code": "123456"}, headers=root_headers
+    )
+    assert r.status_code == 409
+
+
+async def test_httpx_totp_auth_class_works_against_a_totp_key(
+    client, root_headers, project_id, clock
+):
+    key = await create_key(client, root_headers, project_id)
+    secret = (await client.post(f"/v1/keys/{key['id']}/totp", headers=root_headers)).json()[
+        "secret"
+    ]
+    await client.post(
+        f"/v1/keys/{key['id']}/totp/confirm",
+        json={"code": pyotp.TOTP(secret).at(clock.now())},
+        headers=root_headers,
+    )
+    clock.advance(30)
+    auth = TotpAuth(secret, header_prefix="APTR", api_key=key["key"], clock=clock)
+    r = await client.post("/v1/sessions", json=POLL_SESSION, auth=auth)
+    assert r.status_code == 201, r.text
+
+
+# ---- client certificates ----------------------------------------------------------------
+
+
+async def test_certificate_registration_listing_and_removal(
+    client, root_headers, project_id, runtime
+):
+    key = await create_key(client, root_headers, project_id)
+    pem = _pem("client-a")
+    r = await client.post(
+        f"/v1/keys/{key['id']}/certificates", json={"pem": pem}, headers=root_headers
+    )
+    assert r.status_code == 201, r.text
+    cert = r.json()
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    assert cert["fingerprint_sha256"] == hashlib.sha256(der).hexdigest()
+    assert cert["subject"] == "CN=client-a"
+    r = await client.post(
+        f"/v1/keys/{key['id']}/certificates", json={"pem": pem}, headers=root_headers
+    )
+    assert r.status_code == 409
+    listed = (await client.get(f"/v1/keys/{key['id']}/certificates", headers=root_headers)).json()
+    assert [c["fingerprint_sha256"] for c in listed["data"]] == [cert["fingerprint_sha256"]]
+    shown = (await client.get(f"/v1/keys/{key['id']}", headers=root_headers)).json()
+    assert shown["certificates"][0]["fingerprint_sha256"] == cert["fingerprint_sha256"]
+
+    # With a certificate pinned, a request without one is refused at once (cache dropped).
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert (r.status_code, r.json()["code"]) == (403, "client_certificate_required")
+
+    fp = cert["fingerprint_sha256"]
+    colon = ":".join(fp[i : i + 2] for i in range(0, 64, 2)).upper()  # as openssl prints it
+    r = await client.delete(f"/v1/keys/{key['id']}/certificates/{colon}", headers=root_headers)
+    assert r.status_code == 204
+    r = await client.delete(f"/v1/keys/{key['id']}/certificates/{fp}", headers=root_headers)
+    assert r.status_code == 404
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert r.status_code == 201
+    audit = await _audit_text(runtime)
+    assert "certificate_added" in audit
+    assert "certificate_removed" in audit
+
+
+@pytest.mark.parametrize(
+    ("pem", "fragment"),
+    [
+        ("not a certificate", "no PEM 'CERTIFICATE' block"),
+        (_pem("k", with_key=True), "private key"),
+        (_pem("a") + _pem("b"), "2 certificates"),
+        (_pem("old", days=1, start_days=-10), "expired"),
+        ("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----", "base64"),
+    ],
+)
+async def test_bad_certificate_uploads_are_422(client, root_headers, project_id, pem, fragment):
+    key = await create_key(client, root_headers, project_id)
+    r = await client.post(
+        f"/v1/keys/{key['id']}/certificates", json={"pem": pem}, headers=root_headers
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+    assert fragment in r.json()["detail"]
+    assert "PRIVATE" not in r.text
+
+
+# ---- signing secrets --------------------------------------------------------------------
+
+
+async def test_signing_secret_is_shown_once_and_required_after(
+    client, root_headers, project_id, clock, runtime
+):
+    key = await create_key(client, root_headers, project_id)
+    r = await client.post(f"/v1/keys/{key['id']}/signing-secret", headers=root_headers)
+    assert r.status_code == 201
+    assert r.headers["cache-control"] == "no-store"
+    secret = r.json()["signing_secret"]
+    assert set(r.json()) == {"signing_secret"}
+    shown = await client.get(f"/v1/keys/{key['id']}", headers=root_headers)
+    assert shown.json()["require_signature"] is True
+    assert secret not in shown.text
+    assert secret not in await _audit_text(runtime)
+    async with runtime.sessions() as db:
+        row = await db.get(ApiKey, key["id"])
+    assert secret not in row.signing_secret_sealed
+
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert (r.status_code, r.json()["code"]) == (401, "signature_invalid")
+    auth = SignedRequestAuth(key["id"], secret, header_prefix="APTR", clock=clock)
+    r = await client.post("/v1/sessions?via=httpx-auth", json=POLL_SESSION, auth=auth)
+    assert r.status_code == 201, r.text
+    assert "Authorization" not in r.request.headers  # the secret never travelled
+
+    # A new secret replaces the old one at once.
+    new = (await client.post(f"/v1/keys/{key['id']}/signing-secret", headers=root_headers)).json()
+    clock.advance(1)
+    r = await client.post("/v1/sessions", json=POLL_SESSION, auth=auth)
+    assert (r.status_code, r.json()["code"]) == (401, "signature_invalid")
+    auth = SignedRequestAuth(key["id"], new["signing_secret"], header_prefix="APTR", clock=clock)
+    assert (await client.post("/v1/sessions", json=POLL_SESSION, auth=auth)).status_code == 201
+    r = await client.delete(f"/v1/keys/{key['id']}/signing-secret", headers=root_headers)
+    assert r.status_code == 204
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert r.status_code == 201
+
+
+async def test_restrictions_of_a_revoked_key_cannot_change(client, root_headers, project_id):
+    key = await create_key(client, root_headers, project_id)
+    await client.delete(f"/v1/keys/{key['id']}", headers=root_headers)
+    for path in ("totp", "signing-secret"):
+        r = await client.post(f"/v1/keys/{key['id']}/{path}", headers=root_headers)
+        assert r.status_code == 409, path
+    r = await client.post(
+        f"/v1/keys/{key['id']}/certificates", json={"pem": _pem("x")}, headers=root_headers
+    )
+    assert r.status_code == 409
+
+
+async def test_restriction_endpoints_need_a_root_key_and_a_known_key(
+    client, root_headers, project_id
+):
+    key = await create_key(client, root_headers, project_id)
+    r = await client.post(f"/v1/keys/{key['id']}/signing-secret", headers=bearer(key["key"]))
+    assert (r.status_code, r.json()["code"]) == (403, "root_key_required")
+    r = await client.post("/v1/keys/aptr_live_0000000000000000/totp", headers=root_headers)
+    assert r.status_code == 404
+
+
+# ---- IP allowlists and allowed domains --------------------------------------------------
+
+
+async def test_allowlist_entries_are_validated_and_normalised(
+    client, root_headers, project_id, runtime
+):
+    key = await create_key(
+        client,
+        root_headers,
+        project_id,
+        ip_allowlist=["10.1.2.3", "10.0.0.0/8", "2001:DB8::/32", "10.1.2.3"],
+        allowed_domains=["*.Example.COM", "https://app.example.org/"],
+    )
+    assert key["ip_allowlist"] == ["10.1.2.3/32", "10.0.0.0/8", "2001:db8::/32"]
+    assert key["allowed_domains"] == ["*.example.com", "https://app.example.org"]
+    r = await client.patch(
+        f"/v1/keys/{key['id']}", json={"ip_allowlist": ["203.0.113.0/24"]}, headers=root_headers
+    )
+    assert r.json()["ip_allowlist"] == ["203.0.113.0/24"]
+    assert "key.restrictions_changed" in await _audit_text(runtime)
+
+
+@pytest.mark.parametrize(
+    ("field", "entry"),
+    [
+        ("ip_allowlist", "10.0.0.0/33"),
+        ("ip_allowlist", "fe80::1%eth0"),
+        ("ip_allowlist", "10.0.0.1 "),
+        ("ip_allowlist", "example.com"),
+        ("allowed_domains", "*.com"),
+        ("allowed_domains", "*"),
+        ("allowed_domains", "https://example.com/path"),
+        ("allowed_domains", "exa mple.com"),
+        ("allowed_domains", "a.*.example.com"),
+    ],
+)
+async def test_bad_allowlist_entries_are_422_naming_the_entry(
+    client, root_headers, project_id, field, entry
+):
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys",
+        json={
+            "name": "bad",
+            field: ["10.0.0.0/8" if field == "ip_allowlist" else "ok.example", entry],
+        },
+        headers=root_headers,
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+    error = r.json()["errors"][0]
+    assert error["loc"][-2:] == [field, "1"]
+    assert repr(entry.strip())[1:-1][:20] in error["msg"] or entry.strip() in error["msg"]
+    key = await create_key(client, root_headers, project_id)
+    r = await client.patch(f"/v1/keys/{key['id']}", json={field: [entry]}, headers=root_headers)
+    assert r.status_code == 422
+
+
+async def test_rate_limit_headers_on_keyguards_own_route(client, root_headers, project_id):
+    key = await create_key(
+        client, root_headers, project_id, rate_limit={"limit": 2, "period_seconds": 60}
+    )
+    r = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert (r.headers["ratelimit-limit"], r.headers["ratelimit-remaining"]) == ("2", "1")
+    created = r.json()["id"]
+    r = await client.get(f"/v1/sessions/{created}", headers=bearer(key["key"]))
+    assert r.headers["ratelimit-remaining"] == "0"
+    r = await client.get(f"/v1/sessions/{created}", headers=bearer(key["key"]))
+    assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
+    assert int(r.headers["retry-after"]) >= 1
+    assert isinstance(r, httpx.Response)

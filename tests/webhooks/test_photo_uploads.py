@@ -1,0 +1,227 @@
+"""Upload sessions end to end: the page, the upload, its checks, poll and webhook modes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+from webhook_helpers import Receiver
+
+from keyguard.clock import FrozenClock
+from keyguard.runtime import Runtime
+from keyguard.services.accounts import InitResult
+from keyguard.services.webhooks.worker import DeliveryWorker
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+PASSWORD = "claim-4521-pin"
+
+
+# The seed's Python verifier, copied verbatim (000 Apertur, "Webhook Signature
+# Verification"); its two imports are at the top of this module.
+
+
+def verify_webhook(body: bytes, signature: str, secret: str) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+async def _project_key(client: httpx.AsyncClient, root: dict[str, str], project_id: str) -> str:
+    r = await client.post(f"/v1/projects/{project_id}/keys", json={"name": "app"}, headers=root)
+    return str(r.json()["key"])
+
+
+async def _session(client: httpx.AsyncClient, key: str, **body: Any) -> dict[str, Any]:
+    r = await client.post("/v1/sessions", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _file(data: bytes = PNG, name: str = "photo.png") -> dict[str, Any]:
+    return {"file": (name, io.BytesIO(data), "image/png")}
+
+
+async def _upload(
+    client: httpx.AsyncClient,
+    session_id: str,
+    content: bytes = PNG,
+    name: str = "a.png",
+    **kw: Any,
+) -> httpx.Response:
+    return await client.post(f"/v1/sessions/{session_id}/photos", files=_file(content, name), **kw)
+
+
+async def test_the_seed_flow_uploads_and_delivers_a_signed_photo_webhook(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    admin: InitResult,
+    root_headers: dict[str, str],
+    project_id: str,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+) -> None:
+    key = await _project_key(client, root_headers, project_id)
+    session = await _session(
+        client, key, delivery_mode="webhook", webhook_url=receiver.url("/webhook"),
+        password=PASSWORD,
+    )  # fmt: skip
+    page = await client.get(session["upload_url"].replace("https://testserver", ""))
+    assert page.status_code == 200
+    assert f'action="/v1/sessions/{session["id"]}/photos"' in page.text
+    assert "name=password type=password" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+
+    r = await _upload(client, session["id"], JPEG, "holiday.jpg", data={"password": PASSWORD})
+    assert r.status_code == 201, r.text
+    photo = r.json()
+    assert (photo["content_type"], photo["size"], photo["filename"]) == (
+        "image/jpeg",
+        len(JPEG),
+        "holiday.jpg",
+    )
+    assert await worker.run_once() == 1
+    [seen] = receiver.seen("/webhook")
+    secret = admin.project.webhook_secret
+    assert verify_webhook(seen.body, seen.headers["x-aptr-signature"], secret)
+    Webhook(secret).verify(seen.body, seen.headers)
+    event = seen.json()
+    assert event["type"] == "photo.uploaded"
+    assert event["data"]["session_id"] == session["id"]
+    assert event["data"]["photo"]["id"] == photo["id"]
+    assert event["data"]["photo"]["sha256"] == hashlib.sha256(JPEG).hexdigest()
+    assert PASSWORD not in seen.body.decode()
+    link = event["data"]["download_url"].replace("https://testserver", "")
+    got = await client.get(link)
+    assert (got.status_code, got.content) == (200, JPEG)
+    assert got.headers["content-type"] == "image/jpeg"
+    assert got.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_the_password_may_come_in_the_header(
+    client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str
+) -> None:
+    key = await _project_key(client, root_headers, project_id)
+    session = await _session(client, key, delivery_mode="poll", password=PASSWORD)
+    r = await _upload(client, session["id"], headers={"X-APTR-Session-Password": PASSWORD})
+    assert r.status_code == 201
+
+
+async def test_wrong_or_missing_passwords_are_refused_then_throttled(
+    client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str
+) -> None:
+    key = await _project_key(client, root_headers, project_id)
+    session = await _session(client, key, delivery_mode="poll", password=PASSWORD)
+    missing = await _upload(client, session["id"])
+    assert (missing.status_code, missing.json()["code"]) == (401, "session_password_invalid")
+    wrong = await _upload(client, session["id"], data={"password": "guess"})
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "session_password_invalid")
+    assert "guess" not in wrong.text
+    codes = []
+    for _ in range(10):
+        r = await _upload(client, session["id"], headers={"X-APTR-Session-Password": "guess"})
+        codes.append(r.status_code)
+    assert codes[-1] == 429
+    assert r.json()["code"] == "rate_limited"
+    assert int(r.headers["retry-after"]) >= 1
+    # Throttled means not even the right password is checked until the window passes.
+    right = await _upload(client, session["id"], data={"password": PASSWORD})
+    assert right.status_code == 429
+
+
+async def test_upload_bad_inputs_are_refused_with_their_codes(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    root_headers: dict[str, str],
+    project_id: str,
+    clock: FrozenClock,
+) -> None:
+    key = await _project_key(client, root_headers, project_id)
+    session = await _session(client, key, delivery_mode="poll")
+    sid = session["id"]
+
+    not_image = await _upload(client, sid, b"%PDF-1.7 not an image at all", "cv.png")
+    assert (not_image.status_code, not_image.json()["code"]) == (415, "unsupported_image_type")
+    empty = await _upload(client, sid, b"", "empty.png")
+    assert empty.status_code == 415
+    no_file = await client.post(
+        f"/v1/sessions/{sid}/photos", files={"other": ("a.png", io.BytesIO(PNG), "image/png")}
+    )
+    assert (no_file.status_code, no_file.json()["code"]) == (422, "validation_failed")
+    as_json = await client.post(f"/v1/sessions/{sid}/photos", json={"file": "x"})
+    assert as_json.status_code == 415
+    unknown = await _upload(client, "sess_doesnotexist00")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+
+    runtime.settings = runtime.settings.model_copy(update={"max_upload_bytes": 1000})
+    big = await _upload(client, sid, PNG + b"\x00" * 2000)
+    assert (big.status_code, big.json()["code"]) == (413, "payload_too_large")
+
+    traversal = await _upload(client, sid, PNG, "../../etc/passwd")
+    assert traversal.status_code == 201
+    assert traversal.json()["filename"] == "passwd"
+    stored = list((runtime.settings.data_dir / "photos").rglob("*"))
+    assert all(p.resolve().is_relative_to(runtime.settings.data_dir.resolve()) for p in stored)
+    assert not any("passwd" in p.name for p in stored)
+    windows = await _upload(client, sid, PNG, "C:\\Users\\me\\..\\evil\u202egnp.exe")
+    assert windows.json()["filename"] == "evilgnp.exe"
+
+    clock.advance(86_400 + 1)
+    expired = await _upload(client, sid)
+    assert (expired.status_code, expired.json()["code"]) == (410, "session_expired")
+    page = await client.get(f"/upload/{sid}")
+    assert page.status_code == 410
+
+
+async def test_a_session_accepts_at_most_max_photos(
+    client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str
+) -> None:
+    key = await _project_key(client, root_headers, project_id)
+    session = await _session(client, key, delivery_mode="poll")
+    for _ in range(20):
+        assert (await _upload(client, session["id"])).status_code == 201
+    extra = await _upload(client, session["id"])
+    assert (extra.status_code, extra.json()["code"]) == (409, "photo_limit_reached")
+
+
+async def test_poll_mode_lists_photos_with_working_download_links(
+    client: httpx.AsyncClient,
+    root_headers: dict[str, str],
+    project_id: str,
+    clock: FrozenClock,
+) -> None:
+    key = await _project_key(client, root_headers, project_id)
+    session = await _session(client, key, delivery_mode="poll")
+    await _upload(client, session["id"], PNG, "one.png")
+    listed = await client.get(
+        f"/v1/sessions/{session['id']}/photos", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert listed.status_code == 200
+    [photo] = listed.json()["data"]
+    assert photo["filename"] == "one.png"
+    link = photo["download_url"].replace("https://testserver", "")
+    assert (await client.get(link)).content == PNG
+    tampered = link.replace(photo["id"], photo["id"][:-1] + "x")
+    r = await client.get(tampered)
+    assert (r.status_code, r.json()["code"]) == (403, "download_link_invalid")
+    clock.advance(3601)
+    late = await client.get(link)
+    assert (late.status_code, late.json()["code"]) == (403, "download_link_expired")
+    anonymous = await client.get(f"/v1/sessions/{session['id']}/photos")
+    assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("accept", ["text/html,application/xhtml+xml"])
+async def test_a_browser_posting_the_form_gets_a_page_back(
+    client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str, accept: str
+) -> None:
+    key = await _project_key(client, root_headers, project_id)
+    session = await _session(client, key, delivery_mode="poll")
+    r = await _upload(client, session["id"], headers={"Accept": accept})
+    assert r.status_code == 201
+    assert r.headers["content-type"].startswith("text/html")
+    assert "Photo uploaded" in r.text

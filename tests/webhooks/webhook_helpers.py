@@ -1,0 +1,137 @@
+"""Helpers shared by the webhook and upload tests: a scriptable loopback receiver and
+small database readers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from keyguard.runtime import Runtime
+from keyguard.services.webhooks import endpoints
+from keyguard.storage.models import WebhookAttempt, WebhookDelivery, WebhookMessage
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    gate: asyncio.Event | None = None  # answer only once this is set
+
+
+class Receiver:
+    """A real HTTP/1.1 server on 127.0.0.1 answering per path; records every request."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.requests: list[Seen] = []
+        self.replies: dict[str, Reply | Callable[[Seen], Reply]] = {}
+        self.arrived = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def on(self, path: str, reply: Reply | Callable[[Seen], Reply]) -> str:
+        self.replies[path] = reply
+        return self.url(path)
+
+    def seen(self, path: str) -> list[Seen]:
+        return [r for r in self.requests if r.path == path]
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            _, path, _ = lines[0].split(" ", 2)
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                if line:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            seen = Seen(path, headers, body)
+            self.requests.append(seen)
+            self.arrived.set()
+            reply = self.replies.get(path, Reply())
+            if callable(reply):
+                reply = reply(seen)
+            if reply.gate is not None:
+                await reply.gate.wait()
+            extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
+            writer.write(
+                f"HTTP/1.1 {reply.status} X\r\nContent-Length: {len(reply.body)}\r\n"
+                f"Connection: close\r\n{extra}\r\n".encode()
+                + reply.body
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+async def add_endpoint(
+    runtime: Runtime, project_id: str, url: str, events: list[str] | None = None
+) -> str:
+    endpoint = await endpoints.create_endpoint(
+        runtime, project_id, url=url, events=events or ["*"], description="", actor="test"
+    )
+    return endpoint.id
+
+
+async def deliveries(runtime: Runtime) -> list[WebhookDelivery]:
+    async with runtime.sessions() as s:
+        rows = await s.execute(select(WebhookDelivery).order_by(WebhookDelivery.created_at))
+        return list(rows.scalars())
+
+
+async def attempts(runtime: Runtime, delivery_id: str) -> list[WebhookAttempt]:
+    async with runtime.sessions() as s:
+        rows = await s.execute(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.attempt_number)
+        )
+        return list(rows.scalars())
+
+
+async def messages(runtime: Runtime) -> list[WebhookMessage]:
+    async with runtime.sessions() as s:
+        rows = await s.execute(select(WebhookMessage).order_by(WebhookMessage.created_at))
+        return list(rows.scalars())
