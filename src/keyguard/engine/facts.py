@@ -5,10 +5,18 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address
 
 from keyguard.crypto.certificates import certificate_from_proxy_headers
 from keyguard.errors import ClientCertificateInvalid
+
+
+# Every request on a TLS connection carries the same client certificate PEM (and the
+# same str object, whose hash is cached): decode it once.
+@lru_cache(maxsize=1024)
+def _pem_to_der(pem: str) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -66,7 +74,7 @@ class RequestFacts:
                 if der is not None:
                     return der
             if self.client_cert_pem:
-                return ssl.PEM_cert_to_DER_cert(self.client_cert_pem)
+                return _pem_to_der(self.client_cert_pem)
         except ValueError:
             raise ClientCertificateInvalid() from None
         return None
