@@ -15,12 +15,13 @@ from keyguard.clock import Clock, SystemClock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher, derive_subkey
 from keyguard.crypto.master_key import decode_master_key, load_or_create_master_key
-from keyguard.engine.cache import KeyCache
+from keyguard.engine.cache import KeyCache, ReadThroughCache
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.services.key_records import load_key_record
+from keyguard.services.session_view import SessionView, load_session_view
 from keyguard.settings import Settings
 from keyguard.state.memory import memory_state
 from keyguard.state.protocols import StateStores
@@ -41,6 +42,9 @@ class Runtime:
     cache: KeyCache
     engine: PolicyEngine
     state: StateStores
+    session_cache: ReadThroughCache[SessionView]
+    # Signs short-lived photo download links (its own subkey of the master key).
+    link_key: bytes
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
     # Set by the HTTPS server (``keyguard serve``): certificates registered on keys are
     # added to it, which matters when it cannot accept unknown certificates.
@@ -76,6 +80,12 @@ class Runtime:
                 return await load_key_record(session, envelope, key_id)
 
         cache = KeyCache(loader, clock, ttl=settings.key_cache_ttl_seconds)
+
+        async def session_loader(session_id: str) -> SessionView | None:
+            return await load_session_view(sessions, session_id)
+
+        # Sessions never change after creation, so a long TTL is safe.
+        session_cache = ReadThroughCache(session_loader, clock, ttl=300.0)
         state = redis_state(settings.redis_url) if settings.redis_url else memory_state(clock)
         runtime = cls(
             settings=settings,
@@ -87,6 +97,8 @@ class Runtime:
             cache=cache,
             engine=PolicyEngine(cache, hasher, clock, state=state),
             state=state,
+            session_cache=session_cache,
+            link_key=derive_subkey(master, "keyguard/download-links"),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,
         )

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     host: str = "localhost"
     port: int = 8443
     http_port: int | None = None  # optional plain-HTTP listener (redirects only)
+    # The URL clients reach Keyguard at (behind a proxy); by default taken from the request.
+    public_url: str | None = None
     header_prefix: str = "Keyguard"
     key_prefix: str = "kg"
     trusted_proxies: CommaList = Field(default_factory=list)

@@ -12,13 +12,19 @@ from keyguard.errors import NotFound
 from keyguard.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
 
 
-async def _authenticate(request: Request, response: Response, *, root: bool) -> Principal:
-    runtime = get_runtime(request)
-    principal = await authenticate_scope(
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs sync dependencies in a worker thread.
+    return runtime_of(request)
+
+
+async def authenticate_request(request: Request, *, root: bool) -> Principal:
+    """The door for routes that skip FastAPI's dependency machinery (the hot path)."""
+    runtime = runtime_of(request)
+    return await authenticate_scope(
         runtime.engine,
         request.scope,
         request.body,
@@ -26,10 +32,26 @@ async def _authenticate(request: Request, response: Response, *, root: bool) -> 
         trusted_proxies=runtime.trusted_proxies,
         root=root,
     )
+
+
+def add_ratelimit_headers(response: Response, principal: Principal) -> None:
     if principal.ratelimit is not None:
-        # FastAPI copies these onto the route's response.
         for name, value in principal.ratelimit.header_items():
             response.headers[name.decode()] = value.decode()
+
+
+def public_base_url(request: Request) -> str:
+    """Where clients reach us: KEYGUARD_PUBLIC_URL, else the scheme and Host of the request."""
+    configured = runtime_of(request).settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    host = request.headers.get("host") or "localhost"
+    return f"{request.scope['scheme']}://{host}{request.scope.get('root_path', '')}"
+
+
+async def _authenticate(request: Request, response: Response, *, root: bool) -> Principal:
+    principal = await authenticate_request(request, root=root)
+    add_ratelimit_headers(response, principal)  # FastAPI copies them onto the route's response
     return principal
 
 

@@ -1,4 +1,4 @@
-"""In-memory key cache in front of the repository.
+"""In-memory read-through caches; the key cache in front of the repository.
 
 Every change to a key calls ``invalidate`` (and publishes it on the cache bus so other
 instances drop it too), so a revocation takes effect on the next request. The TTL is a
@@ -10,36 +10,43 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from keyguard.clock import Clock
-from keyguard.engine.records import KeyLoader, KeyRecord
+from keyguard.engine.records import KeyRecord
+
+T = TypeVar("T")
 
 
-class KeyCache:
+class ReadThroughCache(Generic[T]):
+    """id -> immutable value, loaded on a miss (single flight), with TTLs and size bounds."""
+
     def __init__(
         self,
-        loader: KeyLoader,
+        loader: Callable[[str], Awaitable[T | None]],
         clock: Clock,
         *,
         ttl: float = 30.0,
         negative_ttl: float = 5.0,
+        max_entries: int = 100_000,
         max_negative: int = 10_000,
     ) -> None:
         self._loader = loader
         self._clock = clock
         self._ttl = ttl
         self._negative_ttl = negative_ttl
+        self._max_entries = max_entries
         self._max_negative = max_negative
-        self._hits: dict[str, tuple[KeyRecord, float]] = {}
+        self._hits: dict[str, tuple[T, float]] = {}
         self._misses: OrderedDict[str, float] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        self._loading: dict[str, asyncio.Future[T | None]] = {}
         self._generation = 0
         # Called with the key id on every invalidate() (not on forget()): the runtime
         # publishes it on the cache bus so that every other instance forgets the key too.
         self.on_invalidate: Callable[[str], None] | None = None
 
-    async def get(self, key_id: str) -> KeyRecord | None:
+    async def get(self, key_id: str) -> T | None:
         now = self._clock.now()
         hit = self._hits.get(key_id)
         if hit is not None and hit[1] > now:
@@ -49,11 +56,11 @@ class KeyCache:
             return None
         return await self._load(key_id)
 
-    async def _load(self, key_id: str) -> KeyRecord | None:
+    async def _load(self, key_id: str) -> T | None:
         pending = self._loading.get(key_id)
         if pending is not None:  # single flight: concurrent misses share one query
             return await asyncio.shield(pending)
-        future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
         self._loading[key_id] = future
         generation = self._generation
         try:
@@ -73,6 +80,9 @@ class KeyCache:
                 while len(self._misses) > self._max_negative:
                     self._misses.popitem(last=False)
             else:
+                if len(self._hits) >= self._max_entries:
+                    # Oldest insertion first (dicts keep order): cheap and good enough.
+                    del self._hits[next(iter(self._hits))]
                 self._hits[key_id] = (record, now + self._ttl)
         return record
 
@@ -92,3 +102,7 @@ class KeyCache:
         self._generation += 1
         self._hits.clear()
         self._misses.clear()
+
+
+class KeyCache(ReadThroughCache[KeyRecord]):
+    """The key cache of the policy engine (see the module docstring)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
 
 from keyguard.crypto.totp import TotpKey
 from keyguard.engine.ipallow import IpAllowlist
@@ -63,10 +62,6 @@ class KeyRecord:
 
     def __repr__(self) -> str:  # never print hashes or secrets
         return f"KeyRecord(id={self.id!r}, project_id={self.project_id!r})"
-
-
-class KeyLoader(Protocol):
-    async def __call__(self, key_id: str) -> KeyRecord | None: ...
 
 
 @dataclass(frozen=True, slots=True)

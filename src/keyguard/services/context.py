@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keyguard.clock import Clock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher
-from keyguard.engine.cache import KeyCache
+from keyguard.engine.cache import KeyCache, ReadThroughCache
+from keyguard.services.session_view import SessionView
 from keyguard.settings import Settings
 from keyguard.state.protocols import StateStores
 
@@ -21,6 +22,8 @@ class ServiceContext(Protocol):
     envelope: Envelope
     hasher: SecretHasher
     cache: KeyCache
+    session_cache: ReadThroughCache[SessionView]
+    link_key: bytes
     state: StateStores
     sessions: async_sessionmaker[AsyncSession]
 

@@ -12,6 +12,7 @@ from keyguard.errors import NotFound, ValidationFailed
 from keyguard.ids import new_id
 from keyguard.services import audit
 from keyguard.services.context import ServiceContext
+from keyguard.services.session_view import SessionView
 from keyguard.storage.models import UploadSession
 from keyguard.webhooks.ssrf import UnsafeWebhookUrl, validate_webhook_url
 
@@ -66,10 +67,9 @@ async def create_session(
     return session_row
 
 
-async def get_session(ctx: ServiceContext, session_id: str, *, project_id: str) -> UploadSession:
-    async with ctx.sessions() as db:
-        row = await db.get(UploadSession, session_id)
+async def get_session(ctx: ServiceContext, session_id: str, *, project_id: str) -> SessionView:
+    view = await ctx.session_cache.get(session_id)
     # Another project's session is answered as if it did not exist.
-    if row is None or row.project_id != project_id:
+    if view is None or view.project_id != project_id:
         raise NotFound()
-    return row
+    return view

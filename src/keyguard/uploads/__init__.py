@@ -3,7 +3,6 @@
 from keyguard.uploads.filenames import display_name
 from keyguard.uploads.links import (
     LINK_TTL_SECONDS,
-    link_key,
     sign_download_link,
     verify_download_link,
 )
@@ -15,7 +14,6 @@ __all__ = [
     "FileStore",
     "LocalFileStore",
     "display_name",
-    "link_key",
     "sign_download_link",
     "sniff_image_type",
     "verify_download_link",

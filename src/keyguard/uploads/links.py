@@ -11,18 +11,10 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
-from keyguard.crypto.hashing import SecretHasher
 from keyguard.errors import DownloadLinkExpired, DownloadLinkInvalid
 
 LINK_TTL_SECONDS = 3600
 _MAX_EXPIRES_DIGITS = 12
-
-
-def link_key(hasher: SecretHasher) -> bytes:
-    """The link-signing key: HMAC(pepper, label) is a PRF output, i.e. an HKDF-style
-    derived key. No stored hash can equal it: the hasher only ever hashes random
-    server-generated secrets, never this label."""
-    return hasher.hash("keyguard/photo-download-link/v1")
 
 
 def _mac(key: bytes, photo_id: str, expires: int) -> str:
@@ -56,4 +48,4 @@ def verify_download_link(
         raise DownloadLinkExpired()
 
 
-__all__ = ["LINK_TTL_SECONDS", "link_key", "sign_download_link", "verify_download_link"]
+__all__ = ["LINK_TTL_SECONDS", "sign_download_link", "verify_download_link"]

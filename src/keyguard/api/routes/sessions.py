@@ -1,27 +1,39 @@
-"""Upload sessions (CONTRACT §6), authenticated by a project key."""
+"""Upload sessions (CONTRACT §6), authenticated by a project key.
+
+``GET /v1/sessions/ID`` is the hot path of the seeds' API: it authenticates through the
+door directly and serialises with pydantic-core, skipping FastAPI's dependency and
+response-model machinery (which costs more than the whole policy check).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
-from keyguard.api.deps import ProjectKey, RuntimeDep
+from keyguard.api.deps import (
+    ProjectKey,
+    RuntimeDep,
+    add_ratelimit_headers,
+    authenticate_request,
+    public_base_url,
+    runtime_of,
+)
 from keyguard.api.schemas import SessionCreate, SessionOut
 from keyguard.errors import NotFound
 from keyguard.services import sessions
-from keyguard.storage.models import UploadSession
+from keyguard.services.session_view import SessionView
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
-def session_out(request: Request, row: UploadSession) -> SessionOut:
+def session_out(request: Request, view: SessionView) -> SessionOut:
     return SessionOut(
-        id=row.id,
-        upload_url=f"{str(request.base_url).rstrip('/')}/upload/{row.id}",
-        delivery_mode=row.delivery_mode,
-        webhook_url=row.webhook_url,
-        password_protected=row.password_hash is not None,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
+        id=view.id,
+        upload_url=f"{public_base_url(request)}/upload/{view.id}",
+        delivery_mode=view.delivery_mode,
+        webhook_url=view.webhook_url,
+        password_protected=view.password_protected,
+        created_at=view.created_at,
+        expires_at=view.expires_at,
     )
 
 
@@ -40,12 +52,19 @@ async def create_session(
         password=body.password,
         expires_in=body.expires_in,
     )
-    return session_out(request, row)
+    return session_out(request, SessionView.from_row(row))
 
 
-@router.get("/{session_id}", response_model=SessionOut)
-async def get_session(
-    session_id: str, request: Request, rt: RuntimeDep, caller: ProjectKey
-) -> SessionOut:
-    row = await sessions.get_session(rt, session_id, project_id=caller.project_id or "")
-    return session_out(request, row)
+@router.get(
+    "/{session_id}",
+    response_class=Response,
+    responses={200: {"model": SessionOut, "description": "The session, without its password"}},
+)
+async def get_session(session_id: str, request: Request) -> Response:
+    caller = await authenticate_request(request, root=False)
+    view = await sessions.get_session(
+        runtime_of(request), session_id, project_id=caller.project_id or ""
+    )
+    response = Response(session_out(request, view).model_dump_json(), media_type="application/json")
+    add_ratelimit_headers(response, caller)
+    return response

@@ -32,7 +32,7 @@ from keyguard.errors import (
 from keyguard.runtime import Runtime
 from keyguard.services import photos
 from keyguard.storage.models import Photo
-from keyguard.uploads.links import link_key, sign_download_link, verify_download_link
+from keyguard.uploads.links import sign_download_link, verify_download_link
 from keyguard.uploads.store import FileStore, LocalFileStore
 
 router = APIRouter(tags=["uploads"])
@@ -69,7 +69,7 @@ def photo_out(rt: Runtime, request: Request, photo: Photo, *, with_link: bool) -
     url = expires = None
     if with_link:
         url, stamp = sign_download_link(
-            link_key(rt.hasher),
+            rt.link_key,
             f"{_base(request)}/v1/photos/{photo.id}/download",
             photo.id,
             now=rt.clock.now(),
@@ -169,7 +169,7 @@ async def download_photo(
     signature: str | None = Query(default=None, max_length=128),
 ) -> Response:
     # The signature is checked before any look-up: a forged link learns nothing.
-    verify_download_link(link_key(rt.hasher), photo_id, expires, signature, now=rt.clock.now())
+    verify_download_link(rt.link_key, photo_id, expires, signature, now=rt.clock.now())
     photo = await photos.get_photo(rt, photo_id)
     try:
         data = await file_store(request, rt).get(photo.storage_key)

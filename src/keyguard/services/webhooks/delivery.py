@@ -34,7 +34,7 @@ from keyguard.storage.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from keyguard.uploads.links import link_key, sign_download_link
+from keyguard.uploads.links import sign_download_link
 from keyguard.webhooks.attempt import AttemptResult
 from keyguard.webhooks.schedule import is_retryable, next_attempt_delay, should_disable_endpoint
 from keyguard.webhooks.signing import signature_headers
@@ -188,7 +188,7 @@ def render_body(ctx: ServiceContext, message: WebhookMessage, now: float) -> byt
     data: dict[str, Any] = json.loads(message.payload)
     if message.event_type == PHOTO_UPLOADED and isinstance(data.get("download_url"), str):
         url, expires = sign_download_link(
-            link_key(ctx.hasher), data["download_url"], data["photo"]["id"], now=now
+            ctx.link_key, data["download_url"], data["photo"]["id"], now=now
         )
         data["download_url"] = url
         data["download_url_expires_at"] = utc_from_ts(expires).isoformat().replace("+00:00", "Z")
