@@ -238,11 +238,19 @@ def protected_vs_unprotected(
         {"Authorization": f"Bearer {key}"},
     )
     unprotected = Route(UNPROTECTED_ROW, "/v1/")
+    # A second baseline: the cheapest route the server has (plain ASGI, no work at all).
+    bare = Route("bare GET /healthz (plain ASGI, unprotected)", "/healthz")
     # One request each through a verifying client first: a 401/404 must not be benchmarked.
     with server.client() as http:
-        for route in (protected, unprotected):
+        for route in (protected, unprotected, bare):
             status = http.get(route.path, headers=dict(route.headers)).status_code
             if status != 200:
                 raise RuntimeError(f"{route.path} answered {status}, expected 200")
-    results = alternate(generator, server, [unprotected, protected], config)
-    return compare(SECTION, results, subject=protected, baseline=unprotected, label=generator.label)
+    results = alternate(generator, server, [unprotected, bare, protected], config)
+    rows = compare(SECTION, results, subject=protected, baseline=unprotected, label=generator.label)
+    against_bare = compare(
+        SECTION, results, subject=protected, baseline=bare, label=generator.label, target=None
+    )
+    # Keep the bare route's row and its ratio; the protected route's row is already there.
+    rows += [against_bare[0], against_bare[2]]
+    return rows

@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import http_load, inprocess
+from bench import http_load, inprocess, restrictions, webhooks
 from bench.config import BenchConfig
 from bench.http_load import LoadGenerator
 from bench.inprocess import InProcessContext
@@ -31,9 +31,16 @@ from bench.server import RunningServer, running_server
 InProcessCheck = Callable[[InProcessContext], Awaitable[list[Row]]]
 HttpCheck = Callable[[RunningServer, LoadGenerator, BenchConfig], list[Row]]
 
+
+async def webhook_delivery(ctx: InProcessContext) -> list[Row]:
+    return await webhooks.measure(deliveries=300 if ctx.config.quick else 1000)
+
+
 INPROCESS_CHECKS: list[InProcessCheck] = [
     inprocess.verification_cost,
     inprocess.route_cost,
+    restrictions.restrictions_cost,
+    webhook_delivery,
 ]
 HTTP_CHECKS: list[HttpCheck] = [
     http_load.protected_vs_unprotected,

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from keyguard import __version__
@@ -39,19 +40,27 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     )
     app.state.runtime = runtime
     problems.install(app)
-    # verify before keys: "/v1/keys/verify" must not match "/v1/keys/{key_id}" routes.
+    # Routes are matched in order: the hot session routes first; verify before keys, so that
+    # "/v1/keys/verify" does not match "/v1/keys/{key_id}".
     for router in (
         meta.router,
-        projects.router,
+        sessions.router,
         verify.router,
         keys.router,
-        sessions.router,
+        projects.router,
         audit.router,
+        webhook_routes.router,
+        restriction_routes.router,
+        upload_routes.router,
     ):
         app.include_router(router)
-    app.include_router(webhook_routes.router)
-    app.include_router(restriction_routes.router)
-    app.include_router(upload_routes.router)
+    # The hot paths are also served as plain Starlette routes, ahead of FastAPI's: same
+    # endpoint functions (the FastAPI routes above document them in the OpenAPI schema),
+    # minus the per-request dependency and response-model machinery.
+    app.router.routes[:0] = [
+        Route("/v1/sessions/{session_id}", sessions.get_session, methods=["GET"]),
+        Route("/healthz", meta.health, methods=["GET"]),
+    ]
     return app
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 router = APIRouter(tags=["meta"])
 
@@ -22,6 +22,11 @@ async def root(request: Request) -> dict[str, Any]:
             "sessions": {"href": "/v1/sessions"},
         },
     }
+
+
+@router.get("/healthz", summary="Liveness probe (plain ASGI, no database)")
+async def health(_: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
 
 
 @router.get("/v1/apiDoc", summary="The OpenAPI 3.1 document of this API")

@@ -59,11 +59,16 @@ async def create_session(
     "/{session_id}",
     response_class=Response,
     responses={200: {"model": SessionOut, "description": "The session, without its password"}},
+    openapi_extra={
+        "parameters": [
+            {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
+    },
 )
-async def get_session(session_id: str, request: Request) -> Response:
+async def get_session(request: Request) -> Response:
     caller = await authenticate_request(request, root=False)
     view = await sessions.get_session(
-        runtime_of(request), session_id, project_id=caller.project_id or ""
+        runtime_of(request), request.path_params["session_id"], project_id=caller.project_id or ""
     )
     response = Response(session_out(request, view).model_dump_json(), media_type="application/json")
     add_ratelimit_headers(response, caller)
