@@ -60,3 +60,37 @@ async def test_verify_rejects_malformed_requests(client, root_headers):
     for body in ({}, {"key": 5}, {"key": "x", "extra": 1}, {"key": "x", "body_base64": "%%"}):
         r = await client.post("/v1/keys/verify", json=body, headers=root_headers)
         assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), body
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+async def test_all_four_presentation_forms_work_through_forwarded_headers(
+    client, root_headers, project_id
+):
+    key = await create_key(client, root_headers, project_id)
+    forms = [
+        {"Authorization": f"Bearer {key['key']}"},
+        {"API-Key": key["key"]},
+        {"X-API-Key": key["key"]},
+        {"x-api-key": _b64(key["id"]), "x-api-secret": _b64(key["secret"])},
+        {"Authorization": f"ApiKey {_b64(key['id'] + ':' + key['secret'])}"},
+    ]
+    for headers in forms:
+        out = await verify(client, root_headers, headers=headers)
+        assert (out["valid"], out["key_id"]) == (True, key["id"]), headers
+
+
+async def test_forwarded_headers_without_a_key_are_credentials_missing(client, root_headers):
+    out = await verify(client, root_headers, headers={"Accept": "*/*"})
+    assert (out["valid"], out["code"]) == (False, "credentials_missing")
+
+
+async def test_key_and_headers_are_mutually_exclusive(client, root_headers, project_id):
+    key = await create_key(client, root_headers, project_id)
+    for body in ({}, {"key": key["key"], "headers": {"API-Key": key["key"]}}):
+        r = await client.post("/v1/keys/verify", json=body, headers=root_headers)
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed")

@@ -174,7 +174,20 @@ class KeyPage(BaseModel):
 
 
 class VerifyRequest(Strict):
-    key: str = Field(max_length=512)
+    key: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The presented key (or a bare key id for a signed request)",
+    )
+    headers: dict[str, str] | None = Field(
+        default=None,
+        max_length=100,
+        description=(
+            "The request headers as the calling service received them, instead of `key`: "
+            "any of the four presentation forms is read from them, and Origin, Referer and "
+            "the X-{P}-TOTP / -Timestamp / -Signature headers when not given explicitly"
+        ),
+    )
     ip: str | None = Field(default=None, max_length=64)
     origin: str | None = Field(default=None, max_length=2048)
     referer: str | None = Field(default=None, max_length=4096)

@@ -12,8 +12,9 @@ from fastapi import APIRouter
 from keyguard.api.deps import RootKey, RuntimeDep
 from keyguard.api.schemas import RateLimitState, VerifyRequest, VerifyResult
 from keyguard.crypto.keys import looks_like_key_id, parse_key
+from keyguard.engine.credentials import extract_credentials
 from keyguard.engine.facts import Credentials, RequestFacts
-from keyguard.errors import KeyguardError, RateLimited, ValidationFailed
+from keyguard.errors import CredentialsMissing, KeyguardError, RateLimited, ValidationFailed
 
 router = APIRouter(tags=["verify"])
 
@@ -24,6 +25,20 @@ def _credentials(key: str) -> Credentials:
         return Credentials(key, None)
     parsed = parse_key(key)
     return Credentials(parsed.id, parsed.secret)
+
+
+def _lower(headers: dict[str, str] | None) -> dict[str, str]:
+    return {name.lower(): value for name, value in (headers or {}).items()}
+
+
+def _presented(body: VerifyRequest, headers: dict[str, str]) -> Credentials:
+    """The key from ``key``, else from the forwarded headers (all four forms of §4)."""
+    if body.key is not None:
+        return _credentials(body.key)
+    credentials = extract_credentials(headers)
+    if credentials is None:
+        raise CredentialsMissing()
+    return credentials
 
 
 def _raw_body(body: VerifyRequest) -> bytes | None:
@@ -53,23 +68,27 @@ async def verify_key(body: VerifyRequest, rt: RuntimeDep, _: RootKey) -> VerifyR
     with ``valid: false`` and the refusal's ``code``; for ``rate_limited``, ``ratelimit``
     has ``remaining: 0`` and ``reset`` = seconds to wait (the ``Retry-After`` to send).
     """
+    if (body.key is None) == (body.headers is None):
+        raise ValidationFailed("send exactly one of `key` and `headers`")
     raw_body = _raw_body(body)
+    headers = _lower(body.headers)
+    p = rt.settings.header_prefix.lower()
     facts = RequestFacts(
         client_ip=body.ip,
-        origin=body.origin,
-        referer=body.referer,
-        totp=body.totp,
+        origin=body.origin if body.origin is not None else headers.get("origin"),
+        referer=body.referer if body.referer is not None else headers.get("referer"),
+        totp=body.totp if body.totp is not None else headers.get(f"x-{p}-totp"),
         method=body.method.upper(),
         path_with_query=body.path,
         body=raw_body,
-        timestamp=body.timestamp,
-        signature=body.signature,
+        timestamp=body.timestamp or headers.get(f"x-{p}-timestamp"),
+        signature=body.signature or headers.get(f"x-{p}-signature"),
         client_cert_pem=body.client_cert_pem,
         https=body.https,
     )
     try:
         principal = await rt.engine.verify(
-            _credentials(body.key), facts, required_scopes=body.required_scopes
+            _presented(body, headers), facts, required_scopes=body.required_scopes
         )
     except RateLimited as error:
         limit = int(error.headers.get("RateLimit-Limit", "0"))
