@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,10 +22,11 @@ from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.server.tls_context import ClientCertificateTrust
-from keyguard.services.key_records import load_key_record
+from keyguard.services.key_records import keys_changed_since, load_key_record
 from keyguard.services.session_view import SessionView, load_session_view
 from keyguard.settings import Settings
 from keyguard.state.memory import memory_state
+from keyguard.state.polling import PollingCacheBus
 from keyguard.state.protocols import StateStores
 from keyguard.state.redis import CLEAR_ALL, redis_state
 from keyguard.storage.db import create_engine, migrate, session_factory
@@ -86,7 +89,11 @@ class Runtime:
 
         # Sessions never change after creation, so a long TTL is safe.
         session_cache = ReadThroughCache(session_loader, clock, ttl=300.0)
-        state = redis_state(settings.redis_url) if settings.redis_url else memory_state(clock)
+        if settings.redis_url:
+            state = redis_state(settings.redis_url)
+        else:
+            bus = PollingCacheBus(partial(keys_changed_since, sessions), clock)
+            state = dataclasses.replace(memory_state(clock), cache_bus=bus, close=bus.close)
         runtime = cls(
             settings=settings,
             clock=clock,
@@ -102,8 +109,7 @@ class Runtime:
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,
         )
-        if settings.redis_url:
-            await runtime._join_cache_bus()
+        await runtime._join_cache_bus()
         return runtime
 
     async def _join_cache_bus(self) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyguard.crypto.envelope import Envelope
 from keyguard.engine.records import KeyRecord, RateLimitRule
@@ -60,3 +61,14 @@ async def load_key_record(
     )
     validity = {fp: (nb.timestamp(), na.timestamp()) for fp, nb, na in certs}
     return to_record(row, envelope, frozenset(validity), validity)
+
+
+async def keys_changed_since(
+    sessions: async_sessionmaker[AsyncSession], since: datetime
+) -> list[tuple[str, datetime]]:
+    """(id, updated_at) of keys changed after ``since``: the polling cache bus's query."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(ApiKey.id, ApiKey.updated_at).where(ApiKey.updated_at > since)
+        )
+        return [(key_id, updated_at) for key_id, updated_at in rows]

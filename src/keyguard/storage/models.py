@@ -69,7 +69,7 @@ class ApiKey(Base):
     scopes: Mapped[list[str]]
     key_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     rotated_to: Mapped[str | None] = mapped_column(String(64))
