@@ -67,9 +67,8 @@ async def record(
     head = (
         await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
     ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+    if head is None:  # migration 0004 creates it; a missing head means a damaged database
+        raise RuntimeError("audit_head row is missing: run the migrations")
     seq = head.seq + 1
     digest = chain_hash(head.hash, canonical(seq, at, project_id, actor, action, target, data))
     event = AuditEvent(
