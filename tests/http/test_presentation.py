@@ -81,3 +81,15 @@ async def test_no_credentials_is_401_with_www_authenticate(client):
     assert r.json()["code"] == "credentials_missing"
     assert r.headers["content-type"] == "application/problem+json"
     assert "www-authenticate" in r.headers
+
+
+async def test_rate_limit_headers_also_come_with_errors_after_authentication(
+    client, root_headers, project_id
+):
+    key = await create_key(
+        client, root_headers, project_id, rate_limit={"limit": 10, "period_seconds": 60}
+    )
+    r = await client.get("/v1/sessions/sess_doesnotexist00000", headers=bearer(key["key"]))
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert r.headers["ratelimit-limit"] == "10"
+    assert r.headers["ratelimit-remaining"] == "9"

@@ -24,7 +24,7 @@ async def get_runtime(request: Request) -> Runtime:
 async def authenticate_request(request: Request, *, root: bool) -> Principal:
     """The door for routes that skip FastAPI's dependency machinery (the hot path)."""
     runtime = runtime_of(request)
-    return await authenticate_scope(
+    principal = await authenticate_scope(
         runtime.engine,
         request.scope,
         request.body,
@@ -32,6 +32,9 @@ async def authenticate_request(request: Request, *, root: bool) -> Principal:
         trusted_proxies=runtime.trusted_proxies,
         root=root,
     )
+    # Where the middleware door puts it too; the error handler reads it for RateLimit-*.
+    request.scope.setdefault("state", {})["keyguard"] = principal
+    return principal
 
 
 def add_ratelimit_headers(response: Response, principal: Principal) -> None:

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from keyguard.engine.records import Principal
 from keyguard.errors import PROBLEM_BASE, AuthenticationError, KeyguardError
 
 log = structlog.get_logger("keyguard.api")
@@ -48,10 +49,16 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def install(app: FastAPI) -> None:
-    async def on_keyguard_error(_: Request, exc: Exception) -> Response:
+    async def on_keyguard_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, KeyguardError):  # this handler is registered for it only
             raise exc
-        return problem_response(exc)
+        response = problem_response(exc)
+        # An error after authentication (e.g. a 404) still reports the caller's rate limit.
+        principal = request.scope.get("state", {}).get("keyguard")
+        if isinstance(principal, Principal) and principal.ratelimit is not None:
+            for name, value in principal.ratelimit.header_items():
+                response.headers.setdefault(name.decode(), value.decode())
+        return response
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:
         if not isinstance(
