@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from keyguard.engine.ipallow import parse_network
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -53,8 +55,10 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies", "webhook_allow_private")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
+        # The same parser the engine uses, so a value refused there (e.g. a zone id such
+        # as fe80::1%eth0) is refused here, when the configuration is loaded.
         for item in value:
-            ipaddress.ip_network(item, strict=False)
+            parse_network(item)
         return value
 
     @field_validator("header_prefix")
