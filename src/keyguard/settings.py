@@ -69,6 +69,18 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def public_base_url(self) -> str:
+        """Where clients reach Keyguard, for URLs it hands out (upload pages, download
+        links in webhooks). Never taken from a request's Host header, which the client
+        (an anonymous uploader, even) controls."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{self.port}"
+
+    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url

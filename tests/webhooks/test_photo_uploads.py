@@ -225,3 +225,31 @@ async def test_a_browser_posting_the_form_gets_a_page_back(
     assert r.status_code == 201
     assert r.headers["content-type"].startswith("text/html")
     assert "Photo uploaded" in r.text
+
+
+async def test_a_hostile_host_header_never_reaches_handed_out_urls(
+    client: httpx.AsyncClient,
+    root_headers: dict[str, str],
+    project_id: str,
+    runtime: Runtime,
+) -> None:
+    """An anonymous uploader controls Host; signed webhooks must not carry it."""
+    from webhook_helpers import messages
+
+    key = await _project_key(client, root_headers, project_id)
+    hostile = {"Host": "attacker.example"}
+    created = await client.post(
+        "/v1/sessions",
+        json={"delivery_mode": "webhook", "webhook_url": "https://hooks.example.com/in"},
+        headers={"Authorization": f"Bearer {key}"} | hostile,
+    )
+    assert created.status_code == 201, created.text
+    assert "attacker.example" not in created.text
+    base = runtime.settings.public_base_url
+    assert created.json()["upload_url"].startswith(base + "/upload/")
+    uploaded = await _upload(client, created.json()["id"], headers=hostile)
+    assert uploaded.status_code == 201, uploaded.text
+    payloads = [m.payload for m in await messages(runtime) if m.event_type == "photo.uploaded"]
+    assert payloads
+    assert all("attacker.example" not in p for p in payloads)
+    assert all(base + "/v1/photos/" in p for p in payloads)

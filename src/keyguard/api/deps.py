@@ -43,15 +43,6 @@ def add_ratelimit_headers(response: Response, principal: Principal) -> None:
             response.headers[name.decode()] = value.decode()
 
 
-def public_base_url(request: Request) -> str:
-    """Where clients reach us: KEYGUARD_PUBLIC_URL, else the scheme and Host of the request."""
-    configured = runtime_of(request).settings.public_url
-    if configured:
-        return configured.rstrip("/")
-    host = request.headers.get("host") or "localhost"
-    return f"{request.scope['scheme']}://{host}{request.scope.get('root_path', '')}"
-
-
 async def _authenticate(request: Request, response: Response, *, root: bool) -> Principal:
     principal = await authenticate_request(request, root=root)
     add_ratelimit_headers(response, principal)  # FastAPI copies them onto the route's response

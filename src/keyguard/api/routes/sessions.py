@@ -14,7 +14,6 @@ from keyguard.api.deps import (
     RuntimeDep,
     add_ratelimit_headers,
     authenticate_request,
-    public_base_url,
     runtime_of,
 )
 from keyguard.api.schemas import SessionCreate, SessionOut
@@ -28,7 +27,7 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 def session_out(request: Request, view: SessionView) -> SessionOut:
     return SessionOut(
         id=view.id,
-        upload_url=f"{public_base_url(request)}/upload/{view.id}",
+        upload_url=f"{runtime_of(request).settings.public_base_url}/upload/{view.id}",
         delivery_mode=view.delivery_mode,
         webhook_url=view.webhook_url,
         password_protected=view.password_protected,

@@ -22,7 +22,6 @@ from keyguard.api.deps import ProjectKey, RuntimeDep
 from keyguard.api.upload_schemas import PhotoOut, PhotoPage
 from keyguard.clock import utc_from_ts
 from keyguard.doors.scope import facts_from_scope, header_map
-from keyguard.engine.ipallow import TrustedProxies
 from keyguard.errors import (
     NotFound,
     SessionExpired,
@@ -51,16 +50,9 @@ def file_store(request: Request, rt: Runtime) -> FileStore:
     return cast(FileStore, store)
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 def _client_ip(request: Request, rt: Runtime) -> str:
     facts = facts_from_scope(
-        request.scope,
-        header_map(request.scope),
-        rt.settings.header_prefix,
-        TrustedProxies(rt.settings.trusted_proxies),
+        request.scope, header_map(request.scope), rt.settings.header_prefix, rt.trusted_proxies
     )
     return str(facts.client_ip or "unknown")
 
@@ -70,7 +62,7 @@ def photo_out(rt: Runtime, request: Request, photo: Photo, *, with_link: bool) -
     if with_link:
         url, stamp = sign_download_link(
             rt.link_key,
-            f"{_base(request)}/v1/photos/{photo.id}/download",
+            f"{rt.settings.public_base_url}/v1/photos/{photo.id}/download",
             photo.id,
             now=rt.clock.now(),
         )
@@ -141,7 +133,7 @@ async def upload_photo(session_id: str, request: Request, rt: RuntimeDep) -> Res
             file_store(request, rt),
             row,
             photos.IncomingFile(upload.file, upload.size, upload.filename),
-            download_base=_base(request),
+            download_base=rt.settings.public_base_url,
             max_bytes=rt.settings.max_upload_bytes,
         )
     finally:
