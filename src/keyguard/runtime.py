@@ -22,6 +22,7 @@ from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.server.tls_context import ClientCertificateTrust
+from keyguard.services.audit import AUDIT_KEY
 from keyguard.services.key_records import keys_changed_since, load_key_record
 from keyguard.services.session_view import SessionView, load_session_view
 from keyguard.settings import Settings
@@ -74,7 +75,9 @@ class Runtime:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = create_engine(url)
         await migrate(db)
-        sessions = session_factory(db)
+        sessions = session_factory(
+            db, info={AUDIT_KEY: derive_subkey(master, "keyguard/audit-chain")}
+        )
         envelope = Envelope(master)
         hasher = SecretHasher(derive_subkey(master, "keyguard/key-hash"))
 

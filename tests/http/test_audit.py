@@ -75,3 +75,32 @@ async def test_a_deleted_row_breaks_the_chain(runtime, admin, client, root_heade
 async def test_audit_of_unknown_project_is_404(client, root_headers):
     r = await client.get("/v1/projects/proj_missing/audit", headers=root_headers)
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
+
+
+async def test_a_rewritten_and_rehashed_chain_is_still_detected(
+    runtime, admin, client, root_headers, project_id
+):
+    """Recomputing plain SHA-256 hashes after an edit does not help without the master key."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from keyguard.services.audit import GENESIS, canonical
+    from keyguard.storage.models import AuditHead
+
+    key = await create_key(client, root_headers, project_id)
+    await client.delete(f"/v1/keys/{key['id']}", headers=root_headers)
+    async with runtime.sessions.begin() as session:
+        rows = (await session.execute(select(AuditEvent).order_by(AuditEvent.seq))).scalars()
+        prev = GENESIS
+        for ev in rows:
+            if ev.action == "key.revoked":
+                ev.action = "key.updated"
+            ev.prev_hash = prev
+            body = canonical(ev.seq, ev.at, ev.project_id, ev.actor, ev.action, ev.target, ev.data)
+            ev.hash = hashlib.sha256(prev.encode() + body).hexdigest()
+            prev = ev.hash
+        head = (await session.execute(select(AuditHead))).scalar_one()
+        head.hash = prev
+    async with runtime.sessions() as session:
+        assert await verify_chain(session)

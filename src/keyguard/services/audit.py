@@ -1,7 +1,8 @@
 """Append-only, hash-chained audit log.
 
-Each event's hash covers the previous event's hash and the event's canonical JSON, so any
-edit, deletion or reordering of a row breaks the chain from that row on. Appends update
+Each event's hash, an HMAC under a subkey of the master key, covers the previous event's
+hash and the event's canonical JSON, so any edit, deletion or reordering of a row breaks
+the chain from that row on, and nobody without the master key can re-forge it. Appends update
 the single ``audit_head`` row inside the caller's transaction, which serialises writers
 on PostgreSQL (row lock) and SQLite (one writer at a time).
 """
@@ -9,6 +10,7 @@ on PostgreSQL (row lock) and SQLite (one writer at a time).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +23,7 @@ from keyguard.services.webhooks.events import on_audit
 from keyguard.storage.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+AUDIT_KEY = "keyguard.audit_chain_key"  # session.info entry holding the chain's HMAC key
 
 
 def canonical(
@@ -48,8 +51,19 @@ def canonical(
     ).encode()
 
 
-def chain_hash(prev_hash: str, body: bytes) -> str:
-    return hashlib.sha256(prev_hash.encode() + body).hexdigest()
+def chain_hash(key: bytes, prev_hash: str, body: bytes) -> str:
+    """HMAC-SHA256, not a bare hash: whoever can write the database but does not hold the
+    master key cannot recompute the chain after editing a row."""
+    return hmac.new(key, prev_hash.encode() + body, hashlib.sha256).hexdigest()
+
+
+def _chain_key(session: AsyncSession) -> bytes:
+    # The session factory carries it (storage.db.session_factory), so every service that
+    # appends inside its own transaction gets it without threading it through each call.
+    key = session.info.get(AUDIT_KEY)
+    if not isinstance(key, bytes):
+        raise RuntimeError("this database session has no audit chain key")
+    return key
 
 
 async def record(
@@ -70,7 +84,9 @@ async def record(
     if head is None:  # migration 0004 creates it; a missing head means a damaged database
         raise RuntimeError("audit_head row is missing: run the migrations")
     seq = head.seq + 1
-    digest = chain_hash(head.hash, canonical(seq, at, project_id, actor, action, target, data))
+    digest = chain_hash(
+        _chain_key(session), head.hash, canonical(seq, at, project_id, actor, action, target, data)
+    )
     event = AuditEvent(
         seq=seq,
         at=at,
@@ -100,6 +116,7 @@ class ChainBreak:
 async def verify_chain(session: AsyncSession, *, batch: int = 1000) -> list[ChainBreak]:
     """Recompute the chain; report every row that does not follow from its predecessor."""
     breaks: list[ChainBreak] = []
+    key = _chain_key(session)
     prev_hash, expected_seq, last_seq = GENESIS, 1, 0
     while True:
         rows = (
@@ -122,7 +139,7 @@ async def verify_chain(session: AsyncSession, *, batch: int = 1000) -> list[Chai
             if ev.prev_hash != prev_hash:
                 breaks.append(ChainBreak(ev.seq, "prev_hash does not match the previous event"))
             body = canonical(ev.seq, ev.at, ev.project_id, ev.actor, ev.action, ev.target, ev.data)
-            if chain_hash(ev.prev_hash, body) != ev.hash:
+            if chain_hash(key, ev.prev_hash, body) != ev.hash:
                 breaks.append(ChainBreak(ev.seq, "event content does not match its hash"))
             prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
     head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one_or_none()

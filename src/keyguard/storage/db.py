@@ -37,8 +37,11 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def session_factory(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """``info`` is copied into every session's ``session.info`` (e.g. the audit chain key)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
