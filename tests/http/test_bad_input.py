@@ -198,3 +198,46 @@ async def test_session_bad_inputs_are_422(client, key):
         r = await client.post("/v1/sessions", json=body, headers=bearer(key["key"]))
         assert r.status_code == 422, (body, r.text)
         assert r.json()["code"] == "validation_failed"
+
+
+@pytest.mark.parametrize("field", ["name", "scopes", "ip_allowlist", "allowed_domains"])
+async def test_null_for_a_required_setting_is_422(client, key, root_headers, runtime, field):
+    before = await counts(runtime)
+    r = await client.patch(f"/v1/keys/{key['id']}", json={field: None}, headers=root_headers)
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+    assert await counts(runtime) == before
+
+
+async def test_null_removes_expiry_and_rate_limit(client, key, root_headers):
+    r = await client.patch(
+        f"/v1/keys/{key['id']}", json={"expires_at": None, "rate_limit": None}, headers=root_headers
+    )
+    assert r.status_code == 200
+    assert (r.json()["expires_at"], r.json()["rate_limit"]) == (None, None)
+
+
+async def test_forged_cursor_with_a_naive_timestamp_is_422(client, root_headers, project_id):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"2026-01-01T00:00:00|x").decode()
+    r = await client.get(
+        f"/v1/projects/{project_id}/keys", params={"cursor": cursor}, headers=root_headers
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+
+
+async def test_absurdly_nested_json_is_422(client, root_headers, project_id):
+    body = '{"name": "x", "metadata": ' + '{"a": ' * 3000 + "1" + "}" * 3000 + "}"
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys",
+        content=body,
+        headers=root_headers | {"Content-Type": "application/json"},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+
+
+async def test_the_root_key_prefix_is_reserved(client, root_headers):
+    r = await client.post(
+        "/v1/projects", json={"name": "p", "key_prefix": "kgroot"}, headers=root_headers
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")

@@ -74,6 +74,10 @@ def install(app: FastAPI) -> None:
             exc, StarletteHTTPException
         ):  # this handler is registered for StarletteHTTPException only
             raise exc
+        if exc.status_code == 400:
+            # Starlette's "error parsing the body" (e.g. JSON nested too deep): CONTRACT §2
+            # answers every malformed body with 422.
+            return _plain_problem(422, "validation_failed", "The request body could not be parsed")
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         code = codes.get(exc.status_code, "http_error")
         return _plain_problem(exc.status_code, code, str(exc.detail))

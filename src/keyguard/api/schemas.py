@@ -8,7 +8,14 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from keyguard.engine.ipallow import parse_network
 from keyguard.engine.origins import normalize_domain_pattern
@@ -123,6 +130,14 @@ class KeyUpdate(_KeySettings):
     ] = None
     rate_limit: RateLimitBody | None = None
     metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> KeyUpdate:
+        # null means "remove" for expires_at, rate_limit and metadata; these cannot be removed.
+        for field in ("name", "scopes", "ip_allowlist", "allowed_domains"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
 
 
 class KeyRotate(Strict):

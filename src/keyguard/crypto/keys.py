@@ -29,6 +29,7 @@ RANDOM_CHARS = 43  # 62**43 > 2**256
 CHECKSUM_CHARS = 6  # 62**6 > 2**32
 SECRET_CHARS = RANDOM_CHARS + CHECKSUM_CHARS
 PREFIX_MAX = 16
+ROOT_PREFIX = "kgroot"  # root keys (management credentials); reserved for them alone
 
 # One compiled pattern does the format check in a single pass (hot path).
 _ID_PATTERN = rf"[a-z][a-z0-9]{{0,{PREFIX_MAX - 1}}}_(?:live|test)_[0-9A-Za-z]{{{ID_CHARS}}}"

@@ -16,13 +16,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.clock import utc_from_ts
-from keyguard.crypto.keys import IssuedKey, issue_key, new_secret_for
+from keyguard.crypto.keys import ROOT_PREFIX, IssuedKey, issue_key, new_secret_for
 from keyguard.errors import KeyAlreadyRevoked, NotFound, ValidationFailed
 from keyguard.services import audit
 from keyguard.services.context import ServiceContext
 from keyguard.storage.models import ApiKey, KeyCertificate, Project
 
-ROOT_PREFIX = "kgroot"
 MAX_PAGE = 100
 
 
@@ -129,9 +128,12 @@ def _encode_cursor(row: ApiKey) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         at, _, key_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), key_id
+        when = datetime.fromisoformat(at)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValidationFailed("cursor is not valid") from None
+    if when.tzinfo is None:  # we only ever issue aware timestamps
+        raise ValidationFailed("cursor is not valid")
+    return when, key_id
 
 
 async def list_keys(

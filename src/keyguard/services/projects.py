@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from keyguard.clock import utc_from_ts
 from keyguard.crypto.envelope import Envelope
-from keyguard.crypto.keys import valid_prefix
+from keyguard.crypto.keys import ROOT_PREFIX, valid_prefix
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.ids import new_id
 from keyguard.services import audit
@@ -28,9 +28,10 @@ async def create_project(
     ctx: ServiceContext, *, name: str, key_prefix: str | None, actor: str, owner: str | None
 ) -> CreatedProject:
     prefix = ctx.settings.key_prefix if key_prefix is None else key_prefix
-    if not valid_prefix(prefix):
+    if not valid_prefix(prefix) or prefix == ROOT_PREFIX:
         raise ValidationFailed(
             "key_prefix must be 1-16 lower-case ASCII letters or digits, starting with a letter"
+            f" (and not the reserved {ROOT_PREFIX!r})"
         )
     secret = new_webhook_secret()
     now = utc_from_ts(ctx.clock.now())
