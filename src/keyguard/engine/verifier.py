@@ -107,6 +107,13 @@ class PolicyEngine:
         step = None if record.totp_key is None else await self._check_totp(record, facts)
 
         # Everything below consumes state: only requests that passed every check get here.
+        rule = record.rate_limit
+        if rule is not None and (signed or step is not None):
+            # Refuse an over-limit request before it spends its signature or TOTP code, so
+            # the client can retry the very same request after Retry-After.
+            wait = await self._limiter.blocked(f"rl:{record.id}", rule.limit, rule.period_seconds)
+            if wait:
+                raise RateLimited(limit=rule.limit, retry_after=wait, reset=wait)
         if signed and not await self._replay.first_use(
             f"sig:{record.id}:{facts.signature}", SIGNATURE_TTL
         ):
@@ -117,8 +124,7 @@ class PolicyEngine:
             await self._totp_failed(record)
             raise TotpInvalid()
         ratelimit = None
-        if record.rate_limit is not None:
-            rule = record.rate_limit
+        if rule is not None:
             decision = await self._limiter.hit(f"rl:{record.id}", rule.limit, rule.period_seconds)
             if not decision.allowed:
                 raise RateLimited(

@@ -220,3 +220,17 @@ def test_records_never_show_their_secrets() -> None:
     )
     assert "secret" not in repr(record)
     assert repr(record.totp_key) == "TotpKey(<redacted>)"
+
+
+async def test_a_request_refused_for_its_rate_limit_keeps_its_totp_code(s: Setup) -> None:
+    totp = new_totp_secret()
+    key = Credentials(*s.add(totp_secret=totp, rate_limit=RateLimitRule(1, 20)))
+    await s.engine.verify(key, RequestFacts(totp=totp_code(totp, NOW)))
+    retry = RequestFacts(totp=totp_code(totp, NOW + 30))  # the next step's code (±1 step)
+    with pytest.raises(RateLimited):
+        await s.engine.verify(key, retry)
+    assert [t for t, _ in s.replay.claims if t.startswith("totp")] == [
+        t for t, _ in s.replay.claims[:1]
+    ]
+    s.clock.advance(40)  # both windows have moved on: the very same request now passes
+    await s.engine.verify(key, RequestFacts(totp=retry.totp))
