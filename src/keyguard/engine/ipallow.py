@@ -173,8 +173,8 @@ class _AddressSet:
         return bool(self.entries)
 
 
-class IpAllowlist:
-    """A key's IP allowlist. An empty list allows every client (CONTRACT §4)."""
+class _NetworkList:
+    """A compiled list of addresses and ranges; subclasses say what an empty list means."""
 
     __slots__ = ("_set",)
 
@@ -190,14 +190,22 @@ class IpAllowlist:
         return bool(self._set)
 
     def __repr__(self) -> str:
-        return f"IpAllowlist({list(self.entries)!r})"
+        return f"{type(self).__name__}({list(self.entries)!r})"
+
+    def _matches(self, ip: str | Address | None) -> bool:
+        # An unknown or unparsable address matches nothing.
+        addr = parse_address(ip)
+        return addr is not None and addr in self._set
+
+
+class IpAllowlist(_NetworkList):
+    """A key's IP allowlist. An empty list allows every client (CONTRACT §4)."""
+
+    __slots__ = ()
 
     def allows(self, ip: str | Address | None) -> bool:
         """Whether ``ip`` may use the key; an unknown or unparsable address fails closed."""
-        if not self._set:
-            return True
-        addr = parse_address(ip)
-        return addr is not None and addr in self._set
+        return not self._set or self._matches(ip)
 
     def check(self, ip: str | Address | None) -> None:
         """Raise ``IpNotAllowed`` unless :meth:`allows`."""
@@ -205,27 +213,13 @@ class IpAllowlist:
             raise IpNotAllowed()
 
 
-class TrustedProxies:
+class TrustedProxies(_NetworkList):
     """Proxies whose ``X-Forwarded-For`` is believed. Empty (the default) trusts no one."""
 
-    __slots__ = ("_set",)
-
-    def __init__(self, cidrs: Iterable[str] = ()) -> None:
-        self._set = _AddressSet(cidrs)
-
-    @property
-    def entries(self) -> tuple[str, ...]:
-        return self._set.entries
-
-    def __bool__(self) -> bool:
-        return bool(self._set)
-
-    def __repr__(self) -> str:
-        return f"TrustedProxies({list(self.entries)!r})"
+    __slots__ = ()
 
     def trusts(self, ip: str | Address | None) -> bool:
-        addr = parse_address(ip)
-        return addr is not None and bool(self._set) and addr in self._set
+        return bool(self._set) and self._matches(ip)
 
 
 def _entries_right_to_left(header: str) -> Iterator[str]:
