@@ -25,6 +25,7 @@ from keyguard.crypto.request_signing import TIMESTAMP_WINDOW, verify_signed_requ
 from keyguard.engine.cache import KeyCache
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.engine.records import KeyRecord, Principal, RateLimitStatus
+from keyguard.engine.totp_guard import TOTP_FAILURES, TotpGuard
 from keyguard.errors import (
     ClientCertificateInvalid,
     ClientCertificateRequired,
@@ -39,7 +40,6 @@ from keyguard.errors import (
     ScopeMissing,
     SignatureInvalid,
     SignatureReplayed,
-    TotpInvalid,
     TotpRequired,
 )
 from keyguard.state.protocols import StateStores
@@ -47,11 +47,6 @@ from keyguard.state.protocols import StateStores
 # A signature is remembered for longer than any timestamp it could carry stays acceptable
 # (±300 s around now), so a replay is refused for the whole window on both sides.
 SIGNATURE_TTL = 2 * TIMESTAMP_WINDOW
-# A TOTP step matches while now is within one step of it: remember it for longer.
-TOTP_STEP_TTL = 4 * 30
-# Wrong TOTP codes per key before 429: 5 per minute, so guessing 1 of 10**6 codes (3
-# steps valid at once) takes months, while a fumbling human is barely slowed.
-TOTP_FAILURES = (5, 60)
 
 
 class PolicyEngine:
@@ -71,7 +66,7 @@ class PolicyEngine:
         self._clock = clock
         self._limiter = state.rate_limiter
         self._replay = state.replay_guard
-        self._totp_failures = totp_failures
+        self._totp = TotpGuard(state, clock, failures=totp_failures)
 
     async def verify(
         self,
@@ -118,11 +113,8 @@ class PolicyEngine:
             f"sig:{record.id}:{facts.signature}", SIGNATURE_TTL
         ):
             raise SignatureReplayed()
-        if step is not None and not await self._replay.first_use(
-            f"totp:{record.id}:{step}", TOTP_STEP_TTL
-        ):
-            await self._totp_failed(record)
-            raise TotpInvalid()
+        if step is not None:
+            await self._totp.claim(record.id, step)
         ratelimit = None
         if rule is not None:
             decision = await self._limiter.hit(f"rl:{record.id}", rule.limit, rule.period_seconds)
@@ -202,17 +194,4 @@ class PolicyEngine:
             raise TotpRequired()
         if record.totp_key is None:  # unreachable: only called for TOTP keys
             raise TotpRequired()
-        limit, period = self._totp_failures
-        wait = await self._limiter.blocked(f"totp-fail:{record.id}", limit, period)
-        if wait:
-            # Throttled before the code is even looked at: guessing gains nothing.
-            raise RateLimited("Too many wrong TOTP codes", limit=limit, retry_after=wait)
-        try:
-            return record.totp_key.match(facts.totp, self._clock.now())
-        except TotpInvalid:
-            await self._totp_failed(record)
-            raise
-
-    async def _totp_failed(self, record: KeyRecord) -> None:
-        limit, period = self._totp_failures
-        await self._limiter.hit(f"totp-fail:{record.id}", limit, period)
+        return await self._totp.match(record.id, record.totp_key, facts.totp)

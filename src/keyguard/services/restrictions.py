@@ -24,11 +24,10 @@ from keyguard.clock import utc_from_ts
 from keyguard.crypto.certificates import parse_pem_certificate
 from keyguard.crypto.request_signing import new_signing_secret
 from keyguard.crypto.totp import TotpKey, new_totp_secret, provisioning_uri, qr_svg
-from keyguard.engine.verifier import TOTP_FAILURES, TOTP_STEP_TTL
+from keyguard.engine.totp_guard import TotpGuard
 from keyguard.errors import (
     Conflict,
     NotFound,
-    RateLimited,
     TotpConfirmationInvalid,
     TotpInvalid,
     ValidationFailed,
@@ -111,19 +110,11 @@ async def confirm_totp(ctx: ServiceContext, key_id: str, code: str, *, actor: st
         if row.totp_secret_sealed is None:
             raise Conflict("no TOTP enrolment to confirm: POST /v1/keys/KEY/totp first")
         secret = ctx.envelope.open(row.totp_secret_sealed, context=f"totp:{row.id}")
-    limiter = ctx.state.rate_limiter
-    limit, period = TOTP_FAILURES
-    bucket = f"totp-fail:{key_id}"
-    wait = await limiter.blocked(bucket, limit, period)
-    if wait:
-        raise RateLimited("Too many wrong TOTP codes", limit=limit, retry_after=wait)
+    guard = TotpGuard(ctx.state, ctx.clock)  # the same throttle and once-only rule as requests
     try:
-        step = TotpKey(secret).match(code, ctx.clock.now())
+        await guard.claim(key_id, await guard.match(key_id, TotpKey(secret), code))
     except TotpInvalid:
-        await limiter.hit(bucket, limit, period)
         raise TotpConfirmationInvalid() from None
-    if not await ctx.state.replay_guard.first_use(f"totp:{key_id}:{step}", TOTP_STEP_TTL):
-        raise TotpConfirmationInvalid()
     async with ctx.transaction() as session:
         row = await live_project_key(session, key_id)
         if row.totp_secret_sealed is None or row.totp_enabled:
