@@ -317,3 +317,17 @@ __all__ += [
     "WebhookUrlHttpsRequired",
     "WebhookUrlInvalid",
 ]
+
+
+# ---- The gateway (CONTRACT §5) --------------------------------------------------------
+
+
+class InvalidPath(KeyguardError):
+    """A request target the gateway will not forward: dot segments (raw or
+    percent-encoded), backslashes, or a target that is not an origin-form path."""
+
+    code = "invalid_path"
+    title = "The request path is not allowed"
+
+
+__all__ += ["InvalidPath"]

@@ -50,6 +50,8 @@ class Runtime:
     # Signs short-lived photo download links (its own subkey of the master key).
     link_key: bytes
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    # KEYGUARD_CLIENT_CERT_HEADER: the only header trusted proxies forward certificates in.
+    client_cert_header: str | None = None
     # Set by the HTTPS server (``keyguard serve``): certificates registered on keys are
     # added to it, which matters when it cannot accept unknown certificates.
     client_trust: ClientCertificateTrust | None = None
@@ -110,6 +112,7 @@ class Runtime:
             session_cache=session_cache,
             link_key=derive_subkey(master, "keyguard/download-links"),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
+            client_cert_header=settings.client_cert_header,
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,
         )
         await runtime._join_cache_bus()

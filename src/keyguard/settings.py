@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -26,6 +26,15 @@ def _split_commas(value: Any) -> Any:
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
+def _header_name(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip().lower() or None
+    return value
+
+
+ClientCertHeader = Literal["client-cert", "x-forwarded-client-cert", "x-ssl-client-cert"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KEYGUARD_", env_file="keyguard.env", extra="ignore"
@@ -42,6 +51,10 @@ class Settings(BaseSettings):
     header_prefix: str = "Keyguard"
     key_prefix: str = "kg"
     trusted_proxies: CommaList = Field(default_factory=list)
+    # The one header a trusted proxy forwards the client certificate in (it must set or
+    # strip it on every request). Unset: a certificate header is believed only when it
+    # is the only one of the three present.
+    client_cert_header: Annotated[ClientCertHeader | None, BeforeValidator(_header_name)] = None
     webhook_allow_private: CommaList = Field(default_factory=list)
     smtp_url: str | None = None
     master_key: SecretStr | None = None  # generated into data_dir when unset (embedded)

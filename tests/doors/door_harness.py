@@ -254,13 +254,15 @@ _STATUS = {
 
 
 @asynccontextmanager
-async def open_kit(tmp: Path) -> AsyncIterator[Kit]:
+async def open_kit(tmp: Path, **overrides: Any) -> AsyncIterator[Kit]:
+    """``overrides`` are more Settings (e.g. ``client_cert_header``) for every door."""
     clock = FrozenClock(1_800_000_015.0)  # 15 s into a TOTP step
     settings = Settings(
         data_dir=tmp / "data",
         header_prefix=PREFIX,
         key_prefix="aptr",
         trusted_proxies=["10.0.0.0/8"],
+        **overrides,
     )
     runtime = await Runtime.start(settings, clock=clock)
     try:
@@ -276,6 +278,7 @@ async def open_kit(tmp: Path) -> AsyncIterator[Kit]:
                 engine=runtime.engine,
                 header_prefix=PREFIX,
                 trusted_proxies=runtime.trusted_proxies,
+                client_cert_header=runtime.client_cert_header,
             ),
             "sessions": create_asgi(runtime),
             "gateway": Gateway(
@@ -283,6 +286,7 @@ async def open_kit(tmp: Path) -> AsyncIterator[Kit]:
                 upstream="http://upstream",
                 header_prefix=PREFIX,
                 trusted_proxies=runtime.trusted_proxies,
+                client_cert_header=runtime.client_cert_header,
                 client=upstream_client,
             ),
         }

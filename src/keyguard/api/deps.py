@@ -30,6 +30,7 @@ async def authenticate_request(request: Request, *, root: bool) -> Principal:
         request.body,
         header_prefix=runtime.settings.header_prefix,
         trusted_proxies=runtime.trusted_proxies,
+        client_cert_header=runtime.client_cert_header,
         root=root,
     )
     # Where the middleware door puts it too; the error handler reads it for RateLimit-*.

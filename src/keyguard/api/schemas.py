@@ -19,6 +19,7 @@ from pydantic import (
 
 from keyguard.engine.ipallow import parse_network
 from keyguard.engine.origins import normalize_domain_pattern
+from keyguard.storage.models import KeyCertificate
 
 SCOPE_RE = re.compile(r"[a-z0-9][a-z0-9:._/-]{0,99}")
 MAX_METADATA_BYTES = 4096
@@ -149,6 +150,15 @@ class CertificateOut(BaseModel):
     subject: str
     not_before: datetime
     not_after: datetime
+
+    @classmethod
+    def of(cls, cert: KeyCertificate) -> CertificateOut:
+        return cls(
+            fingerprint_sha256=cert.fingerprint_sha256,
+            subject=cert.subject,
+            not_before=cert.not_before,
+            not_after=cert.not_after,
+        )
 
 
 class RateLimitOut(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.gateway import Gateway, upstream_base
@@ -13,9 +14,22 @@ from keyguard.services.restrictions import all_certificate_pems
 from keyguard.settings import Settings
 
 DEFAULT_GATEWAY_PORT = 8444
+PER_PROCESS_STATE_WARNING = (
+    "KEYGUARD_REDIS_URL is not set: the gateway's replay caches, TOTP code reuse and rate "
+    "limits are per process (not shared with keyguard serve); set KEYGUARD_REDIS_URL to "
+    "make them global"
+)
+
+log = logging.getLogger("keyguard.gateway")
+
+
+def warn_if_state_is_per_process(settings: Settings) -> None:
+    if not settings.redis_url:
+        log.warning(PER_PROCESS_STATE_WARNING)
 
 
 async def _main(settings: Settings, upstream: str, port: int) -> None:
+    warn_if_state_is_per_process(settings)
     runtime = await Runtime.start(settings)
     trust = ClientCertificateTrust(await all_certificate_pems(runtime))
     runtime.client_trust = trust
@@ -24,6 +38,7 @@ async def _main(settings: Settings, upstream: str, port: int) -> None:
         upstream=upstream,
         header_prefix=settings.header_prefix,
         trusted_proxies=runtime.trusted_proxies,
+        client_cert_header=runtime.client_cert_header,
         max_signed_body_bytes=settings.max_body_bytes,
         on_shutdown=runtime.close,
     )

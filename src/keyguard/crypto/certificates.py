@@ -9,7 +9,12 @@ Uploads (:func:`parse_pem_certificate`) must hold exactly one ``CERTIFICATE`` bl
 bundle is refused rather than silently pinning one of several, and a private key in the
 text is refused so that users notice they pasted something secret.
 
-Forwarded certificates (:func:`certificate_from_proxy_headers`), first present wins:
+Forwarded certificates (:func:`certificate_from_proxy_headers`) come in one of three
+headers. With ``header`` (``KEYGUARD_CLIENT_CERT_HEADER``), only that one is read and the
+others are ignored. Without it, a certificate is read only when exactly one of the three
+is present (by name, empty or not); two or more are refused as ambiguous, because a proxy
+that sets one of them but passes the others through would otherwise let a client smuggle
+another's certificate in a header read first. The formats:
 
 1. ``client-cert`` (RFC 9440): a structured-field Byte Sequence ``:BASE64(DER):``.
 2. ``x-forwarded-client-cert`` (Envoy): the *last* comma-separated element, because
@@ -43,6 +48,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 __all__ = [
+    "PROXY_CERT_HEADERS",
     "CertificateInfo",
     "InvalidCertificate",
     "certificate_from_proxy_headers",
@@ -214,19 +220,35 @@ def _from_nginx(value: str, verify: str | None) -> bytes | None:
     return _checked_der(_der_from_pem(unquote(value)))
 
 
-def certificate_from_proxy_headers(headers: Mapping[str, str]) -> bytes | None:
+PROXY_CERT_HEADERS = ("client-cert", "x-forwarded-client-cert", "x-ssl-client-cert")
+
+
+def certificate_from_proxy_headers(
+    headers: Mapping[str, str], *, header: str | None = None
+) -> bytes | None:
     """The client certificate's DER forwarded by a trusted proxy, or ``None`` if none.
 
-    ``headers`` has lower-case names. See the module docstring for the formats and the
-    ``X-SSL-Client-Verify`` values honoured.
+    ``headers`` has lower-case names; ``header`` is the only one to read (one of
+    :data:`PROXY_CERT_HEADERS`), or ``None`` to accept whichever one is present alone.
+    See the module docstring for the formats and the ``X-SSL-Client-Verify`` values
+    honoured.
     """
-    value = headers.get("client-cert", "").strip()
-    if value:
+    if header is None:
+        present = [name for name in PROXY_CERT_HEADERS if name in headers]
+        if len(present) > 1:
+            raise InvalidCertificate(
+                f"ambiguous client certificate: {', '.join(present)} are all present"
+            )
+        if not present:
+            return None
+        header = present[0]
+    elif header not in PROXY_CERT_HEADERS:
+        raise ValueError(f"not a client certificate header: {header!r}")
+    value = headers.get(header, "").strip()
+    if not value:
+        return None
+    if header == "client-cert":
         return _from_client_cert(value)
-    value = headers.get("x-forwarded-client-cert", "").strip()
-    if value:
+    if header == "x-forwarded-client-cert":
         return _from_xfcc(value)
-    value = headers.get("x-ssl-client-cert", "").strip()
-    if value:
-        return _from_nginx(value, headers.get("x-ssl-client-verify"))
-    return None
+    return _from_nginx(value, headers.get("x-ssl-client-verify"))

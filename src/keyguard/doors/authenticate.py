@@ -24,6 +24,7 @@ async def authenticate_scope(
     *,
     header_prefix: str,
     trusted_proxies: TrustedProxies = _NO_PROXIES,
+    client_cert_header: str | None = None,
     required_scopes: Iterable[str] = (),
     root: bool = False,
     headers: dict[str, str] | None = None,
@@ -33,7 +34,7 @@ async def authenticate_scope(
     credentials = extract_credentials(headers)
     if credentials is None:
         raise CredentialsMissing()
-    facts = facts_from_scope(scope, headers, header_prefix, trusted_proxies)
+    facts = facts_from_scope(scope, headers, header_prefix, trusted_proxies, client_cert_header)
     if credentials.secret is None or facts.signature is not None:
         # A signature covers the body, so it must be read first. Requests without one
         # never wait for their body here (a key that requires signing refuses them).

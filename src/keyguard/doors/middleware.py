@@ -7,6 +7,7 @@ Example::
         engine=runtime.engine,
         header_prefix=runtime.settings.header_prefix,
         trusted_proxies=runtime.trusted_proxies,
+        client_cert_header=runtime.client_cert_header,
         exclude_paths={"/health"},
     )
 
@@ -36,6 +37,7 @@ class KeyguardMiddleware:
         engine: PolicyEngine,
         header_prefix: str = "Keyguard",
         trusted_proxies: TrustedProxies | Iterable[str] = (),
+        client_cert_header: str | None = None,
         required_scopes: Iterable[str] = (),
         exclude_paths: Iterable[str] = (),
         max_signed_body_bytes: int = 1_048_576,
@@ -48,6 +50,8 @@ class KeyguardMiddleware:
             if isinstance(trusted_proxies, TrustedProxies)
             else TrustedProxies(trusted_proxies)
         )
+        # KEYGUARD_CLIENT_CERT_HEADER: the one header trusted proxies put certificates in.
+        self.client_cert_header = client_cert_header
         self.required_scopes = tuple(required_scopes)
         self.exclude_paths = frozenset(exclude_paths)
         self.max_body = max_signed_body_bytes
@@ -64,6 +68,7 @@ class KeyguardMiddleware:
                 body.read,
                 header_prefix=self.header_prefix,
                 trusted_proxies=self.trusted_proxies,
+                client_cert_header=self.client_cert_header,
                 required_scopes=self.required_scopes,
             )
         except KeyguardError as error:

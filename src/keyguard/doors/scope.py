@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from keyguard.crypto.certificates import PROXY_CERT_HEADERS
 from keyguard.engine.facts import RequestFacts
 from keyguard.engine.ipallow import TrustedProxies, resolve_client_ip
 
 _NO_PROXIES = TrustedProxies()
-# What a TLS-terminating proxy forwards about the client's certificate (RFC 9440, Envoy,
-# nginx); honoured from trusted proxies only.
-_CERT_HEADERS = ("client-cert", "x-forwarded-client-cert", "x-ssl-client-cert")
 
 
 def header_map(scope: Mapping[str, Any]) -> dict[str, str]:
@@ -40,6 +38,7 @@ def facts_from_scope(
     headers: dict[str, str],
     header_prefix: str,
     trusted_proxies: TrustedProxies = _NO_PROXIES,
+    client_cert_header: str | None = None,
 ) -> RequestFacts:
     """The request's facts, with the transport resolved once for every door.
 
@@ -47,7 +46,9 @@ def facts_from_scope(
     unless the peer is in ``trusted_proxies`` (``KEYGUARD_TRUSTED_PROXIES``): then the
     client is the right-most untrusted ``X-Forwarded-For`` entry, ``X-Forwarded-Proto:
     https`` (its right-most value, the nearest proxy's) counts as HTTPS, and client
-    certificate headers are believed. From anyone else those headers change nothing.
+    certificate headers are believed: only ``client_cert_header``
+    (``KEYGUARD_CLIENT_CERT_HEADER``) when set, else the one of RFC 9440 / Envoy / nginx
+    present alone (several are refused). From anyone else those headers change nothing.
     """
     client = scope.get("client")
     peer = client[0] if client else None
@@ -60,7 +61,8 @@ def facts_from_scope(
         proto = headers.get("x-forwarded-proto")
         if proto is not None and not https:
             https = proto.rpartition(",")[2].strip().lower() == "https"
-        if any(name in headers for name in _CERT_HEADERS):
+        names = (client_cert_header,) if client_cert_header else PROXY_CERT_HEADERS
+        if any(name in headers for name in names):
             forwarded_certs = headers
     tls = (scope.get("extensions") or {}).get("tls")
     chain = tls.get("client_cert_chain") if tls else None
@@ -75,5 +77,6 @@ def facts_from_scope(
         signature=headers.get(f"x-{p}-signature"),
         client_cert_pem=chain[0] if chain else None,
         forwarded_cert_headers=forwarded_certs,
+        forwarded_cert_header=client_cert_header,
         https=https,
     )

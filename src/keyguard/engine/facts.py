@@ -53,6 +53,8 @@ class RequestFacts:
     client_cert_der: bytes | None = None
     client_cert_pem: str | None = None  # from the TLS handshake (ASGI TLS extension)
     forwarded_cert_headers: Mapping[str, str] | None = None  # trusted proxies only
+    # KEYGUARD_CLIENT_CERT_HEADER: the only forwarded certificate header to read.
+    forwarded_cert_header: str | None = None
     https: bool = True
 
     def __repr__(self) -> str:
@@ -63,14 +65,17 @@ class RequestFacts:
 
         A certificate forwarded by a trusted proxy (RFC 9440 ``Client-Cert``, Envoy
         ``X-Forwarded-Client-Cert``, nginx ``X-SSL-Client-Cert``) wins over the one of
-        our own TLS handshake, which is then the proxy's. A malformed one raises
-        ``ClientCertificateInvalid``.
+        our own TLS handshake, which is then the proxy's: only ``forwarded_cert_header``
+        when set, else the one present alone. A malformed one, or several present
+        without ``forwarded_cert_header``, raises ``ClientCertificateInvalid``.
         """
         if self.client_cert_der is not None:
             return self.client_cert_der
         try:
             if self.forwarded_cert_headers:
-                der = certificate_from_proxy_headers(self.forwarded_cert_headers)
+                der = certificate_from_proxy_headers(
+                    self.forwarded_cert_headers, header=self.forwarded_cert_header
+                )
                 if der is not None:
                     return der
             if self.client_cert_pem:

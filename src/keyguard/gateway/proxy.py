@@ -3,15 +3,21 @@
 Example (what ``keyguard gateway --upstream http://127.0.0.1:9000`` runs)::
 
     app = Gateway(engine=runtime.engine, upstream="http://127.0.0.1:9000",
-                  header_prefix="Keyguard", trusted_proxies=runtime.trusted_proxies)
+                  header_prefix="Keyguard", trusted_proxies=runtime.trusted_proxies,
+                  client_cert_header=runtime.client_cert_header)
 
-An allowed request goes to ``upstream + path + query`` with its body streamed, hop-by-hop
-headers removed (RFC 9110 §7.6.1), Keyguard's credentials, TOTP and signature headers
-removed, ``X-Forwarded-For`` / ``-Proto`` / ``-Host`` set, and the caller's identity added
-as ``X-{P}-Key-Id``, ``X-{P}-Project-Id`` and ``X-{P}-Scopes`` (space-separated). Copies
+An allowed request goes to ``upstream prefix + raw path + raw query``, byte for byte
+(a target with ``.``/``..`` segments, raw or percent-encoded, backslashes or ``//`` is
+refused first with 400 ``invalid_path``: see :mod:`keyguard.gateway.target`), with its
+body streamed, and exactly the client's end-to-end headers (no client-library defaults;
+``Accept-Encoding: identity`` when the client sent none), minus hop-by-hop headers (RFC
+9110 §7.6.1) and Keyguard's credentials, TOTP and signature headers, with
+``X-Forwarded-For`` / ``-Proto`` / ``-Host`` set and the caller's identity added as
+``X-{P}-Key-Id``, ``X-{P}-Project-Id`` and ``X-{P}-Scopes`` (space-separated). Copies
 of those identity headers sent by the client are always dropped, so the upstream can
-trust them. The response streams back as it arrives, plus ``RateLimit-*`` for
-rate-limited keys. An unreachable or failing upstream is a 502 ``bad_gateway``.
+trust them. The response streams back as it arrives (without the upstream's ``Date``:
+the server adds its own), plus ``RateLimit-*`` for rate-limited keys. An unreachable or
+failing upstream is a 502 ``bad_gateway``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from keyguard.doors.asgi import BufferedBody, send_problem
 from keyguard.doors.authenticate import authenticate_scope
-from keyguard.doors.scope import header_map, path_with_query
+from keyguard.doors.scope import header_map
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import Principal
 from keyguard.engine.verifier import PolicyEngine
@@ -36,12 +42,15 @@ from keyguard.gateway.headers import (
     is_keyguard_authorization,
     stripped_request_headers,
 )
+from keyguard.gateway.target import checked_target
 
 __all__ = ["Gateway", "upstream_base"]
 
 log = logging.getLogger("keyguard.gateway")
 
 _HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
+# The ASGI server adds its own Date to every response; a second one would be ambiguous.
+_DROPPED_RESPONSE_HEADERS = _HOP_BY_HOP | {b"date"}
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -66,6 +75,7 @@ class Gateway:
         upstream: str,
         header_prefix: str = "Keyguard",
         trusted_proxies: TrustedProxies | None = None,
+        client_cert_header: str | None = None,
         required_scopes: Iterable[str] = (),
         client: httpx.AsyncClient | None = None,
         max_signed_body_bytes: int = 1_048_576,
@@ -73,8 +83,11 @@ class Gateway:
     ) -> None:
         self.engine = engine
         self.upstream = upstream_base(upstream)
+        self._upstream_url = httpx.URL(self.upstream)
+        self._prefix = self._upstream_url.raw_path.rstrip(b"/")
         self.header_prefix = header_prefix
         self.trusted_proxies = trusted_proxies or TrustedProxies()
+        self.client_cert_header = client_cert_header
         self.required_scopes = tuple(required_scopes)
         # trust_env=False: HTTP(S)_PROXY of the environment must not reroute traffic.
         self._client = client or httpx.AsyncClient(
@@ -97,28 +110,35 @@ class Gateway:
         headers = header_map(scope)
         body = BufferedBody(receive, self._max_body)
         try:
+            target = self._prefix + checked_target(scope)
             principal = await authenticate_scope(
                 self.engine,
                 scope,
                 body.read,
                 header_prefix=self.header_prefix,
                 trusted_proxies=self.trusted_proxies,
+                client_cert_header=self.client_cert_header,
                 required_scopes=self.required_scopes,
                 headers=headers,
             )
         except KeyguardError as error:
             await send_problem(send, error)
             return
-        await self._forward(scope, body, principal, send)
+        await self._forward(scope, body, principal, target, send)
 
     async def _forward(
-        self, scope: Scope, body: BufferedBody, principal: Principal, send: Send
+        self, scope: Scope, body: BufferedBody, principal: Principal, target: bytes, send: Send
     ) -> None:
-        request = self._client.build_request(
+        # httpx.Request, not client.build_request: no client default headers (Accept,
+        # Accept-Encoding, User-Agent) are added to what the client sent. The URL's path
+        # cannot be re-normalised (checked_target refused dot segments), and the
+        # "target" extension puts the raw bytes on the wire as they came.
+        request = httpx.Request(
             scope["method"],
-            self.upstream + path_with_query(scope),
+            self._upstream_url.copy_with(raw_path=target),
             headers=self._upstream_headers(scope, principal),
             content=_request_content(scope, body),
+            extensions={"target": target, "timeout": self._client.timeout.as_dict()},
         )
         try:
             response = await self._client.send(request, stream=True)
@@ -152,8 +172,10 @@ class Gateway:
         out: list[tuple[bytes, bytes]] = []
         forwarded_for: list[bytes] = []
         host = b""
+        accept_encoding = False
         for name, value in raw:
             lower = name.lower()
+            accept_encoding = accept_encoding or lower == b"accept-encoding"
             if lower == b"x-forwarded-for":
                 forwarded_for.append(value)
             elif lower == b"host":
@@ -163,6 +185,10 @@ class Gateway:
             if lower == b"authorization" and is_keyguard_authorization(value):
                 continue
             out.append((lower, value))
+        if not accept_encoding:
+            # No Accept-Encoding means "any coding" (RFC 9110 §12.5.3): ask for none, as
+            # the client may not decode what would be passed through raw.
+            out.append((b"accept-encoding", b"identity"))
         client = scope.get("client")
         peer = client[0] if client else ""
         # From a trusted proxy, keep the chain it vouches for and append it; from anyone
@@ -224,5 +250,5 @@ def _response_headers(response: httpx.Response) -> list[Any]:
     return [
         (name.lower(), value)
         for name, value in raw
-        if name.lower() not in _HOP_BY_HOP and name.lower() not in listed
+        if name.lower() not in _DROPPED_RESPONSE_HEADERS and name.lower() not in listed
     ]

@@ -22,3 +22,30 @@ def test_header_prefix_must_be_a_header_token(monkeypatch):
     monkeypatch.setenv("KEYGUARD_HEADER_PREFIX", "APTR X")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_client_cert_header_is_unset_by_default(monkeypatch):
+    monkeypatch.delenv("KEYGUARD_CLIENT_CERT_HEADER", raising=False)
+    assert Settings().client_cert_header is None
+    monkeypatch.setenv("KEYGUARD_CLIENT_CERT_HEADER", "")
+    assert Settings().client_cert_header is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("client-cert", "client-cert"),
+        ("X-Forwarded-Client-Cert", "x-forwarded-client-cert"),
+        (" x-ssl-client-cert ", "x-ssl-client-cert"),
+    ],
+)
+def test_client_cert_header_names_one_of_the_three_headers(monkeypatch, value, expected):
+    monkeypatch.setenv("KEYGUARD_CLIENT_CERT_HEADER", value)
+    assert Settings().client_cert_header == expected
+
+
+@pytest.mark.parametrize("value", ["x-client-cert", "client-cert,x-ssl-client-cert"])
+def test_any_other_client_cert_header_is_refused_at_load(monkeypatch, value):
+    monkeypatch.setenv("KEYGUARD_CLIENT_CERT_HEADER", value)
+    with pytest.raises(ValidationError):
+        Settings()

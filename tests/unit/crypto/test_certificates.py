@@ -238,7 +238,12 @@ def test_certificate_info_is_frozen(cert: x509.Certificate) -> None:
 
 def test_no_certificate_headers_means_none() -> None:
     assert certificate_from_proxy_headers({}) is None
-    assert certificate_from_proxy_headers({"client-cert": "", "x-ssl-client-cert": " "}) is None
+    assert certificate_from_proxy_headers({"client-cert": ""}) is None
+    assert certificate_from_proxy_headers({"x-ssl-client-cert": " "}) is None
+    assert (
+        certificate_from_proxy_headers({"x-ssl-client-cert": ""}, header="x-ssl-client-cert")
+        is None
+    )
 
 
 def test_rfc9440_client_cert_byte_sequence(cert: x509.Certificate) -> None:
@@ -265,14 +270,42 @@ def test_malformed_client_cert_raises(value: str) -> None:
         certificate_from_proxy_headers({"client-cert": value})
 
 
-def test_client_cert_header_takes_precedence(cert: x509.Certificate) -> None:
-    other, _ = _make_cert("other")
-    headers = {
-        "client-cert": ":" + base64.b64encode(_der(cert)).decode() + ":",
-        "x-forwarded-client-cert": f"Cert={quote(_pem(other), safe='')}",
-        "x-ssl-client-cert": quote(_pem(other), safe=""),
+def _smuggled(victim: x509.Certificate, own: x509.Certificate) -> dict[str, str]:
+    """nginx set X-SSL-Client-Cert (the client's own certificate) but passed through the
+    Client-Cert the client wrote itself, holding another client's public certificate."""
+    return {
+        "client-cert": ":" + base64.b64encode(_der(victim)).decode() + ":",
+        "x-ssl-client-cert": quote(_pem(own), safe=""),
+        "x-ssl-client-verify": "SUCCESS",
     }
-    assert certificate_from_proxy_headers(headers) == _der(cert)
+
+
+def test_a_smuggled_second_certificate_header_is_refused_as_ambiguous(
+    cert: x509.Certificate,
+) -> None:
+    own, _ = _make_cert("attacker")
+    with pytest.raises(InvalidCertificate, match="ambiguous"):
+        certificate_from_proxy_headers(_smuggled(cert, own))
+    # Present by name is enough: an empty copy is ambiguous too.
+    with pytest.raises(InvalidCertificate):
+        certificate_from_proxy_headers({**_smuggled(cert, own), "x-ssl-client-cert": ""})
+    three = {**_smuggled(cert, own), "x-forwarded-client-cert": f"Cert={quote(_pem(own))}"}
+    with pytest.raises(InvalidCertificate):
+        certificate_from_proxy_headers(three)
+
+
+def test_the_configured_header_is_the_only_one_read(cert: x509.Certificate) -> None:
+    own, _ = _make_cert("attacker")
+    headers = _smuggled(cert, own)
+    assert certificate_from_proxy_headers(headers, header="x-ssl-client-cert") == _der(own)
+    assert certificate_from_proxy_headers(headers, header="client-cert") == _der(cert)
+    # The configured header absent: no forwarded certificate, whatever else was sent.
+    assert certificate_from_proxy_headers(headers, header="x-forwarded-client-cert") is None
+
+
+def test_an_unknown_configured_header_is_an_error(cert: x509.Certificate) -> None:
+    with pytest.raises(ValueError, match="not a client certificate header"):
+        certificate_from_proxy_headers({}, header="x-client-cert")
 
 
 def test_envoy_xfcc_cert_is_read(cert: x509.Certificate) -> None:

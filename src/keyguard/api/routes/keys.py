@@ -55,15 +55,7 @@ def key_out(rt: Runtime, row: ApiKey, certs: list[KeyCertificate] | None = None)
         rate_limit=rate,
         totp_enabled=row.totp_enabled,
         require_signature=row.require_signature,
-        certificates=[
-            CertificateOut(
-                fingerprint_sha256=c.fingerprint_sha256,
-                subject=c.subject,
-                not_before=c.not_before,
-                not_after=c.not_after,
-            )
-            for c in certs or []
-        ],
+        certificates=[CertificateOut.of(c) for c in certs or []],
     )
 
 

@@ -18,20 +18,10 @@ from keyguard.api.restriction_schemas import (
 from keyguard.api.routes.keys import key_out
 from keyguard.api.schemas import CertificateOut, KeyOut
 from keyguard.services import keys, restrictions
-from keyguard.storage.models import KeyCertificate
 
 router = APIRouter(tags=["restrictions"])
 
 _NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _certificate_out(cert: KeyCertificate) -> CertificateOut:
-    return CertificateOut(
-        fingerprint_sha256=cert.fingerprint_sha256,
-        subject=cert.subject,
-        not_before=cert.not_before,
-        not_after=cert.not_after,
-    )
 
 
 @router.post("/v1/keys/{key_id}/totp", response_model=TotpEnrolmentOut)
@@ -72,13 +62,13 @@ async def add_certificate(
     if rt.client_trust is not None:
         # Only matters when the TLS layer cannot accept unknown certificates (fallback).
         rt.client_trust.add_pem(cert.pem)
-    return _certificate_out(cert)
+    return CertificateOut.of(cert)
 
 
 @router.get("/v1/keys/{key_id}/certificates", response_model=CertificateList)
 async def list_certificates(key_id: str, rt: RuntimeDep, _: RootKey) -> CertificateList:
     certs = await restrictions.list_certificates(rt, key_id)
-    return CertificateList(data=[_certificate_out(c) for c in certs])
+    return CertificateList(data=[CertificateOut.of(c) for c in certs])
 
 
 @router.delete(
