@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -91,7 +92,11 @@ class Gateway:
         self.required_scopes = tuple(required_scopes)
         # trust_env=False: HTTP(S)_PROXY of the environment must not reroute traffic.
         self._client = client or httpx.AsyncClient(
-            timeout=DEFAULT_TIMEOUT, follow_redirects=False, trust_env=False
+            timeout=DEFAULT_TIMEOUT,
+            follow_redirects=False,
+            trust_env=False,
+            # A proxy must not keep its callers' cookies: a jar whose policy accepts none.
+            cookies=httpx.Cookies(CookieJar(DefaultCookiePolicy(allowed_domains=[]))),
         )
         self._max_body = max_signed_body_bytes
         self._on_shutdown = on_shutdown

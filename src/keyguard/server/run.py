@@ -29,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import HANDLED_SIGNALS
 
 from keyguard.crypto.tls import DevCertificates
+from keyguard.server import access_log
 from keyguard.server.hsts import HSTSMiddleware, HttpsRedirectApp
 from keyguard.server.protocols import TLSHttpToolsProtocol
 from keyguard.server.tls_context import (
@@ -99,6 +100,7 @@ async def serve(
         )
     )
     _announce(ca_file, client_trust)
+    access_log.install()
     servers: list[_Server] = [https]
     with _signals_stop(servers):
         tasks = [asyncio.create_task(https.serve())]
