@@ -13,8 +13,8 @@ from keyguard.ids import new_id
 from keyguard.services import audit
 from keyguard.services.context import ServiceContext
 from keyguard.services.session_view import SessionView
+from keyguard.services.webhooks.endpoints import check_webhook_url
 from keyguard.storage.models import UploadSession
-from keyguard.webhooks.ssrf import UnsafeWebhookUrl, validate_webhook_url
 
 
 async def create_session(
@@ -30,10 +30,8 @@ async def create_session(
     if delivery_mode == "webhook":
         if not webhook_url:
             raise ValidationFailed("webhook_url is required when delivery_mode is 'webhook'")
-        try:
-            validate_webhook_url(webhook_url, ctx.settings.webhook_private_networks)
-        except UnsafeWebhookUrl as exc:
-            raise ValidationFailed(f"webhook_url is not allowed: {exc.code}") from None
+        # The same check (and the same error codes) as registered webhook endpoints.
+        webhook_url = check_webhook_url(ctx, webhook_url)
     elif webhook_url:
         raise ValidationFailed("webhook_url is only used when delivery_mode is 'webhook'")
     password_hash = None
