@@ -5,9 +5,13 @@
 One loopback receiver (uvicorn, separate process, answers 200 at once) serves both:
 
 - **raw httpx**: ``concurrency`` tasks POSTing signed bodies through one shared
-  ``httpx.AsyncClient`` (keep-alive) -- the ceiling for "just send it";
-- **raw httpx, new connection each**: the same, one client per request, as the sender does
-  (it pins the checked IP per attempt, so it cannot reuse pooled connections);
+  ``httpx.AsyncClient`` (keep-alive). Note that httpcore's pool slows down with many
+  requests in flight on one client, so this is not the ceiling it looks like;
+- **raw httpx, a keep-alive client per endpoint**: the same split over ``endpoints``
+  clients (4 in flight each), as the worker's sender pools connections per destination --
+  the fairer ceiling;
+- **raw httpx, new connection each**: the same, one client per request (what the sender
+  did before it kept connections alive per destination and checked IP);
 - **outbox + worker**: deliveries already written to the outbox (SQLite under a temp dir,
   or PostgreSQL) claimed, signed, sent with the SSRF-safe sender and recorded (attempt row,
   status) by the real :class:`DeliveryWorker`. Events fan out to ``endpoints`` endpoints, as
@@ -90,33 +94,37 @@ def receiver() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-async def raw_httpx(url: str, n: int, concurrency: int, *, reuse: bool) -> float:
-    """Deliveries per second of a plain signed-POST loop."""
+async def raw_httpx(url: str, n: int, concurrency: int, *, reuse: bool, clients: int = 1) -> float:
+    """Deliveries per second of a plain signed-POST loop (``clients`` keep-alive clients
+    shared round-robin by the tasks when ``reuse``)."""
     secret = new_webhook_secret()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
         queue.put_nowait(i)
     ssl_context = httpx.create_ssl_context()
-    shared = httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency))
+    shared = [
+        httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) for _ in range(clients)
+    ]
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
         headers = signature_headers([secret], f"msg_{i}", int(time.time()), BODY, "Keyguard")
         r = await client.post(url, content=BODY, headers=headers)
         r.raise_for_status()
 
-    async def run() -> None:
+    async def run(task: int) -> None:
         while not queue.empty():
             i = queue.get_nowait()
             if reuse:
-                await one(shared, i)
+                await one(shared[task % clients], i)
             else:  # the CA bundle is loaded once, as the sender does
                 async with httpx.AsyncClient(verify=ssl_context) as fresh:
                     await one(fresh, i)
 
     started = time.perf_counter()
-    await asyncio.gather(*(run() for _ in range(concurrency)))
+    await asyncio.gather(*(run(t) for t in range(concurrency)))
     elapsed = time.perf_counter() - started
-    await shared.aclose()
+    for client in shared:
+        await client.aclose()
     return n / elapsed
 
 
@@ -187,11 +195,16 @@ async def measure(
     with receiver() as url:
         await raw_httpx(url + "/warm", 200, concurrency, reuse=True)  # warm both sides
         raw = await raw_httpx(url + "/raw", deliveries, concurrency, reuse=True)
+        split = await raw_httpx(
+            url + "/split", deliveries, concurrency, reuse=True, clients=n_endpoints
+        )
         fresh = await raw_httpx(url + "/fresh", deliveries, concurrency, reuse=False)
         outbox, enqueued = await outbox_worker(url, deliveries, concurrency, n_endpoints, postgres)
     note = f"{deliveries} deliveries, {concurrency} in flight"
     return [
         Row(SECTION, "raw httpx POST loop (keep-alive)", raw, "deliv/s", note),
+        Row(SECTION, "raw httpx POST loop (keep-alive, a client per endpoint)", split,
+            "deliv/s", f"{note}, {n_endpoints} clients"),
         Row(SECTION, "raw httpx POST loop (new connection each)", fresh, "deliv/s", note),
         Row(
             SECTION,
@@ -201,6 +214,7 @@ async def measure(
             f"{n_endpoints} endpoints, claim+sign+send+record",
         ),
         Row(SECTION, "outbox / raw keep-alive", outbox / raw, "ratio"),
+        Row(SECTION, "outbox / raw keep-alive, a client per endpoint", outbox / split, "ratio"),
         Row(SECTION, "outbox / raw new connection", outbox / fresh, "ratio"),
         Row(SECTION, f"events written to the outbox ({db})", enqueued, "events/s",
             f"{n_endpoints} deliveries each, 100 per transaction"),

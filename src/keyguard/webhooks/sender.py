@@ -1,18 +1,32 @@
 """One webhook delivery attempt, safe against SSRF and DNS rebinding.
 
-DNS pinning: the host is resolved once, every answer checked, and the request is sent
-to the checked IP literal (``https://203.0.113.7:443/path``) so nothing resolves the
+DNS pinning: the host is resolved, every answer checked, and the request is sent to
+the checked IP literal (``https://203.0.113.7:443/path``) so nothing resolves the
 name again. The original name travels in the ``Host`` header and, through httpcore's
 documented ``sni_hostname`` request extension, as TLS SNI and as the name the
 certificate is verified against.
+
+A :class:`SenderPool` (one per worker) adds two things a one-off call does without:
+
+- **keep-alive**: one connection pool per ``(partition, scheme, host, checked IP, port,
+  TLS context)``. A pooled connection was opened to that checked IP (and, for https,
+  verified for that host name), and it is only used for a request whose fresh check
+  produced that same IP for that same name, so reusing it connects nowhere new.
+- **a short positive DNS cache** (``dns_ttl``, 30 s by default) of answers that passed
+  the check. Cached answers are checked again on every use against the current
+  ``allow_private``; failures and refusals are never cached, so a rebinding answer is
+  only ever seen by a fresh resolution, which checks it before anything is sent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import anyio
 import httpx
@@ -33,11 +47,125 @@ from keyguard.webhooks.ssrf import (
 
 USER_AGENT = "Keyguard-Webhooks/1"
 
+_PoolKey = tuple[str, str, str, str, int, ssl.SSLContext]
+_DnsKey = tuple[str, int, Resolver | None]
+
+
+# Failures after which the next attempt resolves afresh: the host may have moved.
+_RESOLVE_AGAIN = frozenset({codes.CONNECT_FAILED, codes.TLS_ERROR, codes.TIMEOUT})
+
 
 class _Failed(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+@dataclass(slots=True)
+class _Pooled:
+    transport: httpx.AsyncHTTPTransport
+    in_use: int = 0
+    last_used: float = 0.0
+
+
+class SenderPool:
+    """Keep-alive connections and a short cache of checked DNS answers, for one worker.
+
+    Bounded: at most ``max_pools`` idle connection pools are kept (least recently used
+    closed first), each keeping at most ``keepalive_per_pool`` idle connections for at
+    most ``idle_seconds``. The worker's own limits bound connections in use. Close it
+    with :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        *,
+        dns_ttl: float = 30.0,
+        idle_seconds: float = 30.0,
+        max_pools: int = 256,
+        keepalive_per_pool: int = 8,
+        max_dns_entries: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.dns_ttl = dns_ttl
+        self.idle_seconds = idle_seconds
+        self.max_pools = max_pools
+        self.keepalive_per_pool = keepalive_per_pool
+        self.max_dns_entries = max_dns_entries
+        self.clock = clock
+        self._pools: OrderedDict[_PoolKey, _Pooled] = OrderedDict()
+        self._dns: OrderedDict[_DnsKey, tuple[float, tuple[IPAddress, ...]]] = OrderedDict()
+        self._next_sweep = 0.0
+
+    # ---- DNS: positive answers only, re-checked on every use ----------------------------
+
+    def cached_answer(self, key: _DnsKey) -> tuple[IPAddress, ...] | None:
+        found = self._dns.get(key)
+        if found is None:
+            return None
+        expires, addresses = found
+        if self.clock() >= expires:
+            del self._dns[key]
+            return None
+        return addresses
+
+    def remember_answer(self, key: _DnsKey, addresses: Sequence[IPAddress]) -> None:
+        """Store an answer that passed :func:`resolve_safe` (callers only)."""
+        if self.dns_ttl <= 0:
+            return
+        self._dns[key] = (self.clock() + self.dns_ttl, tuple(addresses))
+        self._dns.move_to_end(key)
+        while len(self._dns) > self.max_dns_entries:
+            self._dns.popitem(last=False)
+
+    def forget_answer(self, key: _DnsKey) -> None:
+        self._dns.pop(key, None)
+
+    # ---- connection pools ---------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def transport(
+        self, key: _PoolKey, ssl_context: ssl.SSLContext
+    ) -> AsyncIterator[httpx.AsyncHTTPTransport]:
+        await self._sweep(self.clock(), room=key not in self._pools)
+        pooled = self._pools.get(key)
+        if pooled is None:
+            pooled = self._pools[key] = _Pooled(
+                _new_transport(ssl_context, self.keepalive_per_pool, self.idle_seconds)
+            )
+        self._pools.move_to_end(key)
+        pooled.in_use += 1
+        try:
+            yield pooled.transport
+        finally:
+            pooled.in_use -= 1
+            pooled.last_used = self.clock()
+
+    async def _sweep(self, now: float, *, room: bool) -> None:
+        """Close pools idle for ``idle_seconds`` (at most once a second), and the least
+        recently used idle ones while a new pool would exceed ``max_pools``."""
+        excess = len(self._pools) + room - self.max_pools
+        if now < self._next_sweep and excess <= 0:
+            return
+        self._next_sweep = now + 1.0
+        for key, pooled in list(self._pools.items()):  # least recently used first
+            if pooled.in_use:
+                continue
+            if excess > 0 or now - pooled.last_used >= self.idle_seconds:
+                del self._pools[key]
+                excess -= 1
+                await pooled.transport.aclose()
+
+    @property
+    def open_pools(self) -> int:
+        return len(self._pools)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        self._dns.clear()
+        for pooled in pools:
+            with contextlib.suppress(Exception):
+                await pooled.transport.aclose()
 
 
 async def send_webhook(
@@ -50,32 +178,50 @@ async def send_webhook(
     max_response_bytes: int = 4096,
     resolver: Resolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    pool: SenderPool | None = None,
+    partition: str = "",
 ) -> AttemptResult:
     """POST ``body`` to ``url`` once and report what happened; never raises for I/O.
 
     ``timeout`` bounds the whole attempt (DNS, connect, TLS, response). At most
     ``max_response_bytes`` of the response body are read. ``ssl_context`` replaces the
     default trust store (tests, private CAs); verification itself is never disabled.
+    With a ``pool``, connections are kept alive (separately per ``partition``, e.g. one
+    per destination) and checked DNS answers are reused for a short while; without
+    one, every call resolves, connects and closes on its own.
     """
     started = time.perf_counter()
     status: int | None = None
     excerpt = ""
     retry_after: float | None = None
     error: str | None = None
+    parsed: ParsedUrl | None = None
     try:
         with anyio.fail_after(timeout):
             parsed = _validate(url, allow_private)
-            addresses = await _resolve(parsed, allow_private, resolver)
+            addresses = await _resolve(parsed, allow_private, resolver, pool)
             response = await _post_pinned(
-                parsed, addresses, body, headers, timeout, max_response_bytes, ssl_context
+                parsed,
+                addresses,
+                body,
+                headers,
+                timeout,
+                max_response_bytes,
+                ssl_context or _default_ssl_context(),
+                pool,
+                partition,
             )
         status, excerpt, retry_after = response
         if 300 <= status < 400:
             error = codes.REDIRECT_NOT_FOLLOWED
     except _Failed as exc:
         error = exc.code
+        if pool is not None and parsed is not None and exc.code in _RESOLVE_AGAIN:
+            pool.forget_answer((parsed.host, parsed.port, resolver))
     except TimeoutError:
         error = codes.TIMEOUT
+        if pool is not None and parsed is not None:
+            pool.forget_answer((parsed.host, parsed.port, resolver))
     latency_ms = (time.perf_counter() - started) * 1000
     return AttemptResult(url, status, latency_ms, excerpt, error, retry_after)
 
@@ -89,17 +235,36 @@ def _validate(url: str, allow_private: Sequence[Network]) -> ParsedUrl:
 
 
 async def _resolve(
-    parsed: ParsedUrl, allow_private: Sequence[Network], resolver: Resolver | None
+    parsed: ParsedUrl,
+    allow_private: Sequence[Network],
+    resolver: Resolver | None,
+    pool: SenderPool | None,
 ) -> list[IPAddress]:
+    key: _DnsKey = (parsed.host, parsed.port, resolver)
+    cached = pool.cached_answer(key) if pool is not None and parsed.ip is None else None
+    if cached is not None:
+        answer = cached
+
+        async def from_cache(host: str, port: int) -> Sequence[IPAddress]:
+            return answer
+
+        lookup: Resolver | None = from_cache
+    else:
+        lookup = resolver
     try:
-        addresses = await resolve_safe(parsed.host, parsed.port, allow_private, resolver)
+        # A cached answer goes through exactly the same check as a fresh one.
+        addresses = await resolve_safe(parsed.host, parsed.port, allow_private, lookup)
     except UnsafeWebhookUrl as exc:
+        if pool is not None:
+            pool.forget_answer(key)
         raise _Failed(exc.code) from exc
     except OSError as exc:  # ResolutionFailed, or whatever an injected resolver raises
         raise _Failed(codes.DNS_FAILED) from exc
     # Plain http is only for local development towards allowed private networks.
     if parsed.scheme == "http" and not all(in_allow_private(a, allow_private) for a in addresses):
         raise _Failed(codes.HTTPS_REQUIRED)
+    if pool is not None and cached is None and parsed.ip is None:
+        pool.remember_answer(key, addresses)  # only answers that passed every check
     return addresses
 
 
@@ -110,54 +275,84 @@ async def _post_pinned(
     headers: Mapping[str, str],
     io_timeout: float,
     max_response_bytes: int,
-    ssl_context: ssl.SSLContext | None,
+    ssl_context: ssl.SSLContext,
+    pool: SenderPool | None,
+    partition: str,
 ) -> tuple[int, str, float | None]:
     # httpx.Headers so a caller's "host" or "accept-encoding" is replaced, not doubled.
-    request_headers = httpx.Headers({"User-Agent": USER_AGENT, "Content-Type": "application/json"})
+    request_headers = httpx.Headers(
+        {"User-Agent": USER_AGENT, "Accept": "*/*", "Content-Type": "application/json"}
+    )
     request_headers.update(headers)
     request_headers["Host"] = parsed.host_header
     # Identity only: a compressed body could expand far past max_response_bytes.
     request_headers["Accept-Encoding"] = "identity"
-    extensions = {} if parsed.ip is not None else {"sni_hostname": parsed.host}
+    extensions: dict[str, object] = {
+        "timeout": dict.fromkeys(("connect", "read", "write", "pool"), io_timeout)
+    }
+    if parsed.ip is None:
+        extensions["sni_hostname"] = parsed.host
     last_error = codes.CONNECT_FAILED
-    async with httpx.AsyncClient(
-        verify=ssl_context or _default_ssl_context(),
-        trust_env=False,  # an environment proxy would resolve the name itself
-        follow_redirects=False,
-        timeout=httpx.Timeout(io_timeout),  # else httpx's 5 s default cuts in first
-    ) as client:
-        # Try each checked address in turn (as a dual-stack client would); only a
-        # refused or unreachable connection moves on to the next one.
-        for ip in addresses:
-            try:
-                return await _post_once(
-                    client, _pinned_url(parsed, ip), body, request_headers, extensions,
-                    max_response_bytes,
-                )  # fmt: skip
-            except httpx.ConnectError as exc:
-                last_error = codes.TLS_ERROR if _caused_by_tls(exc) else codes.CONNECT_FAILED
-                if last_error == codes.TLS_ERROR:
-                    break
-            except httpx.TimeoutException as exc:
-                raise _Failed(codes.TIMEOUT) from exc
-            except httpx.TransportError as exc:
-                raise _Failed(codes.NETWORK_ERROR) from exc
+    # Try each checked address in turn (as a dual-stack client would); only a refused
+    # or unreachable connection moves on to the next one.
+    for ip in addresses:
+        request = httpx.Request(
+            "POST", _pinned_url(parsed, ip), content=body, headers=request_headers,
+            extensions=extensions,
+        )  # fmt: skip
+        try:
+            if pool is None:
+                async with _one_off_transport(ssl_context) as transport:
+                    return await _post_once(transport, request, max_response_bytes)
+            key = (partition, parsed.scheme, parsed.host, str(ip), parsed.port, ssl_context)
+            async with pool.transport(key, ssl_context) as transport:
+                return await _post_once(transport, request, max_response_bytes)
+        except httpx.ConnectError as exc:
+            last_error = codes.TLS_ERROR if _caused_by_tls(exc) else codes.CONNECT_FAILED
+            if last_error == codes.TLS_ERROR:
+                break
+        except httpx.TimeoutException as exc:
+            raise _Failed(codes.TIMEOUT) from exc
+        except httpx.TransportError as exc:
+            raise _Failed(codes.NETWORK_ERROR) from exc
     raise _Failed(last_error)
 
 
+@contextlib.asynccontextmanager
+async def _one_off_transport(
+    ssl_context: ssl.SSLContext,
+) -> AsyncIterator[httpx.AsyncHTTPTransport]:
+    transport = _new_transport(ssl_context, 0, 0.0)
+    try:
+        yield transport
+    finally:
+        await transport.aclose()
+
+
+def _new_transport(
+    ssl_context: ssl.SSLContext, keepalive: int, idle_seconds: float
+) -> httpx.AsyncHTTPTransport:
+    # A bare transport: no proxies from the environment (they would resolve the name
+    # themselves), no cookies carried between attempts, no redirects followed. No cap on
+    # connections in use either: the worker bounds attempts in flight.
+    return httpx.AsyncHTTPTransport(
+        verify=ssl_context,
+        limits=httpx.Limits(
+            max_connections=None,
+            max_keepalive_connections=keepalive,
+            keepalive_expiry=idle_seconds,
+        ),
+    )
+
+
 async def _post_once(
-    client: httpx.AsyncClient,
-    url: str,
-    body: bytes,
-    headers: httpx.Headers,
-    extensions: dict[str, str],
-    max_response_bytes: int,
+    transport: httpx.AsyncHTTPTransport, request: httpx.Request, max_response_bytes: int
 ) -> tuple[int, str, float | None]:
-    async with client.stream(
-        "POST", url, content=body, headers=headers, extensions=extensions
-    ) as response:
+    response = await transport.handle_async_request(request)
+    try:
         received = bytearray()
-        # Stop reading at the limit; closing the stream then drops the connection.
+        # Stop reading at the limit; closing the stream early then drops the connection
+        # (only a response read to its end goes back to the keep-alive pool).
         async for chunk in response.aiter_raw():
             received += chunk
             if len(received) >= max_response_bytes:
@@ -165,6 +360,8 @@ async def _post_once(
         excerpt = bytes(received[:max_response_bytes]).decode("utf-8", errors="replace")
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
         return response.status_code, excerpt, retry_after
+    finally:
+        await response.aclose()
 
 
 def _pinned_url(parsed: ParsedUrl, ip: IPAddress) -> str:
@@ -190,4 +387,4 @@ def _default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-__all__ = ["USER_AGENT", "send_webhook"]
+__all__ = ["USER_AGENT", "SenderPool", "send_webhook"]

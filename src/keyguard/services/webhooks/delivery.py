@@ -13,7 +13,7 @@ import json
 import random
 import secrets
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,10 +47,42 @@ STORED_EXCERPT_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
+class Message:
+    """What the body of an attempt is made of (see :func:`render_body`)."""
+
+    id: str
+    event_type: str
+    payload: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Loaded:
+    """A claimed delivery with everything its attempt needs, read in the claim itself.
+
+    The project's secrets stay sealed here; :func:`prepare_many` opens them once per
+    project and batch.
+    """
+
+    token: str | None
+    endpoint_id: str | None
+    url: str
+    attempt_count: int
+    message: Message
+    project_id: str
+    secret_sealed: str
+    previous_secret_sealed: str | None
+    previous_secret_until: datetime | None
+    endpoint_live: bool  # no endpoint (upload session URL), or enabled and not deleted
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     delivery_id: str
     destination: str
     token: str
+    # Read in the claim's own transaction, so an attempt needs no further read.
+    loaded: Loaded | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -130,56 +162,122 @@ async def claim_due(
             .where(WebhookDelivery.id.in_(chosen), _due(now))
             .values(claimed_until=utc_from_ts(now_ts + lease_seconds), claim_token=token)
         )
-        claimed = await session.execute(
-            select(WebhookDelivery.id, WebhookDelivery.destination).where(
-                WebhookDelivery.claim_token == token
-            )
+        # What each attempt needs (delivery, message, project secrets, endpoint state)
+        # in the same statement that reads back what was claimed.
+        claimed = await session.execute(_loaded_query().where(WebhookDelivery.claim_token == token))
+        return [Claim(row.id, row.destination, token, _loaded(row)) for row in claimed.all()]
+
+
+def _loaded_query() -> Any:
+    return (
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.destination,
+            WebhookDelivery.claim_token,
+            WebhookDelivery.endpoint_id,
+            WebhookDelivery.url,
+            WebhookDelivery.attempt_count,
+            WebhookMessage.id.label("message_id"),
+            WebhookMessage.event_type,
+            WebhookMessage.payload,
+            WebhookMessage.created_at,
+            Project.id.label("project_id"),
+            Project.webhook_secret_sealed,
+            Project.previous_webhook_secret_sealed,
+            Project.previous_webhook_secret_until,
+            WebhookEndpoint.id.label("live_endpoint_id"),
+            WebhookEndpoint.enabled,
+            WebhookEndpoint.deleted_at,
         )
-        return [Claim(d, dest, token) for d, dest in claimed.all()]
+        .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
+        .join(Project, Project.id == WebhookMessage.project_id)
+        .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+    )
+
+
+def _loaded(row: Any) -> Loaded:
+    live = row.endpoint_id is None or (
+        row.live_endpoint_id is not None and bool(row.enabled) and row.deleted_at is None
+    )
+    return Loaded(
+        token=row.claim_token,
+        endpoint_id=row.endpoint_id,
+        url=row.url,
+        attempt_count=row.attempt_count,
+        message=Message(row.message_id, row.event_type, row.payload, row.created_at),
+        project_id=row.project_id,
+        secret_sealed=row.webhook_secret_sealed,
+        previous_secret_sealed=row.previous_webhook_secret_sealed,
+        previous_secret_until=row.previous_webhook_secret_until,
+        endpoint_live=live,
+    )
 
 
 async def prepare(ctx: ServiceContext, claim: Claim) -> Job | None:
     """The signed request for a claimed delivery, or None when it must not be sent
-    (lease lost, endpoint deleted or disabled: then the delivery is cancelled)."""
+    (lease lost, endpoint deleted or disabled: then the delivery is cancelled).
+
+    Always reads the delivery again (whatever the claim carries), so a lease lost since
+    the claim is noticed."""
+    return (await prepare_many(ctx, [claim], reload=True))[0]
+
+
+async def prepare_many(
+    ctx: ServiceContext, claims: Sequence[Claim], *, reload: bool = False
+) -> list[Job | None]:
+    """:func:`prepare` for a batch: claims that carry what they need (fresh from
+    :func:`claim_due`) cost no read, the others one read for all; each project's
+    secrets are opened once; deliveries of dead endpoints are cancelled together."""
     now_ts = ctx.clock.now()
     now = utc_from_ts(now_ts)
-    async with ctx.sessions() as session:
-        delivery = await session.get(WebhookDelivery, claim.delivery_id)
-        if delivery is None or delivery.claim_token != claim.token:
-            return None
-        message = await session.get(WebhookMessage, delivery.message_id)
-        project = await session.get(Project, message.project_id) if message else None
-        endpoint = (
-            await session.get(WebhookEndpoint, delivery.endpoint_id)
-            if delivery.endpoint_id
-            else None
+    loaded: dict[str, Loaded] = {}
+    missing = [c.delivery_id for c in claims if reload or c.loaded is None]
+    if missing:
+        async with ctx.sessions() as session:
+            rows = await session.execute(_loaded_query().where(WebhookDelivery.id.in_(missing)))
+            loaded = {row.id: _loaded(row) for row in rows.all()}
+    secrets_of: dict[str, list[str]] = {}
+    jobs: list[Job | None] = []
+    dead: list[Claim] = []
+    for claim in claims:
+        row = loaded.get(claim.delivery_id) if reload or claim.loaded is None else claim.loaded
+        if row is None or row.token != claim.token:
+            jobs.append(None)
+            continue
+        if not row.endpoint_live:
+            dead.append(claim)
+            jobs.append(None)
+            continue
+        if row.project_id not in secrets_of:
+            secrets_of[row.project_id] = _secrets(ctx, row, now)
+        body = render_body(ctx, row.message, now_ts)
+        headers = signature_headers(
+            secrets_of[row.project_id],
+            row.message.id,
+            int(now_ts),
+            body,
+            ctx.settings.header_prefix,
         )
-    if message is None or project is None:  # pragma: no cover - foreign keys forbid it
-        return None
-    if endpoint is not None and (not endpoint.enabled or endpoint.deleted_at is not None):
-        await _cancel(ctx, claim)
-        return None
-    body = render_body(ctx, message, now_ts)
-    stamp = int(now_ts)
-    headers = signature_headers(
-        active_webhook_secrets(ctx.envelope, project, now),
-        message.id,
-        stamp,
-        body,
-        ctx.settings.header_prefix,
-    )
-    return Job(
-        claim,
-        delivery.endpoint_id,
-        delivery.url,
-        body,
-        headers,
-        delivery.attempt_count + 1,
-        now_ts,
-    )
+        jobs.append(
+            Job(claim, row.endpoint_id, row.url, body, headers, row.attempt_count + 1, now_ts)
+        )
+    if dead:
+        await _cancel(ctx, dead)
+    return jobs
 
 
-def render_body(ctx: ServiceContext, message: WebhookMessage, now: float) -> bytes:
+def _secrets(ctx: ServiceContext, row: Loaded, now: datetime) -> list[str]:
+    # A transient Project (never added to a session) with just what signing reads.
+    project = Project(
+        id=row.project_id,
+        webhook_secret_sealed=row.secret_sealed,
+        previous_webhook_secret_sealed=row.previous_secret_sealed,
+        previous_webhook_secret_until=row.previous_secret_until,
+    )
+    return active_webhook_secrets(ctx.envelope, project, now)
+
+
+def render_body(ctx: ServiceContext, message: WebhookMessage | Message, now: float) -> bytes:
     """The JSON body of one attempt: ``{id, type, timestamp, data}``.
 
     ``photo.uploaded`` gets a freshly signed download link per attempt, so a retry
@@ -226,10 +324,34 @@ async def finish_many(
         key=lambda i: (outcomes[i][0].endpoint_id or "", outcomes[i][0].claim.delivery_id),
     )
     found: list[WebhookDelivery | None] = [None] * len(outcomes)
+    if not outcomes:
+        return found
+    endpoint_ids = sorted({job.endpoint_id for job, _ in outcomes if job.endpoint_id})
+    delivery_ids = sorted({job.claim.delivery_id for job, _ in outcomes})
     async with ctx.transaction() as session:
+        # Two reads for the whole batch, locking in that same order: the endpoints
+        # (sorted), then the deliveries (sorted).
+        endpoints: dict[str, WebhookEndpoint] = {}
+        if endpoint_ids:
+            locked_endpoints = await session.execute(
+                select(WebhookEndpoint)
+                .where(WebhookEndpoint.id.in_(endpoint_ids))
+                .order_by(WebhookEndpoint.id)
+                .with_for_update()
+            )
+            endpoints = {e.id: e for e in locked_endpoints.scalars()}
+        locked = await session.execute(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(delivery_ids))
+            .order_by(WebhookDelivery.id)
+            .with_for_update()
+        )
+        deliveries = {d.id: d for d in locked.scalars()}
         for i in order:
             job, result = outcomes[i]
-            found[i] = await _record(session, job, result, rng, now)
+            endpoint = endpoints.get(job.endpoint_id) if job.endpoint_id else None
+            delivery = deliveries.get(job.claim.delivery_id)
+            found[i] = await _record(session, job, result, rng, now, endpoint, delivery)
     return found
 
 
@@ -239,13 +361,9 @@ async def _record(
     result: AttemptResult,
     rng: random.Random,
     now: datetime,
+    endpoint: WebhookEndpoint | None,
+    delivery: WebhookDelivery | None,
 ) -> WebhookDelivery | None:
-    endpoint = (
-        await session.get(WebhookEndpoint, job.endpoint_id, with_for_update=True)
-        if job.endpoint_id
-        else None
-    )
-    delivery = await session.get(WebhookDelivery, job.claim.delivery_id, with_for_update=True)
     if delivery is None:  # pragma: no cover - deliveries are never deleted
         return None
     session.add(
@@ -339,16 +457,18 @@ async def disable_endpoint(
     )
 
 
-async def _cancel(ctx: ServiceContext, claim: Claim) -> None:
+async def _cancel(ctx: ServiceContext, claims: Collection[Claim]) -> None:
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as session:
-        await session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == claim.delivery_id, WebhookDelivery.claim_token == claim.token
+        for claim in claims:
+            await session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id == claim.delivery_id,
+                    WebhookDelivery.claim_token == claim.token,
+                )
+                .values(status=CANCELLED, claimed_until=None, claim_token=None, updated_at=now)
             )
-            .values(status=CANCELLED, claimed_until=None, claim_token=None, updated_at=now)
-        )
 
 
 async def release(ctx: ServiceContext, claims: Collection[Claim]) -> None:
@@ -373,12 +493,15 @@ __all__ = [
     "DISABLE_AFTER",
     "Claim",
     "Job",
+    "Loaded",
+    "Message",
     "any_due",
     "claim_due",
     "disable_endpoint",
     "finish",
     "finish_many",
     "prepare",
+    "prepare_many",
     "release",
     "render_body",
 ]

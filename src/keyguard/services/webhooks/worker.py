@@ -27,7 +27,7 @@ from keyguard.services.webhooks import delivery
 from keyguard.services.webhooks.delivery import Claim, Job
 from keyguard.services.webhooks.outbox import add_waker, remove_waker
 from keyguard.webhooks.attempt import AttemptResult
-from keyguard.webhooks.sender import send_webhook
+from keyguard.webhooks.sender import SenderPool, send_webhook
 from keyguard.webhooks.ssrf import Resolver
 
 log = structlog.get_logger("keyguard.webhooks")
@@ -68,6 +68,10 @@ class DeliveryWorker:
         self._started = False
         self._outcomes: list[tuple[Job, AttemptResult, anyio.Event]] = []
         self._flush_lock = anyio.Lock()
+        # Keep-alive connections per destination and checked DNS answers (30 s); one
+        # per run (or per round when driven by run_once), closed when it ends.
+        self._pool: SenderPool | None = None
+        self._more_due = False  # the last claim was full: skip the any_due probe
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -89,6 +93,7 @@ class DeliveryWorker:
         """Deliver until :meth:`stop`; survives database errors by retrying later."""
         self._started = True
         add_waker(self.wake)
+        self._pool = SenderPool()
         try:
             with anyio.CancelScope() as scope:
                 self._cancel = scope
@@ -102,6 +107,9 @@ class DeliveryWorker:
             if self._claims:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await delivery.release(self.ctx, list(self._claims.values()))
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self._pool.aclose()
+            self._pool = None
             self._stopped.set()
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -124,8 +132,16 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Claim what is due now and deliver it all; returns the number of attempts."""
         total = 0
-        async with anyio.create_task_group() as tg:
-            total = await self._claim_and_start(tg)
+        own_pool = self._pool is None
+        if own_pool:
+            self._pool = SenderPool()
+        try:
+            async with anyio.create_task_group() as tg:
+                total = await self._claim_and_start(tg)
+        finally:
+            if own_pool and self._pool is not None:
+                await self._pool.aclose()
+                self._pool = None
         return total
 
     async def drain(self, max_rounds: int = 1000) -> int:
@@ -148,7 +164,7 @@ class DeliveryWorker:
         if free <= 0 or (busy and free < max(1, self.concurrency // 4)):
             return 0
         try:
-            if not await delivery.any_due(self.ctx):
+            if not self._more_due and not await delivery.any_due(self.ctx):
                 return 0
             claims = await delivery.claim_due(
                 self.ctx,
@@ -159,11 +175,23 @@ class DeliveryWorker:
             )
         except Exception as exc:  # the database is down or busy: try again later
             log.error("webhook_claim_failed", error_type=type(exc).__name__)
+            self._more_due = False
             return 0
+        self._more_due = len(claims) == free
         for claim in claims:
             self._in_flight[claim.destination] += 1
             self._claims[claim.delivery_id] = claim
-            tg.start_soon(self._deliver, claim)
+        try:
+            # The claim read everything: signing needs no further query.
+            jobs = await delivery.prepare_many(self.ctx, claims)
+        except Exception as exc:  # the leases expire and another round retries them
+            log.error("webhook_prepare_failed", error_type=type(exc).__name__)
+            jobs = [None] * len(claims)
+        for claim, job in zip(claims, jobs, strict=True):
+            if job is None:
+                self._done(claim)
+            else:
+                tg.start_soon(self._deliver, job)
         return len(claims)
 
     async def _idle(self) -> None:
@@ -187,34 +215,40 @@ class DeliveryWorker:
                 for *_, flushed in batch:
                     flushed.set()
 
-    async def _deliver(self, claim: Claim) -> None:
+    async def _deliver(self, job: Job) -> None:
+        claim = job.claim
         try:
-            job = await delivery.prepare(self.ctx, claim)
-            if job is not None:
-                result = await send_webhook(
-                    job.url,
-                    job.body,
-                    job.headers,
-                    allow_private=self.ctx.settings.webhook_private_networks,
-                    timeout=self.timeout,
-                    max_response_bytes=MAX_RESPONSE_BYTES,
-                    resolver=self.resolver,
-                    ssl_context=self.ssl_context,
-                )
-                await self._record(job, result)
-            self._claims.pop(claim.delivery_id, None)
+            result = await send_webhook(
+                job.url,
+                job.body,
+                job.headers,
+                allow_private=self.ctx.settings.webhook_private_networks,
+                timeout=self.timeout,
+                max_response_bytes=MAX_RESPONSE_BYTES,
+                resolver=self.resolver,
+                ssl_context=self.ssl_context,
+                pool=self._pool,
+                partition=claim.destination,
+            )
+            await self._record(job, result)
         except Exception as exc:  # the lease expires and another round retries it
             log.error(
                 "webhook_delivery_crashed",
                 delivery_id=claim.delivery_id,
                 error_type=type(exc).__name__,
             )
+        except BaseException:  # cancelled (stop): run() releases the lease
+            self._done(claim, keep_lease=True)
+            raise
+        self._done(claim)
+
+    def _done(self, claim: Claim, *, keep_lease: bool = False) -> None:
+        if not keep_lease:
             self._claims.pop(claim.delivery_id, None)
-        finally:
-            self._in_flight[claim.destination] -= 1
-            if self._in_flight[claim.destination] <= 0:
-                del self._in_flight[claim.destination]
-            self._wake.set()
+        self._in_flight[claim.destination] -= 1
+        if self._in_flight[claim.destination] <= 0:
+            del self._in_flight[claim.destination]
+        self._wake.set()
 
 
 __all__ = ["DeliveryWorker"]

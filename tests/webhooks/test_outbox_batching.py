@@ -1,0 +1,181 @@
+"""Batching in the outbox keeps its guarantees: the claim reads everything an attempt
+needs, results are written a batch per transaction, and a crash anywhere in between
+loses nothing (the leases expire and every delivery is sent again)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
+
+from keyguard.clock import FrozenClock
+from keyguard.runtime import Runtime
+from keyguard.services import keys
+from keyguard.services.accounts import InitResult
+from keyguard.services.webhooks import delivery as dl
+from keyguard.services.webhooks import endpoints
+from keyguard.services.webhooks.worker import DeliveryWorker
+from keyguard.settings import Settings
+from keyguard.webhooks.sender import send_webhook
+
+CLAIM = dict(in_flight={}, per_destination=4, lease_seconds=25.0)
+
+
+async def _events(runtime: Runtime, project_id: str, n: int) -> None:
+    for i in range(n):
+        await keys.create_key(runtime, project_id, keys.KeySpec(name=f"k{i}"), actor="test")
+
+
+def _count_statements(runtime: Runtime) -> list[str]:
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(runtime.db.sync_engine, "before_cursor_execute", before)
+    return seen
+
+
+async def _send_all(settings: Settings, jobs: list[dl.Job | None]) -> list[Any]:
+    out = []
+    for job in jobs:
+        assert job is not None
+        result = await send_webhook(
+            job.url, job.body, job.headers, allow_private=settings.webhook_private_networks
+        )
+        out.append((job, result))
+    return out
+
+
+async def test_a_fresh_claim_needs_no_further_read_to_sign(
+    runtime: Runtime, admin: InitResult, project_id: str, receiver: Receiver
+) -> None:
+    for i in range(3):
+        await add_endpoint(runtime, project_id, receiver.url(f"/e{i}"))
+    await _events(runtime, project_id, 2)
+    claims = await dl.claim_due(runtime, limit=10, **CLAIM)
+    assert len(claims) == 6
+    statements = _count_statements(runtime)
+    jobs = await dl.prepare_many(runtime, claims)
+    assert statements == []
+    # The same request as a fresh read would build (timestamps equal: frozen clock).
+    for claim, job in zip(claims, jobs, strict=True):
+        again = await dl.prepare(runtime, claim)
+        assert job is not None
+        assert again is not None
+        assert (job.url, job.body, job.headers, job.attempt_number) == (
+            again.url,
+            again.body,
+            again.headers,
+            again.attempt_number,
+        )
+
+
+async def test_a_deleted_endpoint_is_cancelled_even_from_a_loaded_claim(
+    runtime: Runtime, admin: InitResult, project_id: str, receiver: Receiver
+) -> None:
+    gone = await add_endpoint(runtime, project_id, receiver.url("/gone"))
+    await add_endpoint(runtime, project_id, receiver.url("/ok"))
+    await _events(runtime, project_id, 1)
+    await endpoints.delete_endpoint(runtime, project_id, gone, actor="test")
+    claims = await dl.claim_due(runtime, limit=10, **CLAIM)
+    jobs = await dl.prepare_many(runtime, claims)
+    assert [j.url for j in jobs if j is not None] == [receiver.url("/ok")]
+    statuses = {d.endpoint_id: d.status for d in await deliveries(runtime)}
+    assert statuses[gone] == "cancelled"
+
+
+async def test_a_crash_between_send_and_record_loses_nothing(
+    runtime: Runtime,
+    admin: InitResult,
+    project_id: str,
+    receiver: Receiver,
+    clock: FrozenClock,
+    settings: Settings,
+    worker: DeliveryWorker,
+) -> None:
+    for i in range(3):
+        await add_endpoint(runtime, project_id, receiver.url(f"/e{i}"))
+    await _events(runtime, project_id, 2)
+    claims = await dl.claim_due(runtime, limit=10, **CLAIM)
+    await _send_all(settings, await dl.prepare_many(runtime, claims))  # then "kill -9"
+    assert len(receiver.requests) == 6
+    assert await worker.drain() == 0  # leased: nothing to do yet
+    clock.advance(25)
+    assert await worker.drain() == 6
+    assert {d.status for d in await deliveries(runtime)} == {"succeeded"}
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 12
+    assert all(ids.count(i) == 6 for i in set(ids))  # 2 messages, each 3 endpoints x twice
+
+
+async def test_a_batch_whose_write_fails_is_sent_again_whole(
+    runtime: Runtime,
+    admin: InitResult,
+    project_id: str,
+    receiver: Receiver,
+    clock: FrozenClock,
+    settings: Settings,
+    worker: DeliveryWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for i in range(3):
+        await add_endpoint(runtime, project_id, receiver.url(f"/e{i}"))
+    await _events(runtime, project_id, 1)
+    claims = await dl.claim_due(runtime, limit=10, **CLAIM)
+    outcomes = await _send_all(settings, await dl.prepare_many(runtime, claims))
+    real = dl._record
+    calls = 0
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the last of the batch: the first two are already applied
+            raise RuntimeError("database went away")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(dl, "_record", failing)
+    with pytest.raises(RuntimeError):
+        await dl.finish_many(runtime, outcomes, random.Random(1))
+    monkeypatch.setattr(dl, "_record", real)
+    # All or nothing: no attempt recorded, every delivery still pending and leased.
+    for d in await deliveries(runtime):
+        assert (d.status, d.attempt_count, d.claim_token is not None) == ("pending", 0, True)
+        assert await attempts(runtime, d.id) == []
+    clock.advance(25)
+    assert await worker.drain() == 3
+    assert {d.status for d in await deliveries(runtime)} == {"succeeded"}
+    assert len(receiver.requests) == 6
+
+
+async def test_a_lost_lease_in_a_batch_only_affects_that_delivery(
+    runtime: Runtime,
+    admin: InitResult,
+    project_id: str,
+    receiver: Receiver,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    for i in range(2):
+        await add_endpoint(runtime, project_id, receiver.url(f"/e{i}"))
+    await _events(runtime, project_id, 1)
+    claims = await dl.claim_due(runtime, limit=1, **CLAIM)  # a slow worker takes one
+    slow_jobs = await dl.prepare_many(runtime, claims)
+    clock.advance(25)  # its lease expires; another worker takes both
+    new = {c.delivery_id: c for c in await dl.claim_due(runtime, limit=10, **CLAIM)}
+    retaken = new.pop(claims[0].delivery_id)
+    others = list(new.values())
+    jobs = slow_jobs + await dl.prepare_many(runtime, others)
+    late = await _send_all(settings, jobs)
+    found = await dl.finish_many(runtime, late, random.Random(1))
+    by_id = {d.id: d for d in found if d is not None}
+    # The slow worker's attempt is recorded, but the new owner keeps the delivery.
+    assert (by_id[retaken.delivery_id].status, by_id[retaken.delivery_id].claim_token) == (
+        "pending",
+        retaken.token,
+    )
+    assert by_id[others[0].delivery_id].status == "succeeded"
+    assert len(await attempts(runtime, retaken.delivery_id)) == 1
