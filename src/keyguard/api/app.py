@@ -14,6 +14,7 @@ from keyguard.api import problems
 from keyguard.api.limits import RequestLimits
 from keyguard.api.routes import audit, keys, meta, projects, sessions, verify
 from keyguard.api.routes import restrictions as restriction_routes
+from keyguard.api.routes import session_deliveries as session_delivery_routes
 from keyguard.api.routes import uploads as upload_routes
 from keyguard.api.routes import webhooks as webhook_routes
 from keyguard.runtime import Runtime
@@ -45,6 +46,7 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     for router in (
         meta.router,
         sessions.router,
+        session_delivery_routes.router,
         verify.router,
         keys.router,
         projects.router,

@@ -198,7 +198,8 @@ class WebhookDelivery(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("webhook_messages.id"), index=True)
     endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
-    session_id: Mapped[str | None] = mapped_column(ForeignKey("upload_sessions.id"))
+    # Indexed: a session's deliveries are listed by it (GET /v1/sessions/ID/deliveries).
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("upload_sessions.id"), index=True)
     url: Mapped[str] = mapped_column(Text)
     # What the per-destination concurrency cap counts: the endpoint or the session id.
     destination: Mapped[str] = mapped_column(String(40))

@@ -14,6 +14,9 @@ CONNECT_FAILED = "connect_failed"
 TLS_ERROR = "tls_error"  # handshake or certificate verification failed
 NETWORK_ERROR = "network_error"  # connection broke or the response was not valid HTTP
 REDIRECT_NOT_FOLLOWED = "redirect_not_followed"  # a 3xx answer; redirects are never followed
+# Keyguard could not build the request (e.g. the project's sealed secret did not open);
+# nothing was sent.
+INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ __all__ = [
     "CONNECT_FAILED",
     "DNS_FAILED",
     "HTTPS_REQUIRED",
+    "INTERNAL_ERROR",
     "INVALID_URL",
     "NETWORK_ERROR",
     "REDIRECT_NOT_FOLLOWED",

@@ -25,7 +25,7 @@ from keyguard.clock import utc_from_ts
 from keyguard.services import audit
 from keyguard.services.context import ServiceContext
 from keyguard.services.projects import active_webhook_secrets
-from keyguard.services.webhooks.events import PHOTO_UPLOADED
+from keyguard.services.webhooks.events import PHOTO_UPLOADED, redact_url
 from keyguard.services.webhooks.outbox import CANCELLED, FAILED, PENDING, SUCCEEDED
 from keyguard.storage.models import (
     Project,
@@ -35,7 +35,7 @@ from keyguard.storage.models import (
     WebhookMessage,
 )
 from keyguard.uploads.links import sign_download_link
-from keyguard.webhooks.attempt import AttemptResult
+from keyguard.webhooks.attempt import INTERNAL_ERROR, AttemptResult
 from keyguard.webhooks.schedule import is_retryable, next_attempt_delay, should_disable_endpoint
 from keyguard.webhooks.signing import signature_headers
 
@@ -223,11 +223,21 @@ async def prepare(ctx: ServiceContext, claim: Claim) -> Job | None:
 
 
 async def prepare_many(
-    ctx: ServiceContext, claims: Sequence[Claim], *, reload: bool = False
+    ctx: ServiceContext,
+    claims: Sequence[Claim],
+    *,
+    reload: bool = False,
+    rng: random.Random | None = None,
 ) -> list[Job | None]:
     """:func:`prepare` for a batch: claims that carry what they need (fresh from
     :func:`claim_due`) cost no read, the others one read for all; each project's
-    secrets are opened once; deliveries of dead endpoints are cancelled together."""
+    secrets are opened once; deliveries of dead endpoints are cancelled together.
+
+    A delivery that cannot be prepared (a sealed secret that does not open, a payload
+    that does not render) gets a recorded ``internal_error`` attempt and follows the
+    normal retry schedule (``rng`` jitters it), so it ends as failed instead of being
+    claimed again forever; the rest of the batch is not affected.
+    """
     now_ts = ctx.clock.now()
     now = utc_from_ts(now_ts)
     loaded: dict[str, Loaded] = {}
@@ -236,9 +246,10 @@ async def prepare_many(
         async with ctx.sessions() as session:
             rows = await session.execute(_loaded_query().where(WebhookDelivery.id.in_(missing)))
             loaded = {row.id: _loaded(row) for row in rows.all()}
-    secrets_of: dict[str, list[str]] = {}
+    secrets_of: dict[str, list[str] | None] = {}  # None: the project's secrets do not open
     jobs: list[Job | None] = []
     dead: list[Claim] = []
+    broken: list[Job] = []
     for claim in claims:
         row = loaded.get(claim.delivery_id) if reload or claim.loaded is None else claim.loaded
         if row is None or row.token != claim.token:
@@ -248,22 +259,47 @@ async def prepare_many(
             dead.append(claim)
             jobs.append(None)
             continue
-        if row.project_id not in secrets_of:
-            secrets_of[row.project_id] = _secrets(ctx, row, now)
-        body = render_body(ctx, row.message, now_ts)
-        headers = signature_headers(
-            secrets_of[row.project_id],
-            row.message.id,
-            int(now_ts),
-            body,
-            ctx.settings.header_prefix,
-        )
-        jobs.append(
-            Job(claim, row.endpoint_id, row.url, body, headers, row.attempt_count + 1, now_ts)
-        )
+        attempt_number = row.attempt_count + 1
+        try:
+            if row.project_id not in secrets_of:
+                secrets_of[row.project_id] = None
+                secrets_of[row.project_id] = _secrets(ctx, row, now)
+            active = secrets_of[row.project_id]
+            if active is None:
+                raise RuntimeError("the project's webhook secrets did not open")
+            body = render_body(ctx, row.message, now_ts)
+            headers = signature_headers(
+                active, row.message.id, int(now_ts), body, ctx.settings.header_prefix
+            )
+        except Exception as exc:
+            # The type only: the message of a crypto or JSON error is nobody's business.
+            log.error(
+                "webhook_prepare_failed",
+                delivery_id=claim.delivery_id,
+                project_id=row.project_id,
+                error_type=type(exc).__name__,
+            )
+            broken.append(Job(claim, row.endpoint_id, row.url, b"", {}, attempt_number, now_ts))
+            jobs.append(None)
+            continue
+        jobs.append(Job(claim, row.endpoint_id, row.url, body, headers, attempt_number, now_ts))
     if dead:
         await _cancel(ctx, dead)
+    if broken:
+        try:
+            await finish_many(
+                ctx,
+                [(job, _internal_error(job.url)) for job in broken],
+                rng or random.SystemRandom(),
+            )
+        except Exception as exc:  # their leases expire and a later round tries again
+            log.error("webhook_prepare_record_failed", error_type=type(exc).__name__)
     return jobs
+
+
+def _internal_error(url: str) -> AttemptResult:
+    # Nothing was sent: no status, no latency, no response.
+    return AttemptResult(url, None, 0.0, "", INTERNAL_ERROR, None)
 
 
 def _secrets(ctx: ServiceContext, row: Loaded, now: datetime) -> list[str]:
@@ -398,7 +434,9 @@ async def _record(
         delivery.status = FAILED
     else:
         delivery.next_attempt_at = now + timedelta(seconds=delay)
-    if endpoint is not None and endpoint.enabled:
+    # Keyguard's own failure says nothing about the receiver: it never counts towards
+    # disabling the endpoint.
+    if endpoint is not None and endpoint.enabled and result.error != INTERNAL_ERROR:
         if endpoint.failing_since is None:
             endpoint.failing_since = utc_from_ts(job.started_at)
         if should_disable_endpoint(result):
@@ -453,7 +491,8 @@ async def disable_endpoint(
         action="webhook.endpoint_disabled",
         target=endpoint.id,
         project_id=endpoint.project_id,
-        data={"reason": reason, "url": endpoint.url},
+        # The audit log is append-only: never the full URL, which may carry a token.
+        data={"reason": reason, "url": redact_url(endpoint.url)},
     )
 
 

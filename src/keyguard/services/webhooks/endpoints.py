@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.clock import utc_from_ts
@@ -21,10 +21,11 @@ from keyguard.errors import (
 from keyguard.ids import new_id
 from keyguard.services import audit
 from keyguard.services.context import ServiceContext
-from keyguard.services.webhooks.events import ALL_EVENTS, EVENT_TYPES
+from keyguard.services.webhooks.events import ALL_EVENTS, EVENT_TYPES, redact_url
 from keyguard.services.webhooks.outbox import CANCELLED, PENDING, mark_dirty, new_delivery
 from keyguard.storage.models import (
     Project,
+    UploadSession,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -95,7 +96,7 @@ async def create_endpoint(
             action="webhook.endpoint_created",
             target=endpoint.id,
             project_id=project_id,
-            data={"url": normalized, "events": wanted},
+            data={"url": redact_url(normalized), "events": wanted},
         )
     return endpoint
 
@@ -188,17 +189,70 @@ class DeliveryView:
     attempts: list[WebhookAttempt]
 
 
-async def list_deliveries(
-    ctx: ServiceContext, project_id: str, endpoint_id: str, *, limit: int = 50
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a delivery goes: a registered endpoint, or an upload session's own
+    ``webhook_url`` (``photo.uploaded``). Exactly one of the two ids is set."""
+
+    endpoint_id: str | None = None
+    session_id: str | None = None
+
+    @classmethod
+    def endpoint(cls, endpoint_id: str) -> Destination:
+        return cls(endpoint_id=endpoint_id)
+
+    @classmethod
+    def session(cls, session_id: str) -> Destination:
+        return cls(session_id=session_id)
+
+    def owns(self) -> ColumnElement[bool]:
+        """The WHERE clause selecting this destination's deliveries."""
+        if self.endpoint_id is not None:
+            return WebhookDelivery.endpoint_id == self.endpoint_id
+        return (WebhookDelivery.session_id == self.session_id) & (
+            WebhookDelivery.endpoint_id.is_(None)
+        )
+
+    def owns_row(self, delivery: WebhookDelivery) -> bool:
+        if self.endpoint_id is not None:
+            return delivery.endpoint_id == self.endpoint_id
+        return delivery.endpoint_id is None and delivery.session_id == self.session_id
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    url: str
+    destination: str  # what the per-destination concurrency cap counts
+    enabled: bool
+
+
+async def _target(session: AsyncSession, project_id: str, dest: Destination) -> _Target:
+    """Where ``dest`` of ``project_id`` sends; 404 when it does not exist there
+    (another project's destination is answered the same)."""
+    if dest.endpoint_id is not None:
+        endpoint = await session.get(WebhookEndpoint, dest.endpoint_id)
+        if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at:
+            raise NotFound()
+        return _Target(endpoint.url, endpoint.id, endpoint.enabled)
+    upload = await session.get(UploadSession, dest.session_id) if dest.session_id else None
+    if upload is None or upload.project_id != project_id:
+        raise NotFound()
+    # Expiry ends uploads, not the delivery of what was uploaded: history and
+    # redelivery stay available. A poll-mode session simply has no deliveries.
+    return _Target(upload.webhook_url or "", upload.id, True)
+
+
+async def destination_deliveries(
+    ctx: ServiceContext, project_id: str, dest: Destination, *, limit: int = 50
 ) -> list[DeliveryView]:
-    """The endpoint's latest deliveries, newest first, each with all its attempts."""
-    await get_endpoint(ctx, project_id, endpoint_id)
+    """A destination's latest deliveries, newest first, each with all its attempts."""
     async with ctx.sessions() as session:
+        await _target(session, project_id, dest)
         rows = (
             await session.execute(
                 select(WebhookDelivery, WebhookMessage.event_type)
                 .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
-                .where(WebhookDelivery.endpoint_id == endpoint_id)
+                .where(dest.owns())
                 .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
                 .limit(limit)
             )
@@ -216,29 +270,34 @@ async def list_deliveries(
     return [DeliveryView(d, event_type, attempts[d.id]) for d, event_type in rows]
 
 
-async def redeliver(
-    ctx: ServiceContext, project_id: str, endpoint_id: str, delivery_id: str, *, actor: str
+async def list_deliveries(
+    ctx: ServiceContext, project_id: str, endpoint_id: str, *, limit: int = 50
+) -> list[DeliveryView]:
+    """The endpoint's latest deliveries, newest first, each with all its attempts."""
+    return await destination_deliveries(
+        ctx, project_id, Destination.endpoint(endpoint_id), limit=limit
+    )
+
+
+async def redeliver_to(
+    ctx: ServiceContext, project_id: str, dest: Destination, delivery_id: str, *, actor: str
 ) -> DeliveryView:
-    """A new delivery of the same message (same ``webhook-id``) to the same endpoint,
-    with a fresh retry schedule, sent as soon as the worker sees it."""
+    """A new delivery of the same message (same ``webhook-id``) to the same
+    destination, with a fresh retry schedule, sent as soon as the worker sees it."""
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as session:
+        target = await _target(session, project_id, dest)
         old = await session.get(WebhookDelivery, delivery_id)
-        endpoint = await session.get(WebhookEndpoint, endpoint_id)
-        if (
-            old is None
-            or endpoint is None
-            or old.endpoint_id != endpoint_id
-            or endpoint.project_id != project_id
-            or endpoint.deleted_at is not None
-        ):
+        if old is None or not dest.owns_row(old):
             raise NotFound()
-        if not endpoint.enabled:
+        if not target.enabled:
             raise EndpointDisabled("enable the endpoint before redelivering to it")
         message = await session.get(WebhookMessage, old.message_id)
-        if message is None:  # pragma: no cover - foreign key
+        if message is None or message.project_id != project_id:  # pragma: no cover
             raise NotFound()
-        fresh = new_delivery(message.id, endpoint.id, None, endpoint.url, endpoint.id, now)
+        fresh = new_delivery(
+            message.id, dest.endpoint_id, dest.session_id, target.url, target.destination, now
+        )
         session.add(fresh)
         mark_dirty(session)
         await session.flush()
@@ -255,15 +314,27 @@ async def redeliver(
     return DeliveryView(fresh, event_type, [])
 
 
+async def redeliver(
+    ctx: ServiceContext, project_id: str, endpoint_id: str, delivery_id: str, *, actor: str
+) -> DeliveryView:
+    """:func:`redeliver_to` a registered endpoint (409 while it is disabled)."""
+    return await redeliver_to(
+        ctx, project_id, Destination.endpoint(endpoint_id), delivery_id, actor=actor
+    )
+
+
 __all__ = [
     "DeliveryView",
+    "Destination",
     "check_events",
     "check_webhook_url",
     "create_endpoint",
     "delete_endpoint",
+    "destination_deliveries",
     "enable_endpoint",
     "get_endpoint",
     "list_deliveries",
     "list_endpoints",
     "redeliver",
+    "redeliver_to",
 ]

@@ -8,6 +8,7 @@ commits. Payloads are built from an allow-list of audit fields: never a secret.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +46,25 @@ _SAFE_FIELDS = frozenset(
 )
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]/path`` of a webhook URL: what the audit log and event
+    payloads may show. The query (Slack-style ``?token=``), fragment and any userinfo
+    are dropped, since receivers often put credentials there.
+
+        >>> redact_url("https://u:p@hooks.example.com:8443/in?token=secret#x")
+        'https://hooks.example.com:8443/in'
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def event_for_audit(event: AuditEvent) -> tuple[str, dict[str, Any]] | None:
     """``(event type, data)`` for an audited action, or None when it is not an event.
 
@@ -63,6 +83,8 @@ def event_for_audit(event: AuditEvent) -> tuple[str, dict[str, Any]] | None:
     subject = "endpoint_id" if event_type == ENDPOINT_DISABLED else "key_id"
     data[subject] = event.target
     data.update({k: v for k, v in (event.data or {}).items() if k in _SAFE_FIELDS})
+    if isinstance(data.get("url"), str):  # whatever the audit call stored
+        data["url"] = redact_url(data["url"])
     data["actor"] = event.actor
     data["occurred_at"] = event.at.isoformat().replace("+00:00", "Z")
     return event_type, data
@@ -79,4 +101,11 @@ async def on_audit(session: AsyncSession, event: AuditEvent) -> None:
     )
 
 
-__all__ = ["ALL_EVENTS", "ENDPOINT_DISABLED", "EVENT_TYPES", "PHOTO_UPLOADED", "on_audit"]
+__all__ = [
+    "ALL_EVENTS",
+    "ENDPOINT_DISABLED",
+    "EVENT_TYPES",
+    "PHOTO_UPLOADED",
+    "on_audit",
+    "redact_url",
+]

@@ -183,7 +183,7 @@ class DeliveryWorker:
             self._claims[claim.delivery_id] = claim
         try:
             # The claim read everything: signing needs no further query.
-            jobs = await delivery.prepare_many(self.ctx, claims)
+            jobs = await delivery.prepare_many(self.ctx, claims, rng=self.rng)
         except Exception as exc:  # the leases expire and another round retries them
             log.error("webhook_prepare_failed", error_type=type(exc).__name__)
             jobs = [None] * len(claims)
