@@ -167,6 +167,16 @@ class KeyAlreadyRevoked(Conflict):
     title = "The API key has been revoked; revocation is final"
 
 
+class KeyAlreadyRotated(Conflict):
+    code = "key_already_rotated"
+    title = "This key was already rotated; rotate its successor"
+
+
+class KeyExpiredConflict(Conflict):
+    code = "key_expired"
+    title = "The API key has expired"
+
+
 class PayloadTooLarge(KeyguardError):
     status = 413
     code = "payload_too_large"
@@ -236,7 +246,9 @@ __all__ = [
     "InvalidKey",
     "IpNotAllowed",
     "KeyAlreadyRevoked",
+    "KeyAlreadyRotated",
     "KeyExpired",
+    "KeyExpiredConflict",
     "KeyRevoked",
     "KeyguardError",
     "NotFound",

@@ -244,3 +244,62 @@ async def test_the_root_key_prefix_is_reserved(client, root_headers):
         "/v1/projects", json={"name": "p", "key_prefix": "kgroot"}, headers=root_headers
     )
     assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+
+
+async def test_an_overflowing_expiry_is_422(client, root_headers, project_id):
+    for value in ("9999-12-31T23:59:59-23:59", "9500-01-01T00:00:00Z"):
+        r = await client.post(
+            f"/v1/projects/{project_id}/keys",
+            json={"name": "x", "expires_at": value},
+            headers=root_headers,
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), value
+
+
+async def test_a_session_password_over_72_bytes_is_422_even_under_72_characters(client, key):
+    r = await client.post(
+        "/v1/sessions",
+        json={"delivery_mode": "poll", "password": "é" * 72},
+        headers=bearer(key["key"]),
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+
+
+async def test_responses_are_not_cacheable(client, root_headers, project_id):
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys", json={"name": "x"}, headers=root_headers
+    )
+    assert r.headers["cache-control"] == "no-store"
+    assert (await client.post("/v1/projects", json={"name": "p"}, headers=root_headers)).headers[
+        "cache-control"
+    ] == "no-store"
+
+
+async def test_only_photo_uploads_may_send_large_bodies(client, key):
+    big = b"x" * (2 * 1024 * 1024)
+    r = await client.request(
+        "GET", "/v1/sessions/sess_whatever0000000", content=big, headers=bearer(key["key"])
+    )
+    assert (r.status_code, r.json()["code"]) == (413, "payload_too_large")
+
+
+async def test_a_bare_unknown_id_never_makes_the_server_read_the_body(runtime):
+    """Anyone can send a well-formed id: the body is read only for a key that can sign."""
+    from keyguard.doors.authenticate import authenticate_scope
+    from keyguard.errors import InvalidKey
+
+    async def must_not_read() -> bytes:
+        raise AssertionError("the body was read")
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/sessions",
+        "raw_path": b"/v1/sessions",
+        "query_string": b"",
+        "scheme": "https",
+        "client": ("203.0.113.9", 4000),
+        "headers": [(b"x-api-key", b"aptr_live_AAAAAAAAAAAAAAAA"), (b"x-aptr-signature", b"x")],
+    }
+    with pytest.raises(InvalidKey):
+        await authenticate_scope(runtime.engine, scope, must_not_read, header_prefix="APTR")

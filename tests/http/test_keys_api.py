@@ -179,3 +179,28 @@ async def test_projects_can_be_created_listed_and_fetched(client, root_headers):
     assert project["id"] in [p["id"] for p in listed.json()]
     key = await create_key(client, root_headers, project["id"])
     assert key["key"].startswith("pay_live_")
+
+
+async def test_a_rotated_key_cannot_be_rotated_again(client, root_headers, project_id):
+    created = await create_key(client, root_headers, project_id)
+    first = await client.post(
+        f"/v1/keys/{created['id']}/rotate", json={"grace_seconds": 5}, headers=root_headers
+    )
+    assert first.status_code == 201
+    again = await client.post(
+        f"/v1/keys/{created['id']}/rotate", json={"grace_seconds": 100}, headers=root_headers
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "key_already_rotated")
+    successor = await client.post(f"/v1/keys/{first.json()['id']}/rotate", headers=root_headers)
+    assert successor.status_code == 201
+
+
+async def test_an_expired_key_cannot_be_rotated(client, root_headers, project_id, clock):
+    from keyguard.clock import utc_from_ts
+
+    created = await create_key(
+        client, root_headers, project_id, expires_at=utc_from_ts(clock.now() + 10).isoformat()
+    )
+    clock.advance(11)
+    r = await client.post(f"/v1/keys/{created['id']}/rotate", headers=root_headers)
+    assert (r.status_code, r.json()["code"]) == (409, "key_expired")

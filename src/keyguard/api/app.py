@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from keyguard import __version__
 from keyguard.api import problems
+from keyguard.api.cache_control import DefaultNoStore
 from keyguard.api.limits import RequestLimits
 from keyguard.api.routes import audit, keys, meta, projects, sessions, verify
 from keyguard.api.routes import restrictions as restriction_routes
@@ -69,9 +70,9 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
 def create_asgi(runtime: Runtime) -> ASGIApp:
     """The app with its outer guards, as the server runs it."""
     return RequestLimits(
-        create_app(runtime),
+        DefaultNoStore(create_app(runtime)),
         max_body_bytes=runtime.settings.max_body_bytes,
         # Photo uploads get their own, larger limit (CONTRACT §6).
-        large_body_paths=(upload_routes.UPLOAD_PATH_PREFIX,),
+        large_body=upload_routes.is_upload,
         max_large_body_bytes=runtime.settings.max_upload_bytes + upload_routes.MULTIPART_OVERHEAD,
     )

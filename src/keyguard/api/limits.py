@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,13 +17,14 @@ class RequestLimits:
         *,
         max_body_bytes: int,
         max_header_bytes: int = 16_384,
-        large_body_paths: tuple[str, ...] = (),
+        large_body: Callable[[str, str], bool] | None = None,
         max_large_body_bytes: int = 0,
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_headers = max_header_bytes
-        self.large_paths = large_body_paths
+        # (method, path) -> whether this request may carry the larger body (uploads).
+        self.large_body = large_body
         self.max_large = max_large_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -41,12 +43,8 @@ class RequestLimits:
         if size > self.max_headers:
             await _refuse(send, HeadersTooLarge())
             return
-        path: str = scope["path"]
-        limit = (
-            self.max_large
-            if path.startswith(self.large_paths) and self.large_paths
-            else self.max_body
-        )
+        large = self.large_body is not None and self.large_body(scope["method"], scope["path"])
+        limit = self.max_large if large else self.max_body
         if declared is not None and declared > limit:
             await _refuse(send, PayloadTooLarge())
             return

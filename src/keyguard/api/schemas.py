@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +21,7 @@ from keyguard.engine.ipallow import parse_network
 from keyguard.engine.origins import normalize_domain_pattern
 from keyguard.storage.models import KeyCertificate
 
+MAX_YEAR = 9000
 SCOPE_RE = re.compile(r"[a-z0-9][a-z0-9:._/-]{0,99}")
 MAX_METADATA_BYTES = 4096
 
@@ -62,8 +63,16 @@ def _unique(values: list[str] | None) -> list[str] | None:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise ValueError("must include a timezone (e.g. 2030-01-01T00:00:00Z)")
+    try:
+        value = value.astimezone(UTC)  # 9999-12-31T23:59-23:59 overflows here
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if value.year > MAX_YEAR:
+        raise ValueError(f"must be before the year {MAX_YEAR + 1}")
     return value
 
 
@@ -250,10 +259,19 @@ class VerifyResult(BaseModel):
     ratelimit: RateLimitState | None = None
 
 
+def _bcrypt_sized(value: str) -> str:
+    # bcrypt reads 72 *bytes*; 72 characters of "é" are 144. Refuse, never truncate.
+    if len(value.encode()) > 72:
+        raise ValueError("must be at most 72 bytes in UTF-8")
+    return value
+
+
 class SessionCreate(Strict):
     delivery_mode: Literal["webhook", "poll"]
     webhook_url: str | None = Field(default=None, max_length=2048)
-    password: str | None = Field(default=None, min_length=1, max_length=72)
+    password: Annotated[str, AfterValidator(_bcrypt_sized)] | None = Field(
+        default=None, min_length=1, max_length=72
+    )
     expires_in: int = Field(default=86_400, ge=60, le=86_400 * 30)
 
 

@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.clock import utc_from_ts
 from keyguard.crypto.keys import ROOT_PREFIX, IssuedKey, issue_key, new_secret_for
-from keyguard.errors import KeyAlreadyRevoked, NotFound, ValidationFailed
+from keyguard.errors import (
+    KeyAlreadyRevoked,
+    KeyAlreadyRotated,
+    KeyExpiredConflict,
+    NotFound,
+    ValidationFailed,
+)
 from keyguard.services import audit
 from keyguard.services.context import ServiceContext
 from keyguard.storage.models import ApiKey, KeyCertificate, Project
@@ -281,6 +287,12 @@ async def rotate_key(
         old = await _project_key(session, key_id)
         if old.revoked_at is not None:
             raise KeyAlreadyRevoked()
+        # Rotate the newest key of a chain, and only a live one: rotating a rotated key
+        # would hand out a successor that inherits its predecessor's grace-period expiry.
+        if old.rotated_to is not None:
+            raise KeyAlreadyRotated(rotated_to=old.rotated_to)
+        if old.expires_at is not None and old.expires_at <= _now(ctx):
+            raise KeyExpiredConflict()
         project = await session.get(Project, old.project_id)
         if project is None:  # pragma: no cover - FK guarantees it
             raise NotFound()

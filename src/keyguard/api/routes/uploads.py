@@ -36,7 +36,18 @@ from keyguard.uploads.store import FileStore, LocalFileStore
 
 router = APIRouter(tags=["uploads"])
 
-UPLOAD_PATH_PREFIX = "/v1/sessions/"  # the only body-taking routes below it are uploads
+
+def is_upload(method: str, path: str) -> bool:
+    """``POST /v1/sessions/ID/photos``: the one route that takes bodies over the usual limit."""
+    parts = path.split("/")
+    return (
+        method == "POST"
+        and len(parts) == 5
+        and parts[1:3] == ["v1", "sessions"]
+        and (parts[4] == "photos")
+    )
+
+
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the password field
 
 
@@ -182,4 +193,4 @@ async def download_photo(
     )
 
 
-__all__ = ["MULTIPART_OVERHEAD", "UPLOAD_PATH_PREFIX", "router"]
+__all__ = ["MULTIPART_OVERHEAD", "is_upload", "router"]
