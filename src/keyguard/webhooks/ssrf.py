@@ -80,13 +80,22 @@ def validate_webhook_url(url: str, allow_private: Sequence[Network]) -> ParsedUr
     fails at send time, where every address is checked anyway.
     """
     parsed = _parse(url)
-    if parsed.ip is not None:
-        reason = classify(parsed.ip, allow_private)
+    ip = parsed.ip
+    if ip is None and _is_localhost_name(parsed.host):
+        # RFC 6761 §6.3: "localhost" names are loopback by definition, whatever DNS says.
+        ip = ipaddress.ip_address("127.0.0.1")
+    if ip is not None:
+        reason = classify(ip, allow_private)
         if reason is not None:
             raise UnsafeWebhookUrl("ssrf_blocked", f"webhook URLs must not target {reason} hosts")
     if parsed.scheme == "http" and not _plain_http_possible(parsed.ip, allow_private):
         raise UnsafeWebhookUrl("https_required", "webhook URLs must use https")
     return parsed
+
+
+def _is_localhost_name(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
 
 
 async def resolve_safe(

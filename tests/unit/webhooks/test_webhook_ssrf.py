@@ -315,3 +315,18 @@ async def test_legacy_ipv4_forms_resolve_to_loopback_and_are_refused(host: str) 
     with pytest.raises((UnsafeWebhookUrl, ResolutionFailed)) as info:
         await resolve_safe(host, 443, [])
     assert getattr(info.value, "code", None) in {"ssrf_blocked", "dns_failed"}
+
+
+@pytest.mark.parametrize(
+    "url", ["https://localhost/h", "https://LOCALHOST./h", "https://api.localhost/h"]
+)
+def test_localhost_names_are_refused_at_registration(url):
+    with pytest.raises(UnsafeWebhookUrl) as refused:
+        validate_webhook_url(url, [])
+    assert refused.value.code == "ssrf_blocked"
+
+
+def test_localhost_names_are_fine_when_loopback_is_allowed_for_development():
+    import ipaddress
+
+    assert validate_webhook_url("http://localhost:9000/h", [ipaddress.ip_network("127.0.0.0/8")])
