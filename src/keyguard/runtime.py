@@ -24,6 +24,7 @@ from keyguard.engine.verifier import PolicyEngine
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.services.audit import AUDIT_KEY
 from keyguard.services.key_records import keys_changed_since, load_key_record
+from keyguard.services.refusals import RefusalRecorder
 from keyguard.services.session_view import SessionView, load_session_view
 from keyguard.settings import Settings
 from keyguard.state.memory import memory_state
@@ -55,6 +56,7 @@ class Runtime:
     # Set by the HTTPS server (``keyguard serve``): certificates registered on keys are
     # added to it, which matters when it cannot accept unknown certificates.
     client_trust: ClientCertificateTrust | None = None
+    refusals: RefusalRecorder | None = None
     # In-flight cache-bus publications (kept referenced until done).
     _publishing: set[asyncio.Task[None]] = field(default_factory=set)
     # SQLite allows one writer; serialising our own write transactions in-process avoids
@@ -116,6 +118,10 @@ class Runtime:
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,
         )
         await runtime._join_cache_bus()
+        # Failed checks of known keys reach the audit log, counted and written in batches.
+        runtime.refusals = RefusalRecorder(runtime)
+        runtime.engine.on_refusal = runtime.refusals
+        runtime.refusals.start()
         return runtime
 
     async def _join_cache_bus(self) -> None:
@@ -154,6 +160,8 @@ class Runtime:
             yield session
 
     async def close(self) -> None:
+        if self.refusals is not None:
+            await self.refusals.close()
         if self._publishing:
             await asyncio.gather(*self._publishing, return_exceptions=True)
         await self.state.close()

@@ -16,7 +16,7 @@ passed; a key without a given restriction skips its check entirely:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from keyguard.clock import Clock
 from keyguard.crypto.certificates import info_from_der
@@ -33,6 +33,7 @@ from keyguard.errors import (
     InvalidKey,
     IpNotAllowed,
     KeyExpired,
+    KeyguardError,
     KeyRevoked,
     OriginNotAllowed,
     RateLimited,
@@ -67,6 +68,8 @@ class PolicyEngine:
         self._limiter = state.rate_limiter
         self._replay = state.replay_guard
         self._totp = TotpGuard(state, clock, failures=totp_failures)
+        # Told (key id, project id, code, client ip) of each refusal of an identified key.
+        self.on_refusal: Callable[[str, str | None, str, str | None], None] | None = None
 
     async def verify(
         self,
@@ -77,6 +80,24 @@ class PolicyEngine:
         root: bool = False,
     ) -> Principal:
         record = self._check_secret(await self.cache.get(credentials.key_id), credentials)
+        try:
+            return await self._check_request(record, credentials, facts, required_scopes, root)
+        except KeyguardError as refusal:
+            # Only refusals of an identified key are reported: unknown ids and wrong
+            # secrets would let anyone turn junk requests into audit writes.
+            if self.on_refusal is not None:
+                ip = None if facts.client_ip is None else str(facts.client_ip)
+                self.on_refusal(record.id, record.project_id, refusal.code, ip)
+            raise
+
+    async def _check_request(
+        self,
+        record: KeyRecord,
+        credentials: Credentials,
+        facts: RequestFacts,
+        required_scopes: Iterable[str],
+        root: bool,
+    ) -> Principal:
         self._check_lifecycle(record)
         if root != record.is_root:
             # A root key is a management credential, never a project key, and vice versa.
