@@ -206,6 +206,7 @@ class RateLimited(KeyguardError):
         self, detail: str | None = None, *, limit: int = 0, retry_after: int = 1, reset: int = 0
     ) -> None:
         super().__init__(detail)
+        self.limit = limit
         self.retry_after = max(1, retry_after)
         self.headers["Retry-After"] = str(self.retry_after)
         if limit:

@@ -66,7 +66,12 @@ def extract_credentials(headers: Mapping[str, str]) -> Credentials | None:
         api_key = headers.get("api-key")
     if api_key is None:
         return None
-    api_key = api_key.strip()
-    if looks_like_key_id(api_key):
-        return Credentials(api_key, None)
-    return _from_key(api_key)
+    return from_key_or_id(api_key)
+
+
+def from_key_or_id(text: str) -> Credentials:
+    """A full key, or a bare public id (which marks a signed request). No I/O."""
+    text = text.strip()
+    if looks_like_key_id(text):
+        return Credentials(text, None)
+    return _from_key(text)

@@ -11,20 +11,11 @@ from fastapi import APIRouter
 
 from keyguard.api.deps import RootKey, RuntimeDep
 from keyguard.api.schemas import RateLimitState, VerifyRequest, VerifyResult
-from keyguard.crypto.keys import looks_like_key_id, parse_key
-from keyguard.engine.credentials import extract_credentials
+from keyguard.engine.credentials import extract_credentials, from_key_or_id
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.errors import CredentialsMissing, KeyguardError, RateLimited, ValidationFailed
 
 router = APIRouter(tags=["verify"])
-
-
-def _credentials(key: str) -> Credentials:
-    key = key.strip()
-    if looks_like_key_id(key):
-        return Credentials(key, None)
-    parsed = parse_key(key)
-    return Credentials(parsed.id, parsed.secret)
 
 
 def _lower(headers: dict[str, str] | None) -> dict[str, str]:
@@ -34,7 +25,7 @@ def _lower(headers: dict[str, str] | None) -> dict[str, str]:
 def _presented(body: VerifyRequest, headers: dict[str, str]) -> Credentials:
     """The key from ``key``, else from the forwarded headers (all four forms of §4)."""
     if body.key is not None:
-        return _credentials(body.key)
+        return from_key_or_id(body.key)
     credentials = extract_credentials(headers)
     if credentials is None:
         raise CredentialsMissing()
@@ -91,8 +82,7 @@ async def verify_key(body: VerifyRequest, rt: RuntimeDep, _: RootKey) -> VerifyR
             _presented(body, headers), facts, required_scopes=body.required_scopes
         )
     except RateLimited as error:
-        limit = int(error.headers.get("RateLimit-Limit", "0"))
-        state = RateLimitState(limit=limit, remaining=0, reset=error.retry_after)
+        state = RateLimitState(limit=error.limit, remaining=0, reset=error.retry_after)
         return VerifyResult(valid=False, code=error.code, ratelimit=state)
     except KeyguardError as error:
         return VerifyResult(valid=False, code=error.code)
