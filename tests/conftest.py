@@ -3,6 +3,7 @@ an in-process HTTP client, and an initialised admin with a root key and a projec
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -35,8 +36,9 @@ def _require(url: str | None, what: str) -> str:
 
 
 _template_ready = False
-# One template per xdist worker: workers must not drop each other's template.
-TEMPLATE = "kg_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+# One template per test process: neither xdist workers nor two suites sharing the
+# test PostgreSQL may drop each other's template.
+TEMPLATE = f"kg_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 async def _fresh_postgres_database() -> str:
@@ -58,6 +60,12 @@ async def _fresh_postgres_database() -> str:
     finally:
         await conn.close()
     return base.rsplit("/", 1)[0] + "/" + name
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop this process's template, so repeated runs leave nothing behind."""
+    if _template_ready and POSTGRES_URL:
+        asyncio.run(_drop_database(POSTGRES_URL.rsplit("/", 1)[0] + "/" + TEMPLATE))
 
 
 async def _drop_database(url: str) -> None:

@@ -205,7 +205,9 @@ async def test_poll_mode_lists_photos_with_working_download_links(
     assert photo["filename"] == "one.png"
     link = photo["download_url"].replace("https://testserver", "")
     assert (await client.get(link)).content == PNG
-    tampered = link.replace(photo["id"], photo["id"][:-1] + "x")
+    last = photo["id"][-1]
+    tampered = link.replace(photo["id"], photo["id"][:-1] + ("y" if last == "x" else "x"))
+    assert tampered != link
     r = await client.get(tampered)
     assert (r.status_code, r.json()["code"]) == (403, "download_link_invalid")
     clock.advance(3601)
