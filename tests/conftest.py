@@ -12,6 +12,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from keyguard.api.app import create_asgi
 from keyguard.clock import FrozenClock
@@ -22,6 +24,13 @@ from keyguard.settings import Settings
 POSTGRES_URL = os.environ.get("KEYGUARD_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("KEYGUARD_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI") == "true"
+
+# A loaded 2-core CI runner can stall one example past Hypothesis's 200 ms deadline;
+# the properties are about correctness, speed is measured in bench/.
+hypothesis_settings.register_profile(
+    "keyguard", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("keyguard")
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"

@@ -1,11 +1,17 @@
-"""Run the real `keyguard` command in a subprocess: init, then serve over TLS."""
+"""Run the real `keyguard` command in a subprocess: init, then serve over TLS.
+
+Servers are started on port 0 and the test reads the port the server really bound from its
+log line (``Uvicorn running on https://127.0.0.1:N``): picking a free port, releasing it and
+letting the child bind it later races with every other process on the machine.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -20,10 +26,27 @@ import httpx
 KEYGUARD = [sys.executable, "-m", "keyguard.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# uvicorn's start-up line, printed once the listening socket is bound.
+RUNNING_ON = re.compile(r"Uvicorn running on (https?://\S+)")
+_logs = itertools.count()
+
+
+def reported_url(
+    process: subprocess.Popen[bytes], log: Path, *, offset: int = 0, timeout: float = 30.0
+) -> str:
+    """The URL a server started with ``--port 0`` reports in ``log`` (read from ``offset``,
+    so a log shared by a restarted server yields the new process's address)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log.read_bytes()[offset:].decode(errors="replace")
+        match = RUNNING_ON.search(text)
+        if match:
+            return match[1]
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early:\n{text}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"server did not report its address:\n{text}")
+        time.sleep(0.1)
 
 
 def init(data: Path, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -65,19 +88,19 @@ class RunningServer:
 def serve(
     data: Path, *, env: dict[str, str] | None = None, start_timeout: float = 30.0
 ) -> Iterator[RunningServer]:
-    port = free_port()
-    log = data.parent / f"serve-{port}.log"
+    log = data.parent / f"serve-{os.getpid()}-{next(_logs)}.log"
     ca = data / "tls" / "ca.pem"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*KEYGUARD, "serve", "--data", str(data), "--port", str(port)],
+            [*KEYGUARD, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", "0"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env or dict(os.environ),
         )
-    server = RunningServer(process, f"https://localhost:{port}", ca, log)
     try:
         deadline = time.monotonic() + start_timeout
+        url = reported_url(process, log, timeout=start_timeout)
+        server = RunningServer(process, url, ca, log)
         while True:
             if process.poll() is not None:
                 raise AssertionError(f"server exited early:\n{log.read_text()}")

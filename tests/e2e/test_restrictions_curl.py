@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from keyguard_process import KEYGUARD, RunningServer, free_port, init, serve
+from keyguard_process import KEYGUARD, RunningServer, init, reported_url, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -202,7 +202,6 @@ def gateway(env: Env) -> Iterator[str]:
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     thread = threading.Thread(target=upstream.serve_forever, daemon=True)
     thread.start()
-    port = free_port()
     log = env.tmp / "gateway.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -213,16 +212,18 @@ def gateway(env: Env) -> Iterator[str]:
                 f"http://127.0.0.1:{upstream.server_port}",
                 "--data",
                 str(env.tmp / "data"),
+                "--host",
+                "127.0.0.1",
                 "--port",
-                str(port),
+                "0",  # the gateway reports the port it bound
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=ENV,
         )
-    url = f"https://localhost:{port}"
     try:
         deadline = time.monotonic() + 30
+        url = reported_url(process, log, timeout=30)
         while True:
             assert process.poll() is None, log.read_text()
             try:
@@ -240,6 +241,7 @@ def gateway(env: Env) -> Iterator[str]:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=5)
         upstream.shutdown()
         upstream.server_close()
 

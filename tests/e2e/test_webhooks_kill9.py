@@ -13,7 +13,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from keyguard_process import reported_url
 
 pytestmark = pytest.mark.e2e
 
@@ -72,40 +72,38 @@ def _receiver(inbox: Inbox) -> ThreadingHTTPServer:
     return server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Keyguard:
     data: Path
-    port: int
     env: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+    url: str = ""  # as reported by the running process; a restart may get another port
 
     def start(self, ca: ssl.SSLContext) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
+            # Port 0: the kernel picks a free port and the server logs it, so nothing else
+            # can take it between choosing and binding (nor after the SIGKILL).
             self.process = subprocess.Popen(
-                [str(KEYGUARD), "serve", "--data", str(self.data), "--port", str(self.port),
+                [str(KEYGUARD), "serve", "--data", str(self.data), "--port", "0",
                  "--host", "127.0.0.1"],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/v1/", verify=ca, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-            if self.process.poll() is not None:
-                break
+        try:
+            self.url = reported_url(self.process, self.log, offset=offset, timeout=TIMEOUT)
+        except AssertionError:
+            pass  # exited or silent: fail below, with the log
+        else:
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{self.url}/v1/", verify=ca, timeout=1).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+                if self.process.poll() is not None:
+                    break
         self.process.kill()
         self.process.wait(timeout=20)
         pytest.fail(f"keyguard serve did not start:\n{self.log.read_text()}")
@@ -142,7 +140,7 @@ def test_kill_9_mid_delivery_loses_no_event(tmp_path: Path, inbox: Inbox) -> Non
     root = {"Authorization": f"Bearer {created['root_key']}"}
     project = created["project_id"]
     ca = ssl.create_default_context(cafile=created["ca_cert"])
-    server = Keyguard(tmp_path / "data", _free_port(), env, tmp_path / "server.log")
+    server = Keyguard(tmp_path / "data", env, tmp_path / "server.log")
     server.start(ca)
     try:
         with httpx.Client(base_url=server.url, verify=ca, headers=root, timeout=10) as api:
@@ -160,7 +158,7 @@ def test_kill_9_mid_delivery_loses_no_event(tmp_path: Path, inbox: Inbox) -> Non
         assert server.kill(signal.SIGKILL) == -signal.SIGKILL  # mid-delivery
         inbox.hold.set()  # from now on the receiver answers 200
 
-        server.start(ca)
+        server.start(ca)  # server.url is now the restarted process's address
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             with inbox.lock:
@@ -176,9 +174,18 @@ def test_kill_9_mid_delivery_loses_no_event(tmp_path: Path, inbox: Inbox) -> Non
             assert verify_webhook(body, headers["x-aptr-signature"], secret)
             assert json.loads(body)["type"] == "key.created"
 
+        # The server marks a delivery succeeded only after it has read the 200 and
+        # committed, so the last ones may still be pending when the receiver has them all.
         with httpx.Client(base_url=server.url, verify=ca, headers=root, timeout=10) as api:
-            page = api.get(f"/v1/projects/{project}/webhooks/{endpoint}/deliveries").json()
-        assert {d["status"] for d in page["data"]} == {"succeeded"}
+            while True:
+                r = api.get(f"/v1/projects/{project}/webhooks/{endpoint}/deliveries")
+                assert r.status_code == 200, r.text
+                page = r.json()
+                statuses = {d["status"] for d in page["data"]}
+                if statuses == {"succeeded"} or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
+        assert statuses == {"succeeded"}, page["data"]
         assert {d["message_id"] for d in page["data"]} == ids
         # A clean stop (SIGTERM) ends the worker with the server.
         assert server.kill(signal.SIGTERM) == 0

@@ -100,23 +100,43 @@ NODE_SERVER = (
 FORGED = "sha256=" + "0" * 64
 
 
+# Shared by every suite on the machine. It only ever appears whole: each process installs
+# into a directory of its own, writes the marker last, then renames it into place. (Not the
+# old "keyguard-test-express", which older checkouts still fill in place, without a marker.)
+EXPRESS_DIR = "keyguard-test-express-v2"
+EXPRESS_READY = ".keyguard-install-complete"
+
+
 def _express_dir() -> Path:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are not installed: the seed's Express snippet cannot run")
-    where = Path(tempfile.gettempdir()) / "keyguard-test-express"
-    if not (where / "node_modules" / "express").is_dir():
-        where.mkdir(exist_ok=True)
-        (where / "package.json").write_text('{"private": true}\n')
-        try:
-            subprocess.run(
-                ["npm", "install", "express", "--no-audit", "--no-fund", "--silent"],
-                cwd=where,
-                check=True,
-                timeout=180,
-                capture_output=True,
-            )
-        except (subprocess.SubprocessError, OSError) as exc:
-            pytest.skip(f"npm install express failed (offline?): {exc}")
+    where = Path(tempfile.gettempdir()) / EXPRESS_DIR
+    if (where / EXPRESS_READY).is_file():
+        return where
+    # Same file system as `where`, so the rename below is atomic.
+    staging = Path(tempfile.mkdtemp(prefix=f"{EXPRESS_DIR}.{os.getpid()}.", dir=where.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide it from other users' suites
+    (staging / "package.json").write_text('{"private": true}\n')
+    try:
+        subprocess.run(
+            ["npm", "install", "express", "--no-audit", "--no-fund", "--silent"],
+            cwd=staging,
+            check=True,
+            timeout=180,
+            capture_output=True,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        pytest.skip(f"npm install express failed (offline?): {exc}")
+    (staging / EXPRESS_READY).write_text("ok\n")
+    try:
+        os.rename(staging, where)
+    except OSError:
+        # Another process got there first (`where` exists and is not empty).
+        if (where / EXPRESS_READY).is_file():
+            shutil.rmtree(staging, ignore_errors=True)
+            return where
+        return staging  # `where` is not one of ours: keep using the private install
     return where
 
 
