@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from keyguard.clock import FrozenClock
-from keyguard.state.memory import memory_state
-from keyguard.state.protocols import StateStores
+from keyguard.state.memory import MemoryRateLimiter, memory_state
+from keyguard.state.protocols import RateLimiter, StateStores
 from keyguard.state.redis import PREFIX, redis_state
 
 
@@ -36,17 +36,102 @@ async def test_a_token_is_first_used_once(stores: StateStores) -> None:
     assert await stores.replay_guard.first_use(unique("sig"), 600)
 
 
+# A day-long window: on Redis the window runs on real time, and a window boundary between
+# two hits of a 60 s one would turn the counts fractional.
+DAY = 86_400
+
+
 async def test_sliding_window_burst_and_refusal(stores: StateStores) -> None:
     bucket = unique("rl")
     limiter = stores.rate_limiter
-    decisions = [await limiter.hit(bucket, 3, 60) for _ in range(4)]
+    decisions = [await limiter.hit(bucket, 3, DAY) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
     assert decisions[3].reset_seconds >= 1
-    assert await limiter.blocked(bucket, 3, 60) >= 1
-    assert await limiter.blocked(unique("rl"), 3, 60) == 0
-    await limiter.reset(bucket, 3, 60)
-    assert (await limiter.hit(bucket, 3, 60)).allowed
+    assert await limiter.blocked(bucket, 3, DAY) >= 1
+    assert await limiter.blocked(unique("rl"), 3, DAY) == 0
+    await limiter.reset(bucket, 3, DAY)
+    assert (await limiter.hit(bucket, 3, DAY)).allowed
+
+
+async def _memory_at_fractional_count(bucket: str) -> RateLimiter:
+    """4 hits of limit 4, then 3/8 into the next window: they weigh 4 * 5/8 = 2.5."""
+    clock = FrozenClock(DAY * 20_000)  # the start of a window
+    limiter = MemoryRateLimiter(clock)
+    for _ in range(4):
+        assert (await limiter.hit(bucket, 4, DAY)).allowed
+    clock.advance(DAY + DAY * 3 / 8)
+    return limiter
+
+
+async def _redis_at_fractional_count(state: StateStores, redis_url: str, bucket: str) -> None:
+    """The same state on Redis, where time is real: ``limits`` keeps a window's count in a
+    key living two periods from its first hit, and rolls it over to the previous window
+    once less than one period is left; that remaining TTL is the previous window's
+    weight. Shortening it to 5/8 of a period makes the 4 hits weigh 2.5 (less a few ms
+    of real time: ~1e-7 of a count in a day-long window)."""
+    for _ in range(4):
+        assert (await state.rate_limiter.hit(bucket, 4, DAY)).allowed
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        (key,) = [k async for k in client.scan_iter(match=f"{PREFIX}:rl:*{bucket}*")]
+        assert await client.pexpire(key, DAY * 1000 * 5 // 8)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_backends_agree_on_remaining_at_a_fractional_weighted_count(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """``limits``' rule, on both: allowed while floor(weighted) + 1 <= limit, remaining is
+    limit - floor(weighted). At 2.5 of 4, two more hits fit, not one."""
+    bucket = unique("rl")
+    if backend == "memory":
+        limiter = await _memory_at_fractional_count(bucket)
+        close = None
+    else:
+        redis_url = request.getfixturevalue("redis_url")
+        state = redis_state(redis_url)
+        close = state.close
+        await _redis_at_fractional_count(state, redis_url, bucket)
+        limiter = state.rate_limiter
+    try:
+        decisions = [await limiter.hit(bucket, 4, DAY) for _ in range(3)]
+        assert [(d.allowed, d.remaining) for d in decisions] == [(True, 1), (True, 0), (False, 0)]
+        assert await limiter.blocked(bucket, 4, DAY) >= 1
+    finally:
+        if close is not None:
+            await close()
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5])
+@pytest.mark.parametrize("burst", [1, 2, 3, 5, 7])
+async def test_memory_remaining_is_positive_exactly_when_the_next_hit_fits(
+    limit: int, burst: int
+) -> None:
+    """At fractional weighted counts too (the previous window weighted by 1/7ths), and
+    the reset of a refusal is exact."""
+    period = 70
+    for step in range(8):
+        clock = FrozenClock(period * 1_000)
+        limiter = MemoryRateLimiter(clock)
+        for _ in range(burst):
+            await limiter.hit("k", limit, period)
+        clock.advance(period + step * 10 + 0.5)
+        decision = await limiter.hit("k", limit, period)
+        for _ in range(limit + 1):
+            following = await limiter.hit("k", limit, period)
+            assert (decision.remaining > 0) == following.allowed, (step, decision, following)
+            assert (await limiter.blocked("k", limit, period) == 0) == (following.remaining > 0)
+            decision = following
+        assert not decision.allowed
+        # Its reset is the first whole second at which a hit fits again.
+        assert await limiter.blocked("k", limit, period) == decision.reset_seconds
+        clock.advance(decision.reset_seconds - 1)
+        assert await limiter.blocked("k", limit, period) > 0
+        clock.advance(1)
+        assert await limiter.blocked("k", limit, period) == 0
 
 
 @pytest.mark.redis
@@ -63,18 +148,35 @@ async def test_redis_replay_entries_expire_after_their_ttl(redis_url: str) -> No
         await state.close()
 
 
+async def _receive(queue: asyncio.Queue[str], wanted: str, received: list[str]) -> None:
+    """Wait for ``wanted``, keeping every message before it in ``received``: the channel is
+    shared with every other test (xdist workers, a concurrent run), so theirs may come too."""
+    async with asyncio.timeout(5):
+        while (message := await queue.get()) != wanted:
+            received.append(message)
+    received.append(message)
+
+
 @pytest.mark.redis
 async def test_redis_cache_bus_reaches_other_instances_only(redis_url: str) -> None:
     a, b = redis_state(redis_url), redis_state(redis_url)
+    inbox_a: asyncio.Queue[str] = asyncio.Queue()
+    inbox_b: asyncio.Queue[str] = asyncio.Queue()
     seen_a: list[str] = []
-    seen_b: asyncio.Queue[str] = asyncio.Queue()
+    seen_b: list[str] = []
     try:
-        await a.cache_bus.start(seen_a.append)
-        await b.cache_bus.start(seen_b.put_nowait)
+        await a.cache_bus.start(inbox_a.put_nowait)
+        await b.cache_bus.start(inbox_b.put_nowait)
         key_id = unique("key")
         await a.cache_bus.publish(key_id)
-        assert await asyncio.wait_for(seen_b.get(), timeout=5) == key_id
-        assert seen_a == []  # an instance ignores its own messages
+        await _receive(inbox_b, key_id, seen_b)
+        # Pub/sub keeps the order: once A has B's later message, it would also have had
+        # its own, had it not ignored it.
+        marker = unique("marker")
+        await b.cache_bus.publish(marker)
+        await _receive(inbox_a, marker, seen_a)
+        assert key_id not in seen_a  # an instance ignores its own messages
+        assert marker not in seen_b
     finally:
         await a.close()
         await b.close()

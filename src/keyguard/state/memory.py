@@ -5,6 +5,11 @@ one the Redis backend runs, in Lua, through ``limits``), re-implemented on a pla
 ``limits``' async in-memory storage costs ~13 µs per hit plus its window stats (locks,
 timers), more than every other per-key check together, and it reads ``time.time()``
 where ours reads the injected clock, so tests move windows without sleeping.
+
+Its rule is ``limits``' exactly, so both backends decide and report alike: a hit is
+allowed while ``floor(weighted) + 1 <= limit`` (i.e. ``weighted < limit``), and
+``remaining`` is ``limit - floor(weighted)`` (at least 0), which is > 0 exactly when the
+next hit would be allowed.
 """
 
 from __future__ import annotations
@@ -17,13 +22,21 @@ from keyguard.clock import Clock
 from keyguard.state.protocols import RateDecision, StateStores
 
 
-def _retry_after(limit: int, period: int, elapsed: float, prev: int, cur: int) -> float:
-    """Seconds until ``prev * (1 - e/period) + cur <= limit - 1`` (one more hit fits)."""
-    room = limit - 1
-    if cur > room:
+def _retry_after(limit: int, period: int, elapsed: float, prev: int, cur: int) -> int:
+    """Whole seconds until ``prev * (1 - e/period) + cur < limit`` (one more hit fits)."""
+    if cur >= limit:
+        if cur == 0:  # a limit of 0 admits nothing, ever
+            return period
         # Not before the next window, where this window's count becomes the weighted one.
-        return (period - elapsed) + period * (1 - room / cur)
-    return max(0.0, period * (1 - (room - cur) / prev) - elapsed) if prev else 0.0
+        boundary = (period - elapsed) + period * (1 - limit / cur)
+    elif prev:
+        boundary = period * (1 - (limit - cur) / prev) - elapsed
+    else:
+        return 1  # a hit fits now (not reached: callers ask only when one does not)
+    # Strictly after the boundary: at it the weighted count is exactly ``limit``. (The
+    # epsilon keeps a boundary that is a whole second, computed a hair short, from
+    # rounding to that very second.)
+    return max(1, math.floor(boundary + 1e-9) + 1)
 
 
 class MemoryRateLimiter:
@@ -55,25 +68,26 @@ class MemoryRateLimiter:
         state, elapsed = self._state(bucket, period_seconds, now)
         _, prev, cur, _ = state
         weighted = prev * (period_seconds - elapsed) / period_seconds + cur
-        allowed = weighted + 1 <= limit
+        allowed = math.floor(weighted) + 1 <= limit
         if allowed:
             cur = state[2] = cur + 1
             weighted += 1
-            reset = period_seconds - elapsed  # the window slides on: counts shrink from here
+            # The window slides on: counts shrink from here.
+            reset = _ceil(period_seconds - elapsed)
         else:
             reset = _retry_after(limit, period_seconds, elapsed, prev, cur)
         self._hits += 1
         if self._hits % self._SWEEP_EVERY == 0:
             self._sweep(now)
-        return RateDecision(allowed, limit, max(0, math.floor(limit - weighted)), _ceil(reset))
+        return RateDecision(allowed, limit, max(0, limit - math.floor(weighted)), reset)
 
     async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
         now = self._clock.now()
         state, elapsed = self._state(bucket, period_seconds, now)
         _, prev, cur, _ = state
-        if prev * (period_seconds - elapsed) / period_seconds + cur + 1 <= limit:
+        if math.floor(prev * (period_seconds - elapsed) / period_seconds + cur) + 1 <= limit:
             return 0
-        return _ceil(_retry_after(limit, period_seconds, elapsed, prev, cur))
+        return _retry_after(limit, period_seconds, elapsed, prev, cur)
 
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None:
         self._buckets.pop(bucket, None)

@@ -13,7 +13,7 @@ async def test_burst_then_refusal_then_the_window_slides() -> None:
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
     retry = decisions[3].reset_seconds
-    assert 60 < retry <= 100  # next window, once the old burst weighs < 2 of 3
+    assert 60 < retry <= 100  # next window, once the old burst weighs < 3 of 3
     assert await limiter.blocked("k", 3, 60) == retry
     clock.advance(retry - 1)
     assert not (await limiter.hit("k", 3, 60)).allowed
