@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1_048_576
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)  # per attempt
     webhook_concurrency: int = Field(default=32, ge=1, le=1024)  # attempts in flight
+    # Retention, in days; 0 keeps for ever. Webhook history: messages whose deliveries
+    # are all finished (never a pending one). Photos: those of sessions expired that long.
+    webhook_retention_days: int = Field(default=90, ge=0, le=36_500)
+    photo_retention_days: int = Field(default=0, ge=0, le=36_500)
     log_level: str = "info"
 
     @field_validator("trusted_proxies", "webhook_allow_private")

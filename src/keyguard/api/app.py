@@ -19,14 +19,16 @@ from keyguard.api.routes import session_deliveries as session_delivery_routes
 from keyguard.api.routes import uploads as upload_routes
 from keyguard.api.routes import webhooks as webhook_routes
 from keyguard.runtime import Runtime
+from keyguard.services.retention import RetentionSweeper
 from keyguard.services.webhooks.worker import DeliveryWorker
 
 
 def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         # The webhook worker lives as long as the server; stopping it releases its leases.
-        async with DeliveryWorker(runtime).running():
+        sweeper = RetentionSweeper(runtime, started.state.file_store)
+        async with DeliveryWorker(runtime).running(), sweeper.running():
             yield
         if close_runtime:
             await runtime.close()
@@ -41,6 +43,7 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.file_store = upload_routes.local_file_store(runtime)
     problems.install(app)
     # Routes are matched in order: the hot session routes first; verify before keys, so that
     # "/v1/keys/verify" does not match "/v1/keys/{key_id}".

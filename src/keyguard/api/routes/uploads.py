@@ -51,14 +51,15 @@ def is_upload(method: str, path: str) -> bool:
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the password field
 
 
+def local_file_store(rt: Runtime) -> FileStore:
+    """The embedded default: local disk under the data dir."""
+    return LocalFileStore(rt.settings.data_dir / "photos")
+
+
 def file_store(request: Request, rt: Runtime) -> FileStore:
-    """The app's store (``app.state.file_store``), local disk under the data dir unless
-    something else (S3, a test double) was put there."""
-    store = getattr(request.app.state, "file_store", None)
-    if store is None:
-        store = LocalFileStore(rt.settings.data_dir / "photos")
-        request.app.state.file_store = store
-    return cast(FileStore, store)
+    """The app's store (``app.state.file_store``, set by ``create_app``; another store,
+    such as S3, may be put there before the app starts)."""
+    return cast(FileStore, request.app.state.file_store)
 
 
 def _client_ip(request: Request, rt: Runtime) -> str:
