@@ -48,6 +48,10 @@ def test_key_lifecycle_over_tls(server):
             "/v1/sessions", json={"delivery_mode": "poll"}, headers={"API-Key": key["key"]}
         )
         assert session.status_code == 201
+        # The upload page URL handed out names the port the server really bound (--port 0).
+        page = c.get(session.json()["upload_url"])
+        assert page.status_code == 200, session.json()["upload_url"]
+        assert page.headers["content-type"].startswith("text/html")
         verified = c.post("/v1/keys/verify", json={"key": key["key"]}, headers=root).json()
         assert verified["valid"] is True
         assert c.delete(f"/v1/keys/{key['id']}", headers=root).status_code == 204

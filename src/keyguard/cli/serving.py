@@ -23,6 +23,13 @@ async def _main(settings: Settings) -> None:
     # Certificates registered on keys: needed by the TLS layer in its fallback mode, where
     # only they complete the handshake; new registrations are added as they happen.
     runtime.client_trust = ClientCertificateTrust(await all_certificate_pems(runtime))
+
+    def listening(port: int) -> None:
+        # With --port 0, the URLs handed out (upload pages, download links) name the port
+        # really bound, not 0.
+        if settings.port == 0:
+            runtime.settings = runtime.settings.model_copy(update={"port": port})
+
     await serve(
         create_asgi(runtime),
         host=settings.host,
@@ -31,6 +38,7 @@ async def _main(settings: Settings) -> None:
         client_trust=runtime.client_trust,
         http_port=settings.http_port,
         log_level=settings.log_level,
+        on_listening=listening,
     )
 
 

@@ -18,7 +18,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -77,13 +77,15 @@ async def serve(
     client_trust: ClientCertificateTrust,
     http_port: int | None = None,
     log_level: str = "info",
+    on_listening: Callable[[int], None] | None = None,
 ) -> None:
     """Serve ``app`` over HTTPS until SIGINT/SIGTERM, then shut down gracefully and return.
 
     Every HTTPS response carries HSTS and every request scope the ASGI TLS extension (with
     the client certificate, if one was presented). With ``http_port``, a plain-HTTP
     listener on the same host redirects GET/HEAD to HTTPS and refuses anything else with
-    403 ``https_required``; it never reaches ``app``. ``port=0`` picks a free port.
+    403 ``https_required``; it never reaches ``app``. ``port=0`` picks a free port;
+    ``on_listening`` is called with the HTTPS port once it is bound.
     Exits with status 3 (uvicorn's convention) when a port cannot be bound.
     """
     cert_file, key_file, ca_file = _certificate_paths(certs)
@@ -109,6 +111,8 @@ async def serve(
             listening = asyncio.create_task(https.listening.wait())
             await asyncio.wait([listening, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
             listening.cancel()
+            if on_listening is not None and https.started:
+                on_listening(_bound_port(https))
             if http_port is not None and https.started:
                 redirect = HttpsRedirectApp(https_port=_bound_port(https), host=host)
                 plain = _Server(
