@@ -176,6 +176,10 @@ async def test_redis_cache_bus_reaches_other_instances_only(redis_url: str) -> N
         await b.cache_bus.publish(marker)
         await _receive(inbox_a, marker, seen_a)
         assert key_id not in seen_a  # an instance ignores its own messages
+        # And the other way round: once B has A's later message, it would have had its own.
+        back = unique("marker")
+        await a.cache_bus.publish(back)
+        await _receive(inbox_b, back, seen_b)
         assert marker not in seen_b
     finally:
         await a.close()

@@ -5,20 +5,32 @@ Driven by the injected clock; ``prune`` is the sweep the server runs every hour.
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import anyio
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import delete, select, update
 from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries, messages
 
 from keyguard.clock import FrozenClock
+from keyguard.errors import NotFound
 from keyguard.runtime import Runtime
 from keyguard.services import audit, keys
 from keyguard.services.accounts import InitResult
 from keyguard.services.retention import RetentionSweeper, prune
+from keyguard.services.webhooks import endpoints
 from keyguard.services.webhooks.worker import DeliveryWorker
-from keyguard.storage.models import AuditEvent, Photo, UploadSession, WebhookEndpoint
+from keyguard.storage.models import (
+    AuditEvent,
+    Photo,
+    UploadSession,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 from keyguard.uploads.store import LocalFileStore
 
 DAY = 86_400
@@ -195,3 +207,95 @@ async def test_the_sweeper_sweeps_at_start_and_stops_cleanly(
             await anyio.sleep(0.01)
         else:
             raise AssertionError("the start-up sweep did not run")
+
+
+async def test_a_redelivered_old_message_keeps_its_history_for_the_full_period(
+    runtime: Runtime,
+    admin: InitResult,
+    project_id: str,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+    clock: FrozenClock,
+) -> None:
+    endpoint = await add_endpoint(runtime, project_id, receiver.url("/ok"))
+    await _key_event(runtime, project_id)
+    await worker.drain()
+    [first] = await deliveries(runtime)
+    _retain(runtime, webhook_retention_days=90)
+    clock.advance(89 * DAY)
+    await endpoints.redeliver(runtime, project_id, endpoint, first.id, actor="test")
+    await worker.drain()
+    clock.advance(2 * DAY)  # the message is 91 days old; its redelivery is 2 days old
+    assert (await prune(runtime, _store(runtime))).webhook_messages == 0
+    assert len(await deliveries(runtime)) == 2
+    clock.advance(89 * DAY)
+    assert (await prune(runtime, _store(runtime))).webhook_messages == 1
+    assert await deliveries(runtime) == []
+    with pytest.raises(NotFound):  # a pruned delivery can no longer be redelivered
+        await endpoints.redeliver(runtime, project_id, endpoint, first.id, actor="test")
+
+
+@pytest.mark.postgres
+async def test_a_redelivery_racing_the_sweep_gets_404_not_a_foreign_key_error(
+    runtime: Runtime,
+    admin: InitResult,
+    project_id: str,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+) -> None:
+    if runtime.db.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises every write)")
+    endpoint = await add_endpoint(runtime, project_id, receiver.url("/ok"))
+    await _key_event(runtime, project_id)
+    await worker.drain()
+    [delivery] = await deliveries(runtime)
+    # The sweep's transaction, held open: the message locked, its rows being deleted.
+    async with runtime.sessions.begin() as sweep:
+        await sweep.execute(
+            select(WebhookMessage).where(WebhookMessage.id == delivery.message_id).with_for_update()
+        )
+        redelivery = asyncio.create_task(
+            endpoints.redeliver(runtime, project_id, endpoint, delivery.id, actor="test")
+        )
+        await asyncio.sleep(0.2)
+        assert not redelivery.done(), "the redelivery waits for the sweep's lock"
+        await sweep.execute(delete(WebhookAttempt))
+        await sweep.execute(delete(WebhookDelivery))
+        await sweep.execute(delete(WebhookMessage))
+    with pytest.raises(NotFound):
+        await redelivery
+
+
+async def test_photos_stay_while_their_webhooks_are_being_retried(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    root_headers: dict[str, str],
+    project_id: str,
+    receiver: Receiver,
+    clock: FrozenClock,
+) -> None:
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys", json={"name": "app"}, headers=root_headers
+    )
+    key = r.json()["key"]
+    r = await client.post(
+        "/v1/sessions",
+        json={
+            "delivery_mode": "webhook",
+            "webhook_url": receiver.url("/hook"),
+            "expires_in": 3600,
+        },
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    session_id = r.json()["id"]
+    uploaded = await client.post(
+        f"/v1/sessions/{session_id}/photos",
+        files={"file": ("a.png", io.BytesIO(PNG), "image/png")},
+    )
+    assert uploaded.status_code == 201
+    _retain(runtime, photo_retention_days=1)
+    clock.advance(3 * DAY)  # the photo.uploaded delivery has not been sent: still pending
+    assert (await prune(runtime, _store(runtime))).photos == 0
+    async with runtime.transaction() as db:
+        await db.execute(update(WebhookDelivery).values(status="failed"))
+    assert (await prune(runtime, _store(runtime))).photos == 1

@@ -13,7 +13,7 @@ for ever):
 
 The audit log is never pruned: it is a hash chain, and deleting from it is tampering.
 
-    sweeper = RetentionSweeper(runtime)
+    sweeper = RetentionSweeper(runtime, store)
     async with sweeper.running():   # app lifespan: a sweep at start, then every hour
         ...
     await prune(runtime, store)     # one sweep, as tests and operators call it
@@ -28,9 +28,8 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, select
+from sqlalchemy import delete, exists, or_, select
 
 from keyguard.clock import utc_from_ts
 from keyguard.services import audit
@@ -72,70 +71,85 @@ async def prune(ctx: ServiceContext, store: FileStore, *, batch: int = BATCH) ->
 async def _prune_webhook_messages(ctx: ServiceContext, batch: int) -> int:
     days = ctx.settings.webhook_retention_days
     cutoff = utc_from_ts(ctx.clock.now()) - timedelta(days=days)
-    pending = exists().where(
-        WebhookDelivery.message_id == WebhookMessage.id, WebhookDelivery.status == "pending"
+    # Kept: anything pending, and anything with activity (an attempt, a redelivery, a
+    # cancellation) within the retention period, so history is kept N days after it ends.
+    active = exists().where(
+        WebhookDelivery.message_id == WebhookMessage.id,
+        or_(WebhookDelivery.status == "pending", WebhookDelivery.updated_at >= cutoff),
     )
     async with ctx.transaction() as db:
+        # Locked (PostgreSQL): a concurrent redelivery key-share-locks its message first,
+        # so it either is skipped here or finds the message gone (404), never an FK error.
         ids = list(
             (
                 await db.execute(
                     select(WebhookMessage.id)
-                    .where(WebhookMessage.created_at < cutoff, ~pending)
+                    .where(WebhookMessage.created_at < cutoff, ~active)
                     .order_by(WebhookMessage.created_at)
                     .limit(batch)
+                    .with_for_update(skip_locked=True)
                 )
             ).scalars()
         )
         if not ids:
             return 0
-        # A delivery made pending again (a redelivery) since the select keeps its attempts,
-        # and its message stays while any delivery is left.
-        finished = select(WebhookDelivery.id).where(
-            WebhookDelivery.message_id.in_(ids), WebhookDelivery.status != "pending"
-        )
-        await db.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(finished)))
-        await db.execute(
-            delete(WebhookDelivery).where(
-                WebhookDelivery.message_id.in_(ids), WebhookDelivery.status != "pending"
-            )
-        )
-        left = exists().where(WebhookDelivery.message_id == WebhookMessage.id)
-        result = await db.execute(delete(WebhookMessage).where(WebhookMessage.id.in_(ids), ~left))
-    # Every round removes at least one message or ends the sweep.
-    return int(cast("CursorResult[Any]", result).rowcount)
+        deliveries = select(WebhookDelivery.id).where(WebhookDelivery.message_id.in_(ids))
+        await db.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)))
+        await db.execute(delete(WebhookDelivery).where(WebhookDelivery.message_id.in_(ids)))
+        await db.execute(delete(WebhookMessage).where(WebhookMessage.id.in_(ids)))
+    return len(ids)
 
 
 async def _prune_photos(ctx: ServiceContext, store: FileStore, batch: int) -> int:
     days = ctx.settings.photo_retention_days
     now = utc_from_ts(ctx.clock.now())
     cutoff = now - timedelta(days=days)
+    # A session whose photo.uploaded webhooks are still being retried keeps its photos:
+    # those webhooks carry download links.
+    retrying = exists().where(
+        WebhookDelivery.session_id == UploadSession.id, WebhookDelivery.status == "pending"
+    )
+    expired = (
+        select(UploadSession.id).where(UploadSession.expires_at < cutoff, ~retrying)
+    ).scalar_subquery()
     async with ctx.transaction() as db:
-        rows = (
+        chosen = (
+            select(Photo.id)
+            .where(Photo.session_id.in_(expired))
+            .order_by(Photo.created_at, Photo.id)
+            .limit(batch)
+        )
+        # What the DELETE really removed (not what a SELECT saw): two instances sweeping
+        # at once must not both audit the same photos.
+        gone = (
             await db.execute(
-                select(Photo.id, Photo.storage_key, UploadSession.id, UploadSession.project_id)
-                .join(UploadSession, Photo.session_id == UploadSession.id)
-                .where(UploadSession.expires_at < cutoff)
-                .order_by(Photo.created_at, Photo.id)
-                .limit(batch)
+                delete(Photo)
+                .where(Photo.id.in_(chosen))
+                .returning(Photo.session_id, Photo.storage_key)
             )
         ).all()
-        if not rows:
+        if not gone:
             return 0
-        await db.execute(delete(Photo).where(Photo.id.in_([r[0] for r in rows])))
-        per_session = Counter((r[2], r[3]) for r in rows)
-        for (session_id, project_id), count in sorted(per_session.items()):
+        per_session = Counter(session_id for session_id, _ in gone)
+        found = await db.execute(
+            select(UploadSession.id, UploadSession.project_id).where(
+                UploadSession.id.in_(per_session)
+            )
+        )
+        projects = {session_id: project_id for session_id, project_id in found}
+        for session_id, count in sorted(per_session.items()):
             await audit.record(
                 db,
                 at=now,
                 actor="keyguard",
                 action="session.photos_deleted",
                 target=session_id,
-                project_id=project_id,
+                project_id=projects.get(session_id),
                 data={"count": count, "retention_days": days},
             )
-    for row in rows:
-        await store.delete(row[1])
-    return len(rows)
+    for _, storage_key in gone:
+        await store.delete(storage_key)
+    return len(gone)
 
 
 class RetentionSweeper:

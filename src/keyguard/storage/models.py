@@ -138,7 +138,7 @@ class UploadSession(Base):
     password_hash: Mapped[str | None] = mapped_column(String(100))
     max_photos: Mapped[int] = mapped_column(Integer, default=20)
     created_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # the retention sweep
 
 
 class Photo(Base):
@@ -186,7 +186,7 @@ class WebhookMessage(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     event_type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[str] = mapped_column(Text)  # the event's JSON ``data``, byte-stable
-    created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(index=True)  # the retention sweep
 
 
 class WebhookDelivery(Base):

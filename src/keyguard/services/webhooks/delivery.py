@@ -400,7 +400,7 @@ async def _record(
     endpoint: WebhookEndpoint | None,
     delivery: WebhookDelivery | None,
 ) -> WebhookDelivery | None:
-    if delivery is None:  # pragma: no cover - deliveries are never deleted
+    if delivery is None:  # pragma: no cover - retention never deletes a pending delivery
         return None
     session.add(
         WebhookAttempt(

@@ -292,8 +292,12 @@ async def redeliver_to(
             raise NotFound()
         if not target.enabled:
             raise EndpointDisabled("enable the endpoint before redelivering to it")
-        message = await session.get(WebhookMessage, old.message_id)
-        if message is None or message.project_id != project_id:  # pragma: no cover
+        # Key-share lock (PostgreSQL): the retention sweep either skips this message or
+        # has deleted it by the time we get it (then 404, not a foreign-key error).
+        message = await session.get(
+            WebhookMessage, old.message_id, with_for_update={"key_share": True}
+        )
+        if message is None or message.project_id != project_id:
             raise NotFound()
         fresh = new_delivery(
             message.id, dest.endpoint_id, dest.session_id, target.url, target.destination, now
