@@ -82,6 +82,10 @@ class MemoryRateLimiter:
         return RateDecision(allowed, limit, max(0, limit - math.floor(weighted)), reset)
 
     async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
+        if bucket not in self._buckets:
+            # Nothing counted (the common case: every TOTP check asks first): no bucket is
+            # created just for looking.
+            return 0 if limit > 0 else period_seconds
         now = self._clock.now()
         state, elapsed = self._state(bucket, period_seconds, now)
         _, prev, cur, _ = state
