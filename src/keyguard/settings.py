@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     host: str = "localhost"
     port: int = 8443
     http_port: int | None = None  # optional plain-HTTP listener (redirects only)
+    # `keyguard serve` also runs the gateway, in the same process, when this is set.
+    gateway_upstream: str | None = None
+    gateway_port: int = Field(default=8444, ge=0, le=65535)
     # The URL clients reach Keyguard at (behind a proxy); by default taken from the request.
     public_url: str | None = None
     header_prefix: str = "Keyguard"

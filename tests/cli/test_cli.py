@@ -95,3 +95,14 @@ def test_audit_verify_passes_then_reports_a_tampered_row(initialised, tmp_path):
     assert bad.returncode == 1
     assert "event 2" in bad.stderr
     assert "TAMPERED" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["gateway --upstream", "serve --gateway-upstream"])
+@pytest.mark.parametrize("url", ["ftp://example.com", "http://example.com/?q=1", "not a url"])
+def test_a_bad_upstream_is_refused_before_anything_starts(
+    tmp_path: Path, command: str, url: str
+) -> None:
+    r = run(*command.split(), url, data=tmp_path / "data")
+    assert r.returncode == 2, r.stderr
+    assert "upstream" in r.stderr
+    assert not (tmp_path / "data").exists(), "nothing was created"

@@ -86,13 +86,17 @@ class RunningServer:
 
 @contextmanager
 def serve(
-    data: Path, *, env: dict[str, str] | None = None, start_timeout: float = 30.0
+    data: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    start_timeout: float = 30.0,
 ) -> Iterator[RunningServer]:
+    """``keyguard serve`` on a port of its choosing, with extra command-line ``args``."""
     log = data.parent / f"serve-{os.getpid()}-{next(_logs)}.log"
     ca = data / "tls" / "ca.pem"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*KEYGUARD, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", "0"],
+            [*KEYGUARD, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", "0", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env or dict(os.environ),

@@ -70,10 +70,10 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     return app
 
 
-def create_asgi(runtime: Runtime) -> ASGIApp:
+def create_asgi(runtime: Runtime, *, close_runtime: bool = True) -> ASGIApp:
     """The app with its outer guards, as the server runs it."""
     return RequestLimits(
-        DefaultNoStore(create_app(runtime)),
+        DefaultNoStore(create_app(runtime, close_runtime=close_runtime)),
         max_body_bytes=runtime.settings.max_body_bytes,
         # Photo uploads get their own, larger limit (CONTRACT §6).
         large_body=upload_routes.is_upload,

@@ -17,7 +17,7 @@ DEFAULT_GATEWAY_PORT = 8444
 PER_PROCESS_STATE_WARNING = (
     "KEYGUARD_REDIS_URL is not set: the gateway's replay caches, TOTP code reuse and rate "
     "limits are per process (not shared with keyguard serve); set KEYGUARD_REDIS_URL to "
-    "make them global"
+    "make them global, or run the gateway inside keyguard serve (--gateway-upstream)"
 )
 
 log = logging.getLogger("keyguard.gateway")

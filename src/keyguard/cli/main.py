@@ -48,11 +48,31 @@ def serve(
     http_port: Annotated[
         int | None, typer.Option(help="Also listen on plain HTTP (redirects/403 only).")
     ] = None,
+    gateway_upstream: Annotated[
+        str | None,
+        typer.Option(help="Also run the gateway in this process, in front of this URL."),
+    ] = None,
+    gateway_port: Annotated[
+        int | None, typer.Option(help="HTTPS port of that gateway (default 8444).")
+    ] = None,
 ) -> None:
     """Start Keyguard over HTTPS with the embedded defaults."""
     from keyguard.cli.serving import run_server
+    from keyguard.gateway import upstream_base
 
-    settings = load_settings(data, host=host, port=port, http_port=http_port)
+    settings = load_settings(
+        data,
+        host=host,
+        port=port,
+        http_port=http_port,
+        gateway_upstream=gateway_upstream,
+        gateway_port=gateway_port,
+    )
+    if settings.gateway_upstream:
+        try:
+            upstream_base(settings.gateway_upstream)  # a bad URL fails before anything starts
+        except ValueError as error:
+            _fail(f"keyguard serve: {error}", code=2)
     run_server(settings)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from starlette.types import ASGIApp
 
 from keyguard.api.app import create_asgi
 from keyguard.crypto.tls import ensure_dev_certificates
+from keyguard.gateway import Gateway
 from keyguard.runtime import Runtime
 from keyguard.server.run import serve
 from keyguard.server.tls_context import ClientCertificateTrust
@@ -30,8 +32,22 @@ async def _main(settings: Settings) -> None:
         if settings.port == 0:
             runtime.settings = runtime.settings.model_copy(update={"port": port})
 
+    # With --gateway-upstream, the gateway runs here too: one process, so both doors
+    # share replay caches, TOTP steps and rate limits even without Redis.
+    also: list[tuple[str, ASGIApp, int]] = []
+    if settings.gateway_upstream:
+        gateway = Gateway(
+            engine=runtime.engine,
+            upstream=settings.gateway_upstream,
+            header_prefix=settings.header_prefix,
+            trusted_proxies=runtime.trusted_proxies,
+            client_cert_header=runtime.client_cert_header,
+            max_signed_body_bytes=settings.max_body_bytes,
+        )
+        also.append((f"Gateway to {gateway.upstream}", gateway, settings.gateway_port))
     await serve(
-        create_asgi(runtime),
+        # The runtime outlives both listeners: closed below, once neither serves.
+        create_asgi(runtime, close_runtime=False),
         host=settings.host,
         port=settings.port,
         certs=certs,
@@ -39,7 +55,9 @@ async def _main(settings: Settings) -> None:
         http_port=settings.http_port,
         log_level=settings.log_level,
         on_listening=listening,
+        also=also,
     )
+    await runtime.close()
 
 
 def run_server(settings: Settings) -> None:

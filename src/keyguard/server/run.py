@@ -18,7 +18,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -78,6 +78,7 @@ async def serve(
     http_port: int | None = None,
     log_level: str = "info",
     on_listening: Callable[[int], None] | None = None,
+    also: Sequence[tuple[str, ASGIApp, int]] = (),
 ) -> None:
     """Serve ``app`` over HTTPS until SIGINT/SIGTERM, then shut down gracefully and return.
 
@@ -85,7 +86,10 @@ async def serve(
     the client certificate, if one was presented). With ``http_port``, a plain-HTTP
     listener on the same host redirects GET/HEAD to HTTPS and refuses anything else with
     403 ``https_required``; it never reaches ``app``. ``port=0`` picks a free port;
-    ``on_listening`` is called with the HTTPS port once it is bound.
+    ``on_listening`` is called with the HTTPS port once it is bound. ``also`` holds more
+    ``(name, app, port)`` listeners served the same way (same host, TLS and client
+    certificates): ``keyguard serve --gateway-upstream`` runs the gateway beside the API,
+    in one process, so both doors share the in-process state.
     Exits with status 3 (uvicorn's convention) when a port cannot be bound.
     """
     cert_file, key_file, ca_file = _certificate_paths(certs)
@@ -108,11 +112,26 @@ async def serve(
         tasks = [asyncio.create_task(https.serve())]
         try:
             # The redirect needs the port HTTPS really bound (port=0 in tests).
-            listening = asyncio.create_task(https.listening.wait())
-            await asyncio.wait([listening, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
-            listening.cancel()
+            await _until_listening(https, tasks[0])
             if on_listening is not None and https.started:
                 on_listening(_bound_port(https))
+            for name, extra_app, extra_port in also if https.started else ():
+                extra = _Server(
+                    _config(
+                        HSTSMiddleware(extra_app),
+                        host=host,
+                        port=extra_port,
+                        log_level=log_level,
+                        http=TLSHttpToolsProtocol,
+                        lifespan="auto",
+                        ssl_context=ssl_context,
+                    )
+                )
+                servers.append(extra)
+                tasks.append(asyncio.create_task(extra.serve()))
+                await _until_listening(extra, tasks[-1])
+                if extra.started:
+                    logger.info("%s listening on https://%s", name, _address(extra, host))
             if http_port is not None and https.started:
                 redirect = HttpsRedirectApp(https_port=_bound_port(https), host=host)
                 plain = _Server(
@@ -216,6 +235,18 @@ def _announce(ca_file: Path | None, client_trust: ClientCertificateTrust) -> Non
         logger.warning(
             "Client certificates: requested; only registered ones complete the TLS handshake"
         )
+
+
+async def _until_listening(server: _Server, task: asyncio.Task[None]) -> None:
+    """Until ``server`` has bound its socket, or stopped trying (``task`` ended)."""
+    listening = asyncio.create_task(server.listening.wait())
+    await asyncio.wait([listening, task], return_when=asyncio.FIRST_COMPLETED)
+    listening.cancel()
+
+
+def _address(server: uvicorn.Server, host: str) -> str:
+    name = f"[{host}]" if ":" in host else host
+    return f"{name}:{_bound_port(server)}"
 
 
 def _bound_port(server: uvicorn.Server) -> int:
