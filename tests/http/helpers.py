@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
+
+from keyguard.runtime import Runtime
+from keyguard.storage.models import ApiKey, AuditEvent, UploadSession
 
 POLL_SESSION = {"delivery_mode": "poll"}
 
@@ -20,3 +24,14 @@ async def create_key(
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def counts(runtime: Runtime) -> tuple[int, ...]:
+    """Rows of keys, audit events and sessions: a refused request changes none of them."""
+    async with runtime.sessions() as db:
+        return tuple(
+            [
+                (await db.execute(select(func.count()).select_from(model))).scalar_one()
+                for model in (ApiKey, AuditEvent, UploadSession)
+            ]
+        )

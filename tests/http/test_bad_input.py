@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from helpers import POLL_SESSION, bearer, create_key
-from sqlalchemy import event, func, select
+from helpers import POLL_SESSION, bearer, counts, create_key
+from sqlalchemy import event
 
 from keyguard.crypto.keys import issue_key
-from keyguard.storage.models import ApiKey, AuditEvent, UploadSession
-
-
-async def counts(runtime) -> tuple[int, int, int]:
-    async with runtime.sessions() as db:
-        out = []
-        for model in (ApiKey, AuditEvent, UploadSession):
-            out.append((await db.execute(select(func.count()).select_from(model))).scalar_one())
-        return tuple(out)
 
 
 def forged_key(real: str, position: int) -> str:

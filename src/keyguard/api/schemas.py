@@ -11,11 +11,13 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
+from pydantic import Strict as StrictMode
 
 from keyguard.engine.ipallow import parse_network
 from keyguard.engine.origins import normalize_domain_pattern
@@ -76,11 +78,24 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-AwareDatetime = Annotated[datetime | None, AfterValidator(_aware)]
+def _iso_string(value: object) -> object:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
+# Timestamps arrive as ISO 8601 strings (never numbers): the one place a JSON value is
+# converted.
+AwareDatetime = Annotated[
+    datetime | None, StrictMode(False), BeforeValidator(_iso_string), AfterValidator(_aware)
+]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, str_max_length=4096)
+    """Request bodies: unknown fields refused, and no type coercion (``true`` or ``"5"``
+    is not a number, ``1`` is not a boolean)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=4096)
 
 
 class RateLimitBody(Strict):
