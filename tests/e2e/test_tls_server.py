@@ -318,6 +318,26 @@ def test_plain_http_reads_are_redirected_to_https(server: Server, method: str) -
     assert "strict-transport-security" not in response.headers
 
 
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"Authorization": "Bearer kg_live_x"},
+        {"X-API-Key": "kg_live_x"},
+        {"API-Key": "kg_live_x"},
+        {"X-API-Secret": "eA=="},
+    ],
+)
+def test_plain_http_reads_carrying_a_key_are_refused_not_redirected(
+    server: Server, credentials: dict[str, str]
+) -> None:
+    """A client that follows redirects would never learn its key travelled in cleartext."""
+    assert server.http_url is not None
+    with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
+        response = client.get(server.http_url + "/v1/sessions/sess_x", headers=credentials)
+    assert response.status_code == 403
+    assert response.json() == PROBLEM_HTTPS_REQUIRED
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 def test_plain_http_writes_get_https_required(server: Server, method: str) -> None:
     assert server.http_url is not None

@@ -131,10 +131,12 @@ async def test_identity_is_added_and_forged_identity_and_credentials_are_strippe
             "X-Forwarded-For": "198.51.100.1",
             "X-Forwarded-Host": "evil",
             "Client-Cert": ":Zm9yZ2Vk:",
+            "X-SSL-Client-Verify": "SUCCESS",
         },
     )
     assert r.status_code == 200, r.text
     up = upstream_headers(r)
+    assert "x-ssl-client-verify" not in up  # a forged verdict on a certificate
     assert up["x-aptr-key-id"] == [env.key_id]
     assert up["x-aptr-project-id"] == [env.project_id]
     assert up["x-aptr-scopes"] == ["photos:read sessions:write"]

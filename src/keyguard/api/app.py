@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 from keyguard import __version__
 from keyguard.api import problems
 from keyguard.api.cache_control import DefaultNoStore
+from keyguard.api.json_body import StrictJsonBodies
 from keyguard.api.limits import RequestLimits
 from keyguard.api.routes import audit, keys, meta, projects, sessions, verify
 from keyguard.api.routes import restrictions as restriction_routes
@@ -73,7 +74,7 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
 def create_asgi(runtime: Runtime, *, close_runtime: bool = True) -> ASGIApp:
     """The app with its outer guards, as the server runs it."""
     return RequestLimits(
-        DefaultNoStore(create_app(runtime, close_runtime=close_runtime)),
+        StrictJsonBodies(DefaultNoStore(create_app(runtime, close_runtime=close_runtime))),
         max_body_bytes=runtime.settings.max_body_bytes,
         # Photo uploads get their own, larger limit (CONTRACT §6).
         large_body=upload_routes.is_upload,

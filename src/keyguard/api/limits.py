@@ -41,28 +41,36 @@ class RequestLimits:
                 except ValueError:
                     declared = None
         if size > self.max_headers:
-            await _refuse(send, HeadersTooLarge())
+            await refuse(send, HeadersTooLarge())
             return
         large = self.large_body is not None and self.large_body(scope["method"], scope["path"])
         limit = self.max_large if large else self.max_body
         if declared is not None and declared > limit:
-            await _refuse(send, PayloadTooLarge())
+            await refuse(send, PayloadTooLarge())
             return
         received = 0
-        started = False
+        started = too_large = False
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
+            if too_large:
+                # The app caught our refusal (FastAPI turns any error while reading a
+                # body into 400/422): answer 413 ourselves, instead of what it says.
+                if not started:
+                    started = True
+                    await refuse(send, PayloadTooLarge())
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise PayloadTooLarge()
             return message
 
@@ -70,20 +78,18 @@ class RequestLimits:
             await self.app(scope, counting_receive, guarded_send)
         except PayloadTooLarge as error:
             if not started:
-                await _refuse(send, error)
+                await refuse(send, error)
 
 
-async def _refuse(send: Send, error: KeyguardError) -> None:
+async def refuse(send: Send, error: KeyguardError, *, close: bool = True) -> None:
+    """Answer ``error`` as problem+json from plain ASGI. ``close``: the body may not have
+    been read, so the connection cannot be reused."""
     body = json.dumps(error.to_problem()).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -25,7 +25,13 @@ FORWARDING_HEADERS = frozenset(
     {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "expect"}
 )
 CERTIFICATE_HEADERS = frozenset(
-    {"client-cert", "client-cert-chain", "x-forwarded-client-cert", "x-ssl-client-cert"}
+    {
+        "client-cert",
+        "client-cert-chain",
+        "x-forwarded-client-cert",
+        "x-ssl-client-cert",
+        "x-ssl-client-verify",  # nginx's verdict on that certificate: forged if sent to us
+    }
 )
 
 

@@ -15,6 +15,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from keyguard.engine.credentials import CREDENTIAL_HEADERS
 from keyguard.errors import HttpsRequired
 
 __all__ = ["HSTSMiddleware", "HttpsRedirectApp"]
@@ -59,8 +60,16 @@ _HOST_RE = re.compile(
 )
 
 
+_CREDENTIAL_HEADERS = frozenset(name.encode() for name in CREDENTIAL_HEADERS)
+
+
+def _carries_credentials(scope: Scope) -> bool:
+    return any(name in _CREDENTIAL_HEADERS for name, _ in scope["headers"])
+
+
 class HttpsRedirectApp:
-    """The plain-HTTP listener's only app: 308 to HTTPS for GET/HEAD, 403 otherwise.
+    """The plain-HTTP listener's only app: 308 to HTTPS for GET/HEAD without credentials,
+    403 ``https_required`` otherwise.
 
     ``host`` is used when the request has no usable ``Host`` header; ``https_port`` is the
     port the HTTPS listener actually bound.
@@ -77,7 +86,9 @@ class HttpsRedirectApp:
             # WebSocket over cleartext: refuse the handshake.
             await send({"type": "websocket.close", "code": 1008})
             return
-        if scope["method"] in ("GET", "HEAD"):
+        # A request that already carries credentials is refused, not redirected: a client
+        # following the redirect would never learn that its key travelled in cleartext.
+        if scope["method"] in ("GET", "HEAD") and not _carries_credentials(scope):
             await self._redirect(scope, send)
         else:
             await self._forbidden(scope, send)
