@@ -235,6 +235,16 @@ async def test_rate_limit(kit: Kit, door: str) -> None:
     await expect(kit, door, Req(bearer(k)), None)
 
 
+async def test_a_refusal_by_another_check_still_reports_the_rate_limit(kit: Kit, door: str) -> None:
+    k = await kit.key(ip_allowlist=("198.51.100.0/24",), rate_limit=(3, 60))
+    await expect(kit, door, Req(bearer(k), peer="198.51.100.7"), None)  # one hit counted
+    out = await expect(kit, door, Req(bearer(k), peer="192.0.2.1"), "ip_not_allowed")
+    if out is not None and door != "verify":
+        assert out.headers["ratelimit-limit"] == "3"
+        assert out.headers["ratelimit-remaining"] == "2"  # the refusal counted nothing
+        assert int(out.headers["ratelimit-reset"]) >= 1
+
+
 # ---- HTTPS only -------------------------------------------------------------------------
 
 

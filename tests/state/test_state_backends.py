@@ -54,6 +54,23 @@ async def test_sliding_window_burst_and_refusal(stores: StateStores) -> None:
     assert (await limiter.hit(bucket, 3, DAY)).allowed
 
 
+async def test_peek_reports_what_a_hit_would_and_counts_nothing(stores: StateStores) -> None:
+    bucket = unique("rl")
+    limiter = stores.rate_limiter
+    fresh = await limiter.peek(bucket, 3, DAY)
+    assert (fresh.allowed, fresh.limit, fresh.remaining) == (True, 3, 3)
+    await limiter.hit(bucket, 3, DAY)
+    for _ in range(3):  # peeking again and again changes nothing
+        seen = await limiter.peek(bucket, 3, DAY)
+        assert (seen.allowed, seen.remaining) == (True, 2)
+        assert 1 <= seen.reset_seconds <= DAY
+    for _ in range(2):
+        await limiter.hit(bucket, 3, DAY)
+    full = await limiter.peek(bucket, 3, DAY)
+    assert (full.allowed, full.remaining) == (False, 0)
+    assert full.reset_seconds >= 1
+
+
 async def _memory_at_fractional_count(bucket: str) -> RateLimiter:
     """4 hits of limit 4, then 3/8 into the next window: they weigh 4 * 5/8 = 2.5."""
     clock = FrozenClock(DAY * 20_000)  # the start of a window

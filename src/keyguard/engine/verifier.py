@@ -83,6 +83,15 @@ class PolicyEngine:
         try:
             return await self._check_request(record, credentials, facts, required_scopes, root)
         except KeyguardError as refusal:
+            rule = record.rate_limit
+            if rule is not None and "RateLimit-Limit" not in refusal.headers:
+                # Every response to a rate-limited key says where its limit stands, a
+                # refusal too (which counted nothing).
+                now = await self._limiter.peek(f"rl:{record.id}", rule.limit, rule.period_seconds)
+                status = RateLimitStatus(now.limit, now.remaining, now.reset_seconds)
+                refusal.headers.update(
+                    (name.decode(), value.decode()) for name, value in status.header_items()
+                )
             # Only refusals of an identified key are reported: unknown ids and wrong
             # secrets would let anyone turn junk requests into audit writes.
             if self.on_refusal is not None:

@@ -93,6 +93,18 @@ class MemoryRateLimiter:
             return 0
         return _retry_after(limit, period_seconds, elapsed, prev, cur)
 
+    async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        if bucket not in self._buckets:
+            return RateDecision(limit > 0, limit, max(0, limit), period_seconds)
+        now = self._clock.now()
+        state, elapsed = self._state(bucket, period_seconds, now)
+        _, prev, cur, _ = state
+        counted = math.floor(prev * (period_seconds - elapsed) / period_seconds + cur)
+        if counted + 1 <= limit:
+            return RateDecision(True, limit, limit - counted, _ceil(period_seconds - elapsed))
+        wait = _retry_after(limit, period_seconds, elapsed, prev, cur)
+        return RateDecision(False, limit, 0, wait)
+
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None:
         self._buckets.pop(bucket, None)
 

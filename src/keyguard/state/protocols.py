@@ -28,6 +28,11 @@ class RateLimiter(Protocol):
         """Seconds until ``bucket`` admits a request again (0: it would now); counts nothing."""
         ...
 
+    async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        """Where ``bucket`` stands, as :meth:`hit` would report it, counting nothing
+        (for the ``RateLimit-*`` headers of a request refused by another check)."""
+        ...
+
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None: ...
 
 

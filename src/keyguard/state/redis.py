@@ -74,6 +74,13 @@ class RedisRateLimiter:
         stats = await self._limiter.get_window_stats(item, bucket)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
+    async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        item = RateLimitItemPerSecond(limit, period_seconds)
+        stats = await self._limiter.get_window_stats(item, bucket)
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        remaining = max(0, stats.remaining)
+        return RateDecision(remaining > 0, limit, remaining, reset)
+
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None:
         await self._limiter.clear(RateLimitItemPerSecond(limit, period_seconds), bucket)
 

@@ -44,6 +44,9 @@ class CountingLimiter:
     async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
         return await self.inner.blocked(bucket, limit, period_seconds)
 
+    async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        return await self.inner.peek(bucket, limit, period_seconds)
+
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None:
         await self.inner.reset(bucket, limit, period_seconds)
 
