@@ -78,6 +78,8 @@ def check_json(body: bytes) -> None:
         )
     except _NotJson as error:
         raise ValidationFailed(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValidationFailed("the body is nested too deeply") from None
     except ValueError:
         pass  # plain syntax errors: FastAPI reports those, with their position
 
