@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -106,3 +107,105 @@ def test_a_bad_upstream_is_refused_before_anything_starts(
     assert r.returncode == 2, r.stderr
     assert "upstream" in r.stderr
     assert not (tmp_path / "data").exists(), "nothing was created"
+
+
+def run_in(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command in ``cwd`` with no KEYGUARD_* setting but ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KEYGUARD_")}
+    return subprocess.run(
+        [*KEYGUARD, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+        env=clean | (env or {}),
+    )
+
+
+def test_audit_verify_without_a_database_fails_and_creates_nothing(tmp_path: Path) -> None:
+    r = run_in(tmp_path, "audit", "verify")
+    assert r.returncode == 2, r.stdout + r.stderr
+    database = (tmp_path / "keyguard-data" / "keyguard.db").resolve()
+    assert r.stderr.strip() == f"keyguard audit verify: no Keyguard database at {database}"
+    assert r.stdout == ""
+    assert list(tmp_path.iterdir()) == [], "nothing was created"
+
+
+@pytest.mark.parametrize("where", ["--data", "KEYGUARD_DATABASE_URL"])
+def test_audit_verify_names_the_missing_database(tmp_path: Path, where: str) -> None:
+    (tmp_path / "data").mkdir()
+    if where == "--data":
+        r = run_in(tmp_path, "audit", "verify", "--data", str(tmp_path / "data"))
+        missing = tmp_path / "data" / "keyguard.db"
+    else:
+        missing = tmp_path / "data" / "elsewhere.db"
+        r = run_in(
+            tmp_path,
+            "audit",
+            "verify",
+            env={"KEYGUARD_DATABASE_URL": f"sqlite+aiosqlite:///{missing}"},
+        )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"no Keyguard database at {missing.resolve()}" in r.stderr
+    assert list((tmp_path / "data").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+SHARED_DB = "postgresql+asyncpg://keyguard:db-password@127.0.0.1:1/keyguard"
+COMMANDS = {
+    "init": ["init", "--email", "ops@example.com", "--password", "a long enough password"],
+    "serve": ["serve", "--port", "0"],
+    "gateway": ["gateway", "--upstream", "http://127.0.0.1:9", "--port", "0"],
+    "audit verify": ["audit", "verify"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param(
+            {"KEYGUARD_DATABASE_URL": SHARED_DB},
+            "KEYGUARD_MASTER_KEY must be set",
+            id="shared-database-without-master-key",
+        ),
+        pytest.param(
+            {"KEYGUARD_MASTER_KEY": "not base64!"},
+            "KEYGUARD_MASTER_KEY must be base64",
+            id="malformed-master-key",
+        ),
+        pytest.param(
+            {
+                "KEYGUARD_DATABASE_URL": "mysql+nope://keyguard:db-password@db/keyguard",
+                "KEYGUARD_MASTER_KEY": "B" * 43 + "=",
+            },
+            "KEYGUARD_DATABASE_URL is not a database URL Keyguard can use",
+            id="unusable-database-url",
+        ),
+        pytest.param(
+            {"KEYGUARD_HEADER_PREFIX": "X Bad"},
+            "KEYGUARD_HEADER_PREFIX: header prefix must be",
+            id="invalid-setting",
+        ),
+    ],
+)
+def test_a_configuration_error_is_one_line_and_exit_2(
+    tmp_path: Path, command: str, env: dict[str, str], message: str
+) -> None:
+    data = tmp_path / "data"
+    if command == "audit verify":
+        # audit verify first looks for the database file: give it one to get past that.
+        data.mkdir()
+        (data / "keyguard.db").touch()
+    r = run_in(tmp_path, *COMMANDS[command], "--data", str(data), env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    # The gateway logs its start-up warning first; the error is the last line.
+    assert r.stderr.splitlines()[-1].startswith(f"keyguard {command}: {message}"), r.stderr
+    assert "Traceback" not in r.stderr
+    assert "db-password" not in r.stderr
+    assert "not base64!" not in r.stderr
+    if command != "audit verify":
+        assert not data.exists(), "nothing was created"

@@ -42,7 +42,9 @@ def test_key_lifecycle_over_tls(server):
     root = {"Authorization": f"Bearer {out['root_key']}"}
     with running.client() as c:
         key = c.post(
-            f"/v1/projects/{out['project_id']}/keys", json={"name": "e2e"}, headers=root
+            f"/v1/projects/{out['project_id']}/keys",
+            json={"name": "e2e", "environment": "live"},
+            headers=root,
         ).json()
         session = c.post(
             "/v1/sessions", json={"delivery_mode": "poll"}, headers={"API-Key": key["key"]}
@@ -64,7 +66,9 @@ def test_the_seeds_curl_command_works_with_the_host_changed(server):
     root = {"Authorization": f"Bearer {out['root_key']}"}
     with running.client() as c:
         key = c.post(
-            f"/v1/projects/{out['project_id']}/keys", json={"name": "seed"}, headers=root
+            f"/v1/projects/{out['project_id']}/keys",
+            json={"name": "seed", "environment": "live"},
+            headers=root,
         ).json()["key"]
     r = subprocess.run(
         [

@@ -102,7 +102,7 @@ def _key_with_cert(env: Env, cert: ClientCert, **body: object) -> dict[str, str]
     with env.server.client() as c:
         key = c.post(
             f"/v1/projects/{env.out['project_id']}/keys",
-            json={"name": "mtls", **body},
+            json={"name": "mtls", "environment": "live", **body},
             headers=env.root,
         ).json()
         r = c.post(
@@ -150,7 +150,9 @@ def test_mtls_with_curl_and_the_seed_certificate(env: Env) -> None:
 def test_the_seeds_totp_curl_works_with_the_host_changed(env: Env) -> None:
     with env.server.client() as c:
         key = c.post(
-            f"/v1/projects/{env.out['project_id']}/keys", json={"name": "totp"}, headers=env.root
+            f"/v1/projects/{env.out['project_id']}/keys",
+            json={"name": "totp", "environment": "live"},
+            headers=env.root,
         ).json()
         secret = c.post(f"/v1/keys/{key['id']}/totp", headers=env.root).json()["secret"]
         totp = pyotp.TOTP(secret)

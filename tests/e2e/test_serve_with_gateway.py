@@ -84,7 +84,9 @@ def test_one_process_serves_both_doors_and_they_share_the_replay_cache(
         root = {"Authorization": f"Bearer {out['root_key']}"}
         with api.client() as c:
             key = c.post(
-                f"/v1/projects/{out['project_id']}/keys", json={"name": "signed"}, headers=root
+                f"/v1/projects/{out['project_id']}/keys",
+                json={"name": "signed", "environment": "live"},
+                headers=root,
             ).json()
             made = c.post(f"/v1/keys/{key['id']}/signing-secret", headers=root)
             secret = made.json()["signing_secret"]

@@ -152,7 +152,9 @@ def test_kill_9_mid_delivery_loses_no_event(tmp_path: Path, inbox: Inbox) -> Non
             assert r.status_code == 201, r.text
             endpoint = r.json()["id"]
             for i in range(EVENTS):
-                r = api.post(f"/v1/projects/{project}/keys", json={"name": f"k{i}"})
+                r = api.post(
+                    f"/v1/projects/{project}/keys", json={"name": f"k{i}", "environment": "live"}
+                )
                 assert r.status_code == 201, r.text
         assert inbox.held.wait(TIMEOUT), "no delivery reached the receiver"
         assert server.kill(signal.SIGKILL) == -signal.SIGKILL  # mid-delivery

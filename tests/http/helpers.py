@@ -17,6 +17,7 @@ async def create_key(
     client: httpx.AsyncClient, headers: dict[str, str], project_id: str, **body: Any
 ) -> dict[str, Any]:
     body.setdefault("name", "server")
+    body.setdefault("environment", "live")
     r = await client.post(f"/v1/projects/{project_id}/keys", json=body, headers=headers)
     assert r.status_code == 201, r.text
     return r.json()

@@ -75,28 +75,36 @@ async def test_wrong_secret_and_unknown_id_are_indistinguishable(client, key):
     assert wrong.status_code == unknown.status_code
 
 
+# A valid body is {"name": ..., "environment": ...}: each case below breaks it in one way.
+OK = '"name": "ok", "environment": "live"'
+
+
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
         ('{"name": ', "application/json"),
         ("not json", "application/json"),
-        ('{"name": 123}', "application/json"),
+        ('{"name": 123, "environment": "live"}', "application/json"),
+        ('{"name": "ok"}', "application/json"),
+        ('{"name": "ok", "environment": null}', "application/json"),
         ('{"name": "ok", "environment": "prod"}', "application/json"),
-        ('{"name": "ok", "unknown_field": 1}', "application/json"),
-        ('{"name": "ok", "scopes": "read"}', "application/json"),
-        ('{"name": "ok", "scopes": ["UPPER"]}', "application/json"),
-        ('{"name": "ok", "expires_at": "2020-01-01T00:00:00Z"}', "application/json"),
-        ('{"name": "ok", "expires_at": "2999-01-01T00:00:00"}', "application/json"),
-        ('{"name": "ok", "expires_at": "yesterday"}', "application/json"),
-        ('{"name": "ok", "rate_limit": {"limit": 0, "period_seconds": 1}}', "application/json"),
-        ('{"name": ""}', "application/json"),
-        ('{"name": "   "}', "application/json"),
-        ('{"name": "bad\\u0000name"}', "application/json"),
-        ('{"name": "bell\\u0007"}', "application/json"),
-        ('{"name": "rtl\\u202eevil"}', "application/json"),
-        ('{"name": "' + "x" * 201 + '"}', "application/json"),
-        ('{"name": "ok", "metadata": {"blob": "' + "x" * 5000 + '"}}', "application/json"),
-        ('[{"name": "ok"}]', "application/json"),
+        ('{"name": "ok", "environment": "LIVE"}', "application/json"),
+        ('{"environment": "live"}', "application/json"),
+        ("{" + OK + ', "unknown_field": 1}', "application/json"),
+        ("{" + OK + ', "scopes": "read"}', "application/json"),
+        ("{" + OK + ', "scopes": ["UPPER"]}', "application/json"),
+        ("{" + OK + ', "expires_at": "2020-01-01T00:00:00Z"}', "application/json"),
+        ("{" + OK + ', "expires_at": "2999-01-01T00:00:00"}', "application/json"),
+        ("{" + OK + ', "expires_at": "yesterday"}', "application/json"),
+        ("{" + OK + ', "rate_limit": {"limit": 0, "period_seconds": 1}}', "application/json"),
+        ('{"name": "", "environment": "live"}', "application/json"),
+        ('{"name": "   ", "environment": "live"}', "application/json"),
+        ('{"name": "bad\\u0000name", "environment": "live"}', "application/json"),
+        ('{"name": "bell\\u0007", "environment": "live"}', "application/json"),
+        ('{"name": "rtl\\u202eevil", "environment": "live"}', "application/json"),
+        ('{"name": "' + "x" * 201 + '", "environment": "live"}', "application/json"),
+        ("{" + OK + ', "metadata": {"blob": "' + "x" * 5000 + '"}}', "application/json"),
+        ("[{" + OK + "}]", "application/json"),
     ],
 )
 async def test_malformed_key_bodies_are_422_and_change_nothing(
@@ -112,6 +120,15 @@ async def test_malformed_key_bodies_are_422_and_change_nothing(
     assert r.json()["code"] == "validation_failed"
     assert r.headers["content-type"] == "application/problem+json"
     assert await counts(runtime) == before
+
+
+async def test_the_body_those_cases_break_is_valid(client, root_headers, project_id):
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys",
+        content="{" + OK + "}",
+        headers=root_headers | {"Content-Type": "application/json"},
+    )
+    assert r.status_code == 201, r.text
 
 
 async def test_unicode_names_are_kept(client, root_headers, project_id):
@@ -131,7 +148,7 @@ async def test_validation_errors_never_echo_the_input(client, key):
 
 async def test_oversized_body_is_413(client, root_headers, project_id, runtime):
     before = await counts(runtime)
-    big = '{"name": "' + "x" * (2 * 1024 * 1024) + '"}'
+    big = '{"name": "' + "x" * (2 * 1024 * 1024) + '", "environment": "live"}'
     r = await client.post(
         f"/v1/projects/{project_id}/keys",
         content=big,
@@ -221,7 +238,13 @@ async def test_forged_cursor_with_a_naive_timestamp_is_422(client, root_headers,
 
 
 async def test_absurdly_nested_json_is_422(client, root_headers, project_id):
-    body = '{"name": "x", "metadata": ' + '{"a": ' * 3000 + "1" + "}" * 3000 + "}"
+    body = (
+        '{"name": "x", "environment": "live", "metadata": '
+        + '{"a": ' * 3000
+        + "1"
+        + "}" * 3000
+        + "}"
+    )
     r = await client.post(
         f"/v1/projects/{project_id}/keys",
         content=body,
@@ -241,7 +264,7 @@ async def test_an_overflowing_expiry_is_422(client, root_headers, project_id):
     for value in ("9999-12-31T23:59:59-23:59", "9500-01-01T00:00:00Z"):
         r = await client.post(
             f"/v1/projects/{project_id}/keys",
-            json={"name": "x", "expires_at": value},
+            json={"name": "x", "environment": "live", "expires_at": value},
             headers=root_headers,
         )
         assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), value
@@ -258,8 +281,11 @@ async def test_a_session_password_over_72_bytes_is_422_even_under_72_characters(
 
 async def test_responses_are_not_cacheable(client, root_headers, project_id):
     r = await client.post(
-        f"/v1/projects/{project_id}/keys", json={"name": "x"}, headers=root_headers
+        f"/v1/projects/{project_id}/keys",
+        json={"name": "x", "environment": "live"},
+        headers=root_headers,
     )
+    assert r.status_code == 201, r.text
     assert r.headers["cache-control"] == "no-store"
     assert (await client.post("/v1/projects", json={"name": "p"}, headers=root_headers)).headers[
         "cache-control"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import httpx
-from helpers import create_key
+import pytest
+from helpers import counts, create_key
+from sqlalchemy import func, select
 
-from keyguard.clock import FrozenClock
+from keyguard.clock import FrozenClock, utc_from_ts
+from keyguard.runtime import Runtime
+from keyguard.storage.models import WebhookMessage
 
 SESSION = {"delivery_mode": "poll"}
 
@@ -139,8 +143,6 @@ async def test_rotation_keeps_both_keys_valid_during_grace(
 
 
 async def test_expired_key_is_refused(client, root_headers, project_id, clock: FrozenClock):
-    from keyguard.clock import utc_from_ts
-
     expires = utc_from_ts(clock.now() + 30).isoformat()
     created = await create_key(client, root_headers, project_id, expires_at=expires)
     assert (await use(client, created["key"])).status_code == 201
@@ -161,7 +163,11 @@ async def test_unknown_key_and_project_are_404(client, root_headers):
     assert (
         await client.get("/v1/keys/aptr_live_AAAAAAAAAAAAAAAA", headers=root_headers)
     ).status_code == 404
-    r = await client.post("/v1/projects/proj_nope/keys", json={"name": "x"}, headers=root_headers)
+    r = await client.post(
+        "/v1/projects/proj_nope/keys",
+        json={"name": "x", "environment": "live"},
+        headers=root_headers,
+    )
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
 
 
@@ -195,12 +201,94 @@ async def test_a_rotated_key_cannot_be_rotated_again(client, root_headers, proje
     assert successor.status_code == 201
 
 
-async def test_an_expired_key_cannot_be_rotated(client, root_headers, project_id, clock):
-    from keyguard.clock import utc_from_ts
-
+@pytest.mark.parametrize("action", ["rotate", "regenerate"])
+async def test_an_expired_key_cannot_be_rotated_or_regenerated(
+    client, root_headers, project_id, clock, runtime, action
+):
     created = await create_key(
         client, root_headers, project_id, expires_at=utc_from_ts(clock.now() + 10).isoformat()
     )
     clock.advance(11)
-    r = await client.post(f"/v1/keys/{created['id']}/rotate", headers=root_headers)
+    before = await counts(runtime)
+    r = await client.post(f"/v1/keys/{created['id']}/{action}", headers=root_headers)
     assert (r.status_code, r.json()["code"]) == (409, "key_expired")
+    assert "secret" not in r.json()
+    assert await counts(runtime) == before
+    assert (await use(client, created["key"])).json()["code"] == "key_expired"
+
+
+async def test_a_key_must_name_its_environment(client, root_headers, project_id, runtime):
+    before = await counts(runtime)
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys", json={"name": "x"}, headers=root_headers
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+    assert "environment" in r.json()["errors"][0]["loc"]
+    assert await counts(runtime) == before
+
+
+@pytest.mark.parametrize("expires_at", [None, "later", "sooner"])
+async def test_rotation_is_final_the_old_key_expiry_cannot_be_moved(
+    client, root_headers, project_id, clock, runtime, expires_at
+):
+    created = await create_key(client, root_headers, project_id)
+    r = await client.post(
+        f"/v1/keys/{created['id']}/rotate", json={"grace_seconds": 60}, headers=root_headers
+    )
+    assert r.status_code == 201
+    successor = r.json()["id"]
+    old = (await client.get(f"/v1/keys/{created['id']}", headers=root_headers)).json()
+    before = await counts(runtime)
+    when = {"later": 86_400 * 365, "sooner": 30}
+    value = None if expires_at is None else utc_from_ts(clock.now() + when[expires_at])
+    r = await client.patch(
+        f"/v1/keys/{created['id']}",
+        json={"expires_at": value.isoformat() if value else None},
+        headers=root_headers,
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "key_already_rotated")
+    assert r.json()["rotated_to"] == successor
+    assert await counts(runtime) == before
+    assert (await client.get(f"/v1/keys/{created['id']}", headers=root_headers)).json() == old
+    clock.advance(61)
+    assert (await use(client, created["key"])).json()["code"] == "key_expired"
+
+
+async def test_a_rotated_key_can_still_be_renamed(client, root_headers, project_id):
+    created = await create_key(client, root_headers, project_id)
+    await client.post(f"/v1/keys/{created['id']}/rotate", headers=root_headers)
+    r = await client.patch(
+        f"/v1/keys/{created['id']}", json={"name": "old one"}, headers=root_headers
+    )
+    assert (r.status_code, r.json()["name"]) == (200, "old one")
+
+
+async def webhook_messages(runtime: Runtime) -> int:
+    async with runtime.sessions() as db:
+        query = select(func.count()).select_from(WebhookMessage)
+        return int((await db.execute(query)).scalar_one())
+
+
+async def test_an_empty_patch_changes_nothing(client, root_headers, project_id, clock, runtime):
+    hook = {"url": "https://hooks.example.com/keyguard", "events": ["*"]}
+    r = await client.post(f"/v1/projects/{project_id}/webhooks", json=hook, headers=root_headers)
+    assert r.status_code == 201, r.text
+    created = await create_key(client, root_headers, project_id)
+    key = (await client.get(f"/v1/keys/{created['id']}", headers=root_headers)).json()
+    clock.advance(5)
+    before = (await counts(runtime), await webhook_messages(runtime))
+    r = await client.patch(f"/v1/keys/{created['id']}", json={}, headers=root_headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == key  # updated_at included
+    assert (await counts(runtime), await webhook_messages(runtime)) == before
+    # A real change still writes its event (the endpoint above does receive key events).
+    r = await client.patch(f"/v1/keys/{created['id']}", json={"name": "n"}, headers=root_headers)
+    assert r.json()["updated_at"] != key["updated_at"]
+    assert await webhook_messages(runtime) == before[1] + 1
+
+
+async def test_an_empty_patch_of_a_revoked_key_is_still_409(client, root_headers, project_id):
+    created = await create_key(client, root_headers, project_id)
+    await client.delete(f"/v1/keys/{created['id']}", headers=root_headers)
+    r = await client.patch(f"/v1/keys/{created['id']}", json={}, headers=root_headers)
+    assert (r.status_code, r.json()["code"]) == (409, "key_revoked")

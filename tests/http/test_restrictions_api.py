@@ -182,6 +182,21 @@ async def test_certificate_registration_listing_and_removal(
     assert [c["fingerprint_sha256"] for c in listed["data"]] == [cert["fingerprint_sha256"]]
     shown = (await client.get(f"/v1/keys/{key['id']}", headers=root_headers)).json()
     assert shown["certificates"][0]["fingerprint_sha256"] == cert["fingerprint_sha256"]
+    # Every response showing the key's settings shows its pinned certificates.
+    page = await client.get(f"/v1/projects/{project_id}/keys", headers=root_headers)
+    [in_list] = [k for k in page.json()["data"] if k["id"] == key["id"]]
+    assert [c["fingerprint_sha256"] for c in in_list["certificates"]] == [
+        cert["fingerprint_sha256"]
+    ]
+    other = await create_key(client, root_headers, project_id)
+    [without] = [
+        k
+        for k in (await client.get(f"/v1/projects/{project_id}/keys", headers=root_headers)).json()[
+            "data"
+        ]
+        if k["id"] == other["id"]
+    ]
+    assert without["certificates"] == []
 
     # With a certificate pinned, a request without one is refused at once (cache dropped).
     r = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
@@ -198,6 +213,23 @@ async def test_certificate_registration_listing_and_removal(
     audit = await _audit_text(runtime)
     assert "certificate_added" in audit
     assert "certificate_removed" in audit
+
+
+async def test_regenerated_and_rotated_keys_show_their_certificates(
+    client, root_headers, project_id
+):
+    key = await create_key(client, root_headers, project_id)
+    r = await client.post(
+        f"/v1/keys/{key['id']}/certificates", json={"pem": _pem("client-r")}, headers=root_headers
+    )
+    fingerprint = r.json()["fingerprint_sha256"]
+    regenerated = await client.post(f"/v1/keys/{key['id']}/regenerate", headers=root_headers)
+    assert [c["fingerprint_sha256"] for c in regenerated.json()["certificates"]] == [fingerprint]
+    rotated = await client.post(
+        f"/v1/keys/{key['id']}/rotate", json={"grace_seconds": 60}, headers=root_headers
+    )
+    assert rotated.status_code == 201, rotated.text
+    assert [c["fingerprint_sha256"] for c in rotated.json()["certificates"]] == [fingerprint]
 
 
 @pytest.mark.parametrize(
@@ -304,6 +336,42 @@ async def test_allowlist_entries_are_validated_and_normalised(
     assert "key.restrictions_changed" in await _audit_text(runtime)
 
 
+async def test_the_audit_log_says_what_a_key_may_do_not_only_that_it_changed(
+    client, root_headers, project_id, runtime
+):
+    key = await create_key(
+        client,
+        root_headers,
+        project_id,
+        ip_allowlist=["10.0.0.0/8"],
+        allowed_domains=["app.example.com"],
+        rate_limit={"limit": 10, "period_seconds": 60},
+    )
+    r = await client.patch(
+        f"/v1/keys/{key['id']}",
+        json={"ip_allowlist": ["10.0.0.0/8", "0.0.0.0/0"], "rate_limit": None},
+        headers=root_headers,
+    )
+    assert r.status_code == 200, r.text
+    async with runtime.sessions() as db:
+        events = {
+            e.action: e.data
+            for e in (await db.execute(select(AuditEvent).where(AuditEvent.target == key["id"])))
+            .scalars()
+            .all()
+        }
+    created = events["key.created"]
+    assert created["ip_allowlist"] == {"items": ["10.0.0.0/8"], "count": 1}
+    assert created["allowed_domains"] == {"items": ["app.example.com"], "count": 1}
+    assert created["rate_limit"] == {"limit": 10, "period_seconds": 60}
+    changed = events["key.restrictions_changed"]
+    assert changed["fields"] == ["ip_allowlist", "rate_limit"]
+    assert changed["changes"] == {
+        "ip_allowlist": {"added": ["0.0.0.0/0"], "removed": [], "count": 2},
+        "rate_limit": {"from": {"limit": 10, "period_seconds": 60}, "to": None},
+    }
+
+
 @pytest.mark.parametrize(
     ("field", "entry"),
     [
@@ -325,6 +393,7 @@ async def test_bad_allowlist_entries_are_422_naming_the_entry(
         f"/v1/projects/{project_id}/keys",
         json={
             "name": "bad",
+            "environment": "live",
             field: ["10.0.0.0/8" if field == "ip_allowlist" else "ok.example", entry],
         },
         headers=root_headers,

@@ -130,7 +130,7 @@ class _KeySettings(Strict):
 
 class KeyCreate(_KeySettings):
     name: Name
-    environment: Literal["live", "test"] = "live"
+    environment: Literal["live", "test"]  # required: a key is live or test by choice
     scopes: list[Scope] = Field(default_factory=list, max_length=100)
     expires_at: AwareDatetime = None
     ip_allowlist: Annotated[list[IpEntry], Field(max_length=10_000), AfterValidator(_unique)] = (

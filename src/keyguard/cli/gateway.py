@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from keyguard.cli._config import ConfigurationError, start_runtime
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.gateway import Gateway, upstream_base
-from keyguard.runtime import Runtime
 from keyguard.server.run import serve
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.services.restrictions import all_certificate_pems
@@ -30,7 +30,7 @@ def warn_if_state_is_per_process(settings: Settings) -> None:
 
 async def _main(settings: Settings, upstream: str, port: int) -> None:
     warn_if_state_is_per_process(settings)
-    runtime = await Runtime.start(settings)
+    runtime = await start_runtime(settings)
     trust = ClientCertificateTrust(await all_certificate_pems(runtime))
     runtime.client_trust = trust
     app = Gateway(
@@ -54,7 +54,10 @@ async def _main(settings: Settings, upstream: str, port: int) -> None:
 
 
 def run_gateway(settings: Settings, upstream: str, port: int) -> None:
-    upstream_base(upstream)  # a bad URL fails before anything starts
+    try:
+        upstream_base(upstream)  # a bad URL fails before anything starts
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, NoReturn
 
 import typer
 
+from keyguard.cli._config import (
+    ConfigurationError,
+    load_settings,
+    sqlite_database_path,
+    start_runtime,
+)
 from keyguard.errors import KeyguardError
-from keyguard.settings import Settings
 
 app = typer.Typer(
     name="keyguard",
@@ -28,16 +35,18 @@ DataOpt = Annotated[
 ]
 
 
-def load_settings(data: Path | None = None, **overrides: Any) -> Settings:
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if data is not None:
-        values["data_dir"] = data
-    return Settings(**values)
-
-
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def _configuration_errors(command: str) -> Iterator[None]:
+    """A setting the command cannot work with: one line on stderr and exit 2."""
+    try:
+        yield
+    except ConfigurationError as error:
+        _fail(f"keyguard {command}: {error}", code=2)
 
 
 @app.command()
@@ -60,20 +69,21 @@ def serve(
     from keyguard.cli.serving import run_server
     from keyguard.gateway import upstream_base
 
-    settings = load_settings(
-        data,
-        host=host,
-        port=port,
-        http_port=http_port,
-        gateway_upstream=gateway_upstream,
-        gateway_port=gateway_port,
-    )
-    if settings.gateway_upstream:
-        try:
-            upstream_base(settings.gateway_upstream)  # a bad URL fails before anything starts
-        except ValueError as error:
-            _fail(f"keyguard serve: {error}", code=2)
-    run_server(settings)
+    with _configuration_errors("serve"):
+        settings = load_settings(
+            data,
+            host=host,
+            port=port,
+            http_port=http_port,
+            gateway_upstream=gateway_upstream,
+            gateway_port=gateway_port,
+        )
+        if settings.gateway_upstream:
+            try:
+                upstream_base(settings.gateway_upstream)  # a bad URL fails before anything starts
+            except ValueError as error:
+                raise ConfigurationError(str(error)) from None
+        run_server(settings)
 
 
 @app.command()
@@ -88,11 +98,8 @@ def gateway(
     """Check every request with Keyguard's policy engine, then proxy it to UPSTREAM."""
     from keyguard.cli.gateway import run_gateway
 
-    settings = load_settings(data, host=host)
-    try:
-        run_gateway(settings, upstream, port)
-    except ValueError as error:
-        _fail(f"keyguard gateway: {error}", code=2)
+    with _configuration_errors("gateway"):
+        run_gateway(load_settings(data, host=host), upstream, port)
 
 
 @app.command()
@@ -104,13 +111,13 @@ def init(
 ) -> None:
     """Create the first admin account, a root key and a default project."""
     from keyguard.crypto.tls import ensure_dev_certificates
-    from keyguard.runtime import Runtime
     from keyguard.services.accounts import init_admin
 
-    settings = load_settings(data)
+    with _configuration_errors("init"):
+        settings = load_settings(data)
 
     async def run() -> dict[str, str]:
-        runtime = await Runtime.start(settings)
+        runtime = await start_runtime(settings)
         try:
             result = await init_admin(runtime, email=email, password=password)
         finally:
@@ -123,10 +130,10 @@ def init(
         }
 
     try:
-        out = asyncio.run(run())
+        with _configuration_errors("init"):
+            out = asyncio.run(run())
     except KeyguardError as error:
         _fail(f"keyguard init: {error.detail or error.title}")
-        return
     if as_json:
         sys.stdout.write(json.dumps(out) + "\n")
         return
@@ -138,13 +145,18 @@ def init(
 @audit_app.command("verify")
 def audit_verify(data: DataOpt = None) -> None:
     """Recompute the audit hash chain and report any tampered, missing or reordered row."""
-    from keyguard.runtime import Runtime
     from keyguard.services.audit import ChainBreak, verify_chain
 
-    settings = load_settings(data)
+    with _configuration_errors("audit verify"):
+        settings = load_settings(data)
+        # Verifying reads what exists: no database file means nothing to verify, and
+        # starting a runtime would create one (and a master key) instead.
+        path = sqlite_database_path(settings)
+        if path is not None and not path.is_file():
+            raise ConfigurationError(f"no Keyguard database at {path}")
 
     async def run() -> tuple[int, list[ChainBreak]]:
-        runtime = await Runtime.start(settings)
+        runtime = await start_runtime(settings)
         try:
             async with runtime.sessions() as session:
                 from sqlalchemy import func, select
@@ -158,7 +170,8 @@ def audit_verify(data: DataOpt = None) -> None:
         finally:
             await runtime.close()
 
-    count, breaks = asyncio.run(run())
+    with _configuration_errors("audit verify"):
+        count, breaks = asyncio.run(run())
     if not breaks:
         typer.echo(f"audit log intact: {count} events, chain verified")
         return

@@ -8,9 +8,9 @@ import structlog
 from starlette.types import ASGIApp
 
 from keyguard.api.app import create_asgi
+from keyguard.cli._config import start_runtime
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.gateway import Gateway
-from keyguard.runtime import Runtime
 from keyguard.server.run import serve
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.services.restrictions import all_certificate_pems
@@ -20,7 +20,7 @@ log = structlog.get_logger("keyguard")
 
 
 async def _main(settings: Settings) -> None:
-    runtime = await Runtime.start(settings)
+    runtime = await start_runtime(settings)
     certs = ensure_dev_certificates(settings.data_dir)
     # Certificates registered on keys: needed by the TLS layer in its fallback mode, where
     # only they complete the handshake; new registrations are added as they happen.

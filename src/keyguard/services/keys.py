@@ -60,6 +60,12 @@ def _check_expiry(ctx: ServiceContext, expires_at: datetime | None) -> None:
         raise ValidationFailed("expires_at must be in the future")
 
 
+def _refuse_if_expired(ctx: ServiceContext, row: ApiKey) -> None:
+    """An expired key gets no new secret and no successor (``KeyExpiredConflict``, 409)."""
+    if row.expires_at is not None and row.expires_at <= _now(ctx):
+        raise KeyExpiredConflict()
+
+
 def _new_row(
     ctx: ServiceContext, issued: IssuedKey, spec: KeySpec, project_id: str | None
 ) -> ApiKey:
@@ -105,7 +111,11 @@ async def create_key(
             action="key.created",
             target=row.id,
             project_id=project_id,
-            data={"name": spec.name, "environment": spec.environment, "scopes": list(spec.scopes)},
+            data={
+                "name": spec.name,
+                "environment": spec.environment,
+                **_created_settings(_audited_settings(row)),
+            },
         )
     ctx.cache.invalidate(row.id)
     return CreatedKey(row, issued)
@@ -182,16 +192,31 @@ async def live_project_key(session: AsyncSession, key_id: str) -> ApiKey:
 async def get_key(ctx: ServiceContext, key_id: str) -> tuple[ApiKey, list[KeyCertificate]]:
     async with ctx.sessions() as session:
         row = await _project_key(session, key_id)
-        certs = list(
-            (
-                await session.execute(
-                    select(KeyCertificate)
-                    .where(KeyCertificate.key_id == key_id)
-                    .order_by(KeyCertificate.id)
-                )
-            ).scalars()
-        )
+        certs = (await _certificates_of(session, [key_id]))[key_id]
     return row, certs
+
+
+async def certificates_by_key(
+    ctx: ServiceContext, key_ids: list[str]
+) -> dict[str, list[KeyCertificate]]:
+    """The pinned certificates of each key (every id present; one query for a page)."""
+    async with ctx.sessions() as session:
+        return await _certificates_of(session, key_ids)
+
+
+async def _certificates_of(
+    session: AsyncSession, key_ids: list[str]
+) -> dict[str, list[KeyCertificate]]:
+    found: dict[str, list[KeyCertificate]] = {key_id: [] for key_id in key_ids}
+    if key_ids:
+        rows = await session.execute(
+            select(KeyCertificate)
+            .where(KeyCertificate.key_id.in_(key_ids))
+            .order_by(KeyCertificate.id)
+        )
+        for cert in rows.scalars():
+            found[cert.key_id].append(cert)
+    return found
 
 
 _PATCHABLE = {
@@ -208,15 +233,27 @@ _PATCHABLE = {
 async def update_key(
     ctx: ServiceContext, key_id: str, changes: dict[str, Any], *, actor: str
 ) -> ApiKey:
+    """Apply ``changes`` (field -> new value). No changes: the key as it is, untouched
+    (no audit event, no webhook, same ``updated_at``)."""
     unknown = set(changes) - _PATCHABLE
     if unknown:
         raise ValidationFailed(f"cannot change: {', '.join(sorted(unknown))}")
     if "expires_at" in changes:
         _check_expiry(ctx, changes["expires_at"])
+    if not changes:
+        async with ctx.sessions() as session:
+            row = await live_project_key(session, key_id)
+        return row
     async with ctx.transaction() as session:
-        row = await _project_key(session, key_id)
-        if row.revoked_at is not None:
-            raise KeyAlreadyRevoked()
+        row = await live_project_key(session, key_id)
+        # Rotation is final: the old key's expiry is the end of its grace period. Moving
+        # it (or removing it) would keep the replaced key alive next to its successor.
+        if "expires_at" in changes and row.rotated_to is not None:
+            raise KeyAlreadyRotated(
+                "a rotated key expires when its grace period ends; revoke it to end it sooner",
+                rotated_to=row.rotated_to,
+            )
+        before = _audited_settings(row)
         for field, value in changes.items():
             if field == "metadata":
                 row.key_metadata = dict(value or {})
@@ -235,10 +272,60 @@ async def update_key(
             action="key.restrictions_changed" if restriction else "key.updated",
             target=row.id,
             project_id=row.project_id,
-            data={"fields": sorted(changes)},
+            data={"fields": sorted(changes), **_settings_change(before, _audited_settings(row))},
         )
     ctx.cache.invalidate(key_id)
     return row
+
+
+# Audit entries say what a key may do, not only that something changed: an allowlist
+# opened to 0.0.0.0/0 must be visible in the log. Lists are recorded as what was added
+# and removed, at most AUDIT_LIST_ITEMS of each (allowlists hold up to 10,000 entries).
+AUDIT_LIST_ITEMS = 100
+
+
+def _audited_settings(row: ApiKey) -> dict[str, Any]:
+    rate = None
+    if row.rate_limit is not None:
+        rate = {"limit": row.rate_limit, "period_seconds": row.rate_period_seconds}
+    return {
+        "scopes": list(row.scopes),
+        "ip_allowlist": list(row.ip_allowlist),
+        "allowed_domains": list(row.allowed_domains),
+        "rate_limit": rate,
+        "expires_at": None if row.expires_at is None else row.expires_at.isoformat(),
+    }
+
+
+def _settings_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    changed: dict[str, Any] = {}
+    for name, old in before.items():
+        new = after[name]
+        if old == new:
+            continue
+        if isinstance(old, list):
+            old_set, new_set = set(old), set(new)
+            added = [item for item in new if item not in old_set]
+            removed = [item for item in old if item not in new_set]
+            changed[name] = {
+                "added": added[:AUDIT_LIST_ITEMS],
+                "removed": removed[:AUDIT_LIST_ITEMS],
+                "count": len(new),
+            }
+        else:
+            changed[name] = {"from": old, "to": new}
+    return {"changes": changed} if changed else {}
+
+
+def _created_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: (
+            {"items": value[:AUDIT_LIST_ITEMS], "count": len(value)}
+            if isinstance(value, list) and name != "scopes"
+            else value
+        )
+        for name, value in settings.items()
+    }
 
 
 async def revoke_key(ctx: ServiceContext, key_id: str, *, actor: str) -> None:
@@ -261,9 +348,8 @@ async def revoke_key(ctx: ServiceContext, key_id: str, *, actor: str) -> None:
 async def regenerate_key(ctx: ServiceContext, key_id: str, *, actor: str) -> CreatedKey:
     """New secret for the same id; the old secret stops working at once."""
     async with ctx.transaction() as session:
-        row = await _project_key(session, key_id)
-        if row.revoked_at is not None:
-            raise KeyAlreadyRevoked()
+        row = await live_project_key(session, key_id)
+        _refuse_if_expired(ctx, row)
         issued = IssuedKey(row.id, new_secret_for(row.id))
         row.secret_hash = ctx.hasher.hash(issued.secret)
         row.updated_at = _now(ctx)
@@ -284,15 +370,12 @@ async def rotate_key(
 ) -> CreatedKey:
     """A new key with the same settings; the old one keeps working for ``grace_seconds``."""
     async with ctx.transaction() as session:
-        old = await _project_key(session, key_id)
-        if old.revoked_at is not None:
-            raise KeyAlreadyRevoked()
+        old = await live_project_key(session, key_id)
         # Rotate the newest key of a chain, and only a live one: rotating a rotated key
         # would hand out a successor that inherits its predecessor's grace-period expiry.
         if old.rotated_to is not None:
             raise KeyAlreadyRotated(rotated_to=old.rotated_to)
-        if old.expires_at is not None and old.expires_at <= _now(ctx):
-            raise KeyExpiredConflict()
+        _refuse_if_expired(ctx, old)
         project = await session.get(Project, old.project_id)
         if project is None:  # pragma: no cover - FK guarantees it
             raise NotFound()

@@ -59,9 +59,11 @@ def key_out(rt: Runtime, row: ApiKey, certs: list[KeyCertificate] | None = None)
     )
 
 
-def _created(rt: Runtime, created: keys.CreatedKey) -> KeyCreated:
+async def _created(rt: Runtime, created: keys.CreatedKey) -> KeyCreated:
+    # A rotated key's successor inherits its certificates: show them.
+    certs = (await keys.certificates_by_key(rt, [created.row.id]))[created.row.id]
     return KeyCreated(
-        **key_out(rt, created.row).model_dump(),
+        **key_out(rt, created.row, certs).model_dump(),
         key=created.issued.key,
         secret=created.issued.secret,
     )
@@ -88,7 +90,7 @@ async def create_key(
         else None,
     )
     created = await keys.create_key(rt, project_id, spec, actor=caller.key_id)
-    return _created(rt, created)
+    return await _created(rt, created)
 
 
 @router.get("/v1/projects/{project_id}/keys", response_model=KeyPage)
@@ -100,7 +102,8 @@ async def list_keys(
     cursor: str | None = Query(default=None, max_length=512),
 ) -> KeyPage:
     rows, next_cursor = await keys.list_keys(rt, project_id, limit=limit, cursor=cursor)
-    return KeyPage(data=[key_out(rt, r) for r in rows], next_cursor=next_cursor)
+    certs = await keys.certificates_by_key(rt, [r.id for r in rows])
+    return KeyPage(data=[key_out(rt, r, certs[r.id]) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/keys/{key_id}", response_model=KeyOut)
@@ -130,7 +133,7 @@ async def revoke_key(key_id: str, rt: RuntimeDep, caller: RootKey) -> Response:
 
 @router.post("/v1/keys/{key_id}/regenerate", response_model=KeyCreated)
 async def regenerate_key(key_id: str, rt: RuntimeDep, caller: RootKey) -> KeyCreated:
-    return _created(rt, await keys.regenerate_key(rt, key_id, actor=caller.key_id))
+    return await _created(rt, await keys.regenerate_key(rt, key_id, actor=caller.key_id))
 
 
 @router.post(
@@ -140,4 +143,5 @@ async def rotate_key(
     key_id: str, rt: RuntimeDep, caller: RootKey, body: KeyRotate | None = None
 ) -> KeyCreated:
     grace = (body or KeyRotate()).grace_seconds
-    return _created(rt, await keys.rotate_key(rt, key_id, grace_seconds=grace, actor=caller.key_id))
+    rotated = await keys.rotate_key(rt, key_id, grace_seconds=grace, actor=caller.key_id)
+    return await _created(rt, rotated)
