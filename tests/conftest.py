@@ -107,9 +107,16 @@ async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await _drop_database(url)
 
 
+async def _no_dns(host: str, port: int) -> list[str]:
+    raise OSError(f"no DNS in tests ({host})")
+
+
 @pytest.fixture
 async def runtime(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
     rt = await Runtime.start(settings, clock=clock)
+    # Webhook host names never reach real DNS: here no name resolves (registration
+    # accepts such names; tests/webhooks puts a scriptable resolver in its place).
+    rt.webhook_resolver = _no_dns
     yield rt
     await rt.close()
 

@@ -32,6 +32,7 @@ from keyguard.state.polling import PollingCacheBus
 from keyguard.state.protocols import StateStores
 from keyguard.state.redis import CLEAR_ALL, redis_state
 from keyguard.storage.db import create_engine, migrate, session_factory
+from keyguard.webhooks.ssrf import Resolver
 
 log = logging.getLogger("keyguard.runtime")
 
@@ -57,6 +58,8 @@ class Runtime:
     # added to it, which matters when it cannot accept unknown certificates.
     client_trust: ClientCertificateTrust | None = None
     refusals: RefusalRecorder | None = None
+    # How webhook hosts are resolved (registration and delivery); None: the system's.
+    webhook_resolver: Resolver | None = None
     # In-flight cache-bus publications (kept referenced until done).
     _publishing: set[asyncio.Task[None]] = field(default_factory=set)
     # SQLite allows one writer; serialising our own write transactions in-process avoids

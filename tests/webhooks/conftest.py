@@ -1,4 +1,5 @@
-"""Fixtures for the webhook and upload tests: loopback allowed, a scriptable receiver.
+"""Fixtures for the webhook and upload tests: loopback allowed, a scriptable receiver,
+fake DNS.
 
 Every test here runs on SQLite and PostgreSQL through the root ``settings`` fixture.
 """
@@ -15,7 +16,7 @@ import pytest
 # Let test modules import the sibling `webhook_helpers` module.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from webhook_helpers import Receiver
+from webhook_helpers import FakeDns, Receiver
 
 from keyguard.runtime import Runtime
 from keyguard.services.webhooks.worker import DeliveryWorker
@@ -26,6 +27,19 @@ from keyguard.settings import Settings
 def settings(settings: Settings) -> Settings:
     # Local development mode: loopback receivers over plain http.
     return settings.model_copy(update={"webhook_allow_private": ["127.0.0.0/8"]})
+
+
+@pytest.fixture
+def dns() -> FakeDns:
+    return FakeDns()
+
+
+@pytest.fixture
+def runtime(runtime: Runtime, dns: FakeDns) -> Runtime:
+    # No test here asks real DNS: host names resolve through `dns`, at registration and
+    # in any worker built without its own resolver (the seam is `Runtime.webhook_resolver`).
+    runtime.webhook_resolver = dns
+    return runtime
 
 
 @pytest.fixture

@@ -9,13 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from standardwebhooks import Webhook
 from webhook_helpers import Receiver
 
+from keyguard.api.routes import uploads as upload_routes
 from keyguard.clock import FrozenClock
+from keyguard.errors import ValidationFailed
 from keyguard.runtime import Runtime
+from keyguard.services import photos
 from keyguard.services.accounts import InitResult
 from keyguard.services.webhooks.worker import DeliveryWorker
+from keyguard.storage.models import UploadSession
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -32,7 +37,9 @@ def verify_webhook(body: bytes, signature: str, secret: str) -> bool:
 
 
 async def _project_key(client: httpx.AsyncClient, root: dict[str, str], project_id: str) -> str:
-    r = await client.post(f"/v1/projects/{project_id}/keys", json={"name": "app"}, headers=root)
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys", json={"name": "app", "environment": "live"}, headers=root
+    )
     return str(r.json()["key"])
 
 
@@ -131,6 +138,86 @@ async def test_wrong_or_missing_passwords_are_refused_then_throttled(
     # Throttled means not even the right password is checked until the window passes.
     right = await _upload(client, session["id"], data={"password": PASSWORD})
     assert right.status_code == 429
+
+
+async def test_right_passwords_never_run_into_the_throttle(
+    client: httpx.AsyncClient,
+    root_headers: dict[str, str],
+    project_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Tiny budgets stand in for the real ones (bcrypt makes each check slow on purpose).
+    monkeypatch.setattr(photos, "IP_ATTEMPTS", (2, 600))
+    monkeypatch.setattr(photos, "SESSION_ATTEMPTS", (2, 300))
+    key = await _project_key(client, root_headers, project_id)
+    session = await _session(client, key, delivery_mode="poll", password=PASSWORD)
+    right = {"X-APTR-Session-Password": PASSWORD}
+    for _ in range(4):  # twice the budget, all from the one test client address
+        assert (await _upload(client, session["id"], headers=right)).status_code == 201
+    wrong = {"X-APTR-Session-Password": "guess"}
+    codes = [(await _upload(client, session["id"], headers=wrong)).status_code for _ in range(3)]
+    assert codes == [401, 401, 429]
+    assert (await _upload(client, session["id"], headers=right)).status_code == 429
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def _is_page(r: httpx.Response, status: int, text: str) -> bool:
+    return (
+        r.status_code == status
+        and r.headers["content-type"].startswith("text/html")
+        and text in r.text
+        and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    )
+
+
+async def test_a_browser_gets_refusals_as_pages_with_the_same_status_and_headers(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    root_headers: dict[str, str],
+    project_id: str,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(photos, "SESSION_ATTEMPTS", (1, 300))
+    key = await _project_key(client, root_headers, project_id)
+    locked = (await _session(client, key, delivery_mode="poll", password=PASSWORD))["id"]
+    wrong = await _upload(client, locked, data={"password": "guess"}, headers=HTML)
+    assert _is_page(wrong, 401, "The session password is missing or wrong"), wrong.text
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+    assert f'href="/upload/{locked}"' in wrong.text
+    throttled = await _upload(client, locked, data={"password": PASSWORD}, headers=HTML)
+    assert _is_page(throttled, 429, "Too many password attempts"), throttled.text
+    assert int(throttled.headers["retry-after"]) >= 1
+    api = await _upload(client, locked, data={"password": PASSWORD})
+    assert (api.status_code, api.headers["content-type"]) == (429, "application/problem+json")
+
+    sid = (await _session(client, key, delivery_mode="poll"))["id"]
+    not_image = await _upload(client, sid, b"%PDF-1.7", "cv.png", headers=HTML)
+    assert _is_page(not_image, 415, "The file is not a JPEG, PNG, GIF, WebP or HEIC image")
+    runtime.settings = runtime.settings.model_copy(update={"max_upload_bytes": 1000})
+    big = await _upload(client, sid, PNG + b"\x00" * 2000, headers=HTML)
+    assert _is_page(big, 413, "a photo may be at most 1000 bytes"), big.text
+    async with runtime.transaction() as db:
+        await db.execute(update(UploadSession).where(UploadSession.id == sid).values(max_photos=1))
+    assert (await _upload(client, sid, headers=HTML)).status_code == 201
+    full = await _upload(client, sid, headers=HTML)
+    assert _is_page(full, 409, "this session accepts at most 1 photos"), full.text
+    unknown = await _upload(client, "sess_doesnotexist00", headers=HTML)
+    assert _is_page(unknown, 404, "This upload link does not exist.")
+    clock.advance(86_400 + 1)
+    expired = await _upload(client, sid, headers=HTML)
+    assert _is_page(expired, 410, "This upload link has expired.")
+
+
+def test_error_pages_escape_what_they_show() -> None:
+    page = upload_routes._error_page(ValidationFailed("<script>x</script>"), 'sess_"><b>')
+    body = bytes(page.body).decode()
+    assert "<script>" not in body
+    assert "<b>" not in body
+    assert "&lt;script&gt;x&lt;/script&gt;" in body
+    assert page.status_code == 422
 
 
 async def test_upload_bad_inputs_are_refused_with_their_codes(

@@ -131,7 +131,9 @@ async def _session_with_photo(
     client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str, expires_in: int
 ) -> tuple[str, str]:
     r = await client.post(
-        f"/v1/projects/{project_id}/keys", json={"name": "app"}, headers=root_headers
+        f"/v1/projects/{project_id}/keys",
+        json={"name": "app", "environment": "live"},
+        headers=root_headers,
     )
     key = r.json()["key"]
     r = await client.post(
@@ -275,7 +277,9 @@ async def test_photos_stay_while_their_webhooks_are_being_retried(
     clock: FrozenClock,
 ) -> None:
     r = await client.post(
-        f"/v1/projects/{project_id}/keys", json={"name": "app"}, headers=root_headers
+        f"/v1/projects/{project_id}/keys",
+        json={"name": "app", "environment": "live"},
+        headers=root_headers,
     )
     key = r.json()["key"]
     r = await client.post(

@@ -48,7 +48,9 @@ async def test_secrets_never_leak(
     secrets.append(rotated.json()["webhook_secret"])
     key = (
         await client.post(
-            f"/v1/projects/{project_id}/keys", json={"name": "a"}, headers=root_headers
+            f"/v1/projects/{project_id}/keys",
+            json={"name": "a", "environment": "live"},
+            headers=root_headers,
         )
     ).json()["key"]
     bearer = {"Authorization": f"Bearer {key}"}

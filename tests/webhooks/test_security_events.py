@@ -24,7 +24,9 @@ async def test_key_lifecycle_events_are_delivered_without_secrets(
         assert (await client.post(hooks, json=body, headers=root_headers)).status_code == 201
 
     created = await client.post(
-        f"/v1/projects/{project_id}/keys", json={"name": "server"}, headers=root_headers
+        f"/v1/projects/{project_id}/keys",
+        json={"name": "server", "environment": "live"},
+        headers=root_headers,
     )
     key: dict[str, Any] = created.json()
     key_id = key["id"]

@@ -68,7 +68,7 @@ async def test_a_redirect_to_a_private_address_is_not_followed(
     assert [r.path for r in receiver.requests] == ["/moved"]
 
 
-async def test_an_oversized_response_is_cut(
+async def test_an_oversized_response_is_cut_and_the_attempt_says_so(
     runtime: Runtime,
     admin: InitResult,
     project_id: str,
@@ -80,8 +80,28 @@ async def test_an_oversized_response_is_cut(
     await _one_event(runtime, project_id)
     await worker.run_once()
     status, code, error, excerpt = await _only_attempt(runtime)
-    assert (status, code, error) == ("succeeded", 200, None)
+    # A 2xx answer is a success however long; the cut is recorded on the attempt.
+    assert (status, code, error) == ("succeeded", 200, "response_truncated")
     assert excerpt == "A" * 1024
+    [delivery] = await deliveries(runtime)
+    assert delivery.last_error is None
+
+
+async def test_an_oversized_error_answer_fails_by_its_status(
+    runtime: Runtime,
+    admin: InitResult,
+    project_id: str,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+) -> None:
+    url = receiver.on("/big", Reply(503, body=b"E" * 100_000))
+    await add_endpoint(runtime, project_id, url)
+    await _one_event(runtime, project_id)
+    await worker.run_once()
+    status, code, error, _ = await _only_attempt(runtime)
+    assert (status, code, error) == ("pending", 503, "response_truncated")  # retried
+    [delivery] = await deliveries(runtime)
+    assert delivery.last_error == "http_503"
 
 
 async def test_a_name_that_does_not_resolve_fails_with_dns_failed(

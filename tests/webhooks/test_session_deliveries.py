@@ -16,7 +16,9 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64
 
 
 async def _project_key(client: httpx.AsyncClient, root: dict[str, str], project_id: str) -> str:
-    r = await client.post(f"/v1/projects/{project_id}/keys", json={"name": "app"}, headers=root)
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys", json={"name": "app", "environment": "live"}, headers=root
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["key"])
 

@@ -45,7 +45,11 @@ async def test_a_token_in_the_url_never_reaches_audit_data_or_payloads(
         base, json={"url": receiver.url("/other"), "events": ["*"]}, headers=root_headers
     )
     assert other.status_code == 201, other.text
-    await client.post(f"/v1/projects/{project_id}/keys", json={"name": "k"}, headers=root_headers)
+    await client.post(
+        f"/v1/projects/{project_id}/keys",
+        json={"name": "k", "environment": "live"},
+        headers=root_headers,
+    )
     await worker.drain()
 
     got = (await client.get(f"{base}/{gone.json()['id']}", headers=root_headers)).json()

@@ -28,7 +28,9 @@ async def _endpoint(
 
 async def _make_key(client: httpx.AsyncClient, headers: dict[str, str], project_id: str) -> str:
     r = await client.post(
-        f"/v1/projects/{project_id}/keys", json={"name": "server"}, headers=headers
+        f"/v1/projects/{project_id}/keys",
+        json={"name": "server", "environment": "live"},
+        headers=headers,
     )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
@@ -146,7 +148,8 @@ async def test_deliveries_are_listed_with_every_attempt_and_can_be_redelivered(
     assert (delivery["status"], delivery["attempt_count"]) == ("succeeded", 2)
     first, second = delivery["attempts"]
     assert (first["status_code"], second["status_code"]) == (500, 200)
-    assert len(first["response_body"]) == 1024  # truncated
+    assert len(first["response_body"]) == 1024  # the stored excerpt
+    assert (first["error"], second["error"]) == ("response_truncated", None)  # 5000 > 4 KiB
     assert first["latency_ms"] > 0
     again = await client.post(f"{base}/{delivery['id']}/redeliver", headers=root_headers)
     assert again.status_code == 202
@@ -158,6 +161,25 @@ async def test_deliveries_are_listed_with_every_attempt_and_can_be_redelivered(
     assert len(receiver.requests) == 3
     missing = await client.post(f"{base}/whdl_nope/redeliver", headers=root_headers)
     assert missing.status_code == 404
+
+
+async def test_an_oversized_answer_is_listed_as_succeeded_but_truncated(
+    client: httpx.AsyncClient,
+    root_headers: dict[str, str],
+    project_id: str,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+) -> None:
+    url = receiver.on("/in", Reply(200, body=b"<html>" + b"x" * 1_000_000))
+    endpoint = await _endpoint(client, root_headers, project_id, url=url)
+    await _make_key(client, root_headers, project_id)
+    await worker.run_once()
+    base = f"/v1/projects/{project_id}/webhooks/{endpoint['id']}/deliveries"
+    [delivery] = (await client.get(base, headers=root_headers)).json()["data"]
+    assert (delivery["status"], delivery["last_error"]) == ("succeeded", None)
+    [attempt] = delivery["attempts"]
+    assert (attempt["status_code"], attempt["error"]) == (200, "response_truncated")
+    assert attempt["response_body"].startswith("<html>xxx")
 
 
 def _standard_ok(secret: str, seen_headers: dict[str, str], body: bytes) -> bool:

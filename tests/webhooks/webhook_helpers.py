@@ -15,6 +15,7 @@ from sqlalchemy import select
 from keyguard.runtime import Runtime
 from keyguard.services.webhooks import endpoints
 from keyguard.storage.models import WebhookAttempt, WebhookDelivery, WebhookMessage
+from keyguard.webhooks.ssrf import ResolutionFailed
 
 
 @dataclass
@@ -33,6 +34,21 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
     gate: asyncio.Event | None = None  # answer only once this is set
+
+
+class FakeDns:
+    """A resolver for tests: names in ``answers`` resolve to those addresses, any other
+    name does not resolve (NXDOMAIN). Records every name asked."""
+
+    def __init__(self, answers: dict[str, list[str]] | None = None) -> None:
+        self.answers = dict(answers or {})
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        if host not in self.answers:
+            raise ResolutionFailed(f"{host} did not resolve")
+        return self.answers[host]
 
 
 class Receiver:

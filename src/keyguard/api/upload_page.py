@@ -74,4 +74,14 @@ def unavailable(status: int) -> HTMLResponse:
     return _page("Upload unavailable", f"<p>{message}</p>", status=status)
 
 
-__all__ = ["SECURITY_HEADERS", "unavailable", "upload_form", "uploaded"]
+def refused(session_id: str, title: str, detail: str, status: int) -> HTMLResponse:
+    """An upload the server refused (wrong password, too large, …), for a browser."""
+    back = f"/upload/{escape(session_id, quote=True)}"
+    return _page(
+        title,
+        f'<p>{escape(detail)}</p><p><a href="{back}">Back to the upload form</a></p>',
+        status=status,
+    )
+
+
+__all__ = ["SECURITY_HEADERS", "refused", "unavailable", "upload_form", "uploaded"]

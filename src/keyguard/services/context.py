@@ -14,6 +14,7 @@ from keyguard.engine.cache import KeyCache, ReadThroughCache
 from keyguard.services.session_view import SessionView
 from keyguard.settings import Settings
 from keyguard.state.protocols import StateStores
+from keyguard.webhooks.ssrf import Resolver
 
 
 class ServiceContext(Protocol):
@@ -26,5 +27,8 @@ class ServiceContext(Protocol):
     link_key: bytes
     state: StateStores
     sessions: async_sessionmaker[AsyncSession]
+    # How webhook hosts are resolved, at registration and by the delivery worker alike;
+    # None: the system's resolver (tests put a fake one here, so nothing touches DNS).
+    webhook_resolver: Resolver | None
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...

@@ -1,8 +1,8 @@
 """Photos uploaded into upload sessions by end users (CONTRACT §6).
 
 An upload is checked in this order, cheapest refusal first: the session exists (404)
-and has not expired (410 ``session_expired``); the password throttle (429) then the
-password itself (401 ``session_password_invalid``); the photo count (409
+and has not expired (410 ``session_expired``); the throttle of wrong passwords (429) then
+the password itself (401 ``session_password_invalid``, counted); the photo count (409
 ``photo_limit_reached``); size (413) and type sniffed from the bytes (415). The file is
 stored under a generated id; the client's file name is only kept, sanitised, for display.
 In webhook mode the upload and its ``photo.uploaded`` event commit together.
@@ -40,8 +40,9 @@ from keyguard.uploads.filenames import display_name
 from keyguard.uploads.sniff import SNIFF_BYTES, sniff_image_type
 from keyguard.uploads.store import FileStore
 
-# Password guesses: per session (reset by a right password) and per client IP (not
-# reset, generous enough for an honest user filling a session of 20 photos).
+# Wrong (or missing) passwords: per session (reset by a right password) and per client
+# IP (not reset). Right passwords count nowhere, so many uploaders behind one NAT'd
+# address are never throttled by each other's successful uploads.
 SESSION_ATTEMPTS = (10, 300)
 IP_ATTEMPTS = (60, 600)
 
@@ -69,27 +70,31 @@ async def session_for_upload(ctx: ServiceContext, session_id: str) -> UploadSess
 async def check_password(
     row: UploadSession, password: str | None, *, limiter: RateLimiter, client_ip: str
 ) -> None:
-    """Throttle, then verify (bcrypt, off the event loop). Sessions without a password
-    accept anyone holding the link."""
+    """Verify (bcrypt, off the event loop), counting failures. Sessions without a
+    password accept anyone holding the link.
+
+    A session or IP with too many recent failures is refused (429) before the password
+    is even looked at, so a throttled guess learns nothing, right or wrong.
+    """
     if row.password_hash is None:
         return
-    session_bucket = f"upload-pw:session:{row.id}"
-    for bucket, (limit, period) in (
-        (session_bucket, SESSION_ATTEMPTS),
-        (f"upload-pw:ip:{client_ip}", IP_ATTEMPTS),
-    ):
-        # Counted before verifying, so a throttled guess never reaches bcrypt.
-        decision = await limiter.hit(bucket, limit, period)
-        if not decision.allowed:
-            error = RateLimited("Too many password attempts; try again later")
-            error.headers["Retry-After"] = str(max(1, decision.reset_seconds))
-            raise error
+    buckets = (
+        (f"upload-pw:session:{row.id}", *SESSION_ATTEMPTS),
+        (f"upload-pw:ip:{client_ip}", *IP_ATTEMPTS),
+    )
+    for bucket, limit, period in buckets:
+        wait = await limiter.blocked(bucket, limit, period)
+        if wait:
+            raise RateLimited("Too many password attempts; try again later", retry_after=wait)
     stored = row.password_hash
     if not password or not await anyio.to_thread.run_sync(
         verify_session_password, stored, password
     ):
+        for bucket, limit, period in buckets:
+            await limiter.hit(bucket, limit, period)
         raise SessionPasswordInvalid()
-    await limiter.reset(session_bucket, *SESSION_ATTEMPTS)
+    session_bucket, limit, period = buckets[0]
+    await limiter.reset(session_bucket, limit, period)
 
 
 async def add_photo(

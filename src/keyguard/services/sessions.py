@@ -31,7 +31,7 @@ async def create_session(
         if not webhook_url:
             raise ValidationFailed("webhook_url is required when delivery_mode is 'webhook'")
         # The same check (and the same error codes) as registered webhook endpoints.
-        webhook_url = check_webhook_url(ctx, webhook_url)
+        webhook_url = await check_webhook_url(ctx, webhook_url)
     elif webhook_url:
         raise ValidationFailed("webhook_url is only used when delivery_mode is 'webhook'")
     password_hash = None

@@ -20,6 +20,7 @@ from keyguard.webhooks.ssrf import (
     UnsafeWebhookUrl,
     classify_address,
     resolve_safe,
+    validate_for_registration,
     validate_webhook_url,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "should_disable_endpoint",
     "signature_headers",
     "standard_signature",
+    "validate_for_registration",
     "validate_webhook_url",
 ]

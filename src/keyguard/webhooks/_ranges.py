@@ -66,6 +66,8 @@ _V6_TABLE = tuple((ipaddress.IPv6Network(n), r) for n, r in _V6)
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 §2.1
 _COMPAT = ipaddress.IPv6Network("::/96")  # RFC 4291 §2.5.5.1
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")  # RFC 1122 §3.2.1.3
+_RELAYED = frozenset({"6to4", "teredo", "nat64"})  # forms that reach IPv4 through a relay
 
 
 def classify(ip: IPAddress, allow_private: Sequence[Network] = ()) -> str | None:
@@ -82,7 +84,7 @@ def classify(ip: IPAddress, allow_private: Sequence[Network] = ()) -> str | None
         # version-specific is_global for these transition ranges.
         embedded = _embedded_ipv4(ip)
         if embedded:
-            reasons = (classify(v4, allow_private) for v4 in embedded)
+            reasons = (_embedded_reason(v4, form, allow_private) for v4, form in embedded)
             return next((r for r in reasons if r is not None), None)
     table = _V4_TABLE if isinstance(ip, ipaddress.IPv4Address) else _V6_TABLE
     for network, reason in table:
@@ -94,14 +96,28 @@ def classify(ip: IPAddress, allow_private: Sequence[Network] = ()) -> str | None
     return None
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    found: list[ipaddress.IPv4Address] = []
+def _embedded_reason(
+    v4: ipaddress.IPv4Address, form: str, allow_private: Sequence[Network]
+) -> str | None:
+    reason = classify(v4, allow_private)
+    # No relay-routed address really carries 0.0.0.0/8 ("this network", e.g. the Teredo
+    # server of 2001::1): name the IPv6 range, not a meaningless IPv4 one.
+    if reason is not None and form in _RELAYED and v4 in _THIS_NETWORK:
+        return form
+    return reason
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[ipaddress.IPv4Address, str]]:
+    """The IPv4 addresses ``ip`` routes to, each with the name of its IPv6 form."""
+    found: list[tuple[ipaddress.IPv4Address, str]] = []
     if ip.ipv4_mapped is not None:  # RFC 4291 §2.5.5.2 ::ffff:a.b.c.d
-        found.append(ip.ipv4_mapped)
+        found.append((ip.ipv4_mapped, "ipv4_mapped"))
     if ip.sixtofour is not None:  # RFC 3056 2002:AABB:CCDD::/48
-        found.append(ip.sixtofour)
+        found.append((ip.sixtofour, "6to4"))
     if ip.teredo is not None:  # RFC 4380 §4: (server, client)
-        found.extend(ip.teredo)
-    if ip in _NAT64 or (ip in _COMPAT and int(ip) > 1):
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        found.extend((v4, "teredo") for v4 in ip.teredo)
+    if ip in _NAT64:
+        found.append((ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "nat64"))
+    elif ip in _COMPAT and int(ip) > 1:
+        found.append((ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "ipv4_compatible"))
     return found

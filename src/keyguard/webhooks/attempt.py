@@ -14,6 +14,9 @@ CONNECT_FAILED = "connect_failed"
 TLS_ERROR = "tls_error"  # handshake or certificate verification failed
 NETWORK_ERROR = "network_error"  # connection broke or the response was not valid HTTP
 REDIRECT_NOT_FOLLOWED = "redirect_not_followed"  # a 3xx answer; redirects are never followed
+# The answer's body was longer than Keyguard reads, so it was cut (and the connection
+# dropped). Only a note: the status code still decides, so a 2xx answer is a success.
+RESPONSE_TRUNCATED = "response_truncated"
 # Keyguard could not build the request (e.g. the project's sealed secret did not open);
 # nothing was sent.
 INTERNAL_ERROR = "internal_error"
@@ -22,7 +25,9 @@ INTERNAL_ERROR = "internal_error"
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
     """One attempt. ``error`` is set when no usable answer came back, or on a 3xx;
-    any other non-2xx answer is told by ``status_code`` alone."""
+    any other non-2xx answer is told by ``status_code`` alone. An answer whose body was
+    cut has ``error`` :data:`RESPONSE_TRUNCATED` whatever its status (still a success
+    when 2xx)."""
 
     url: str
     status_code: int | None
@@ -44,6 +49,7 @@ __all__ = [
     "INVALID_URL",
     "NETWORK_ERROR",
     "REDIRECT_NOT_FOLLOWED",
+    "RESPONSE_TRUNCATED",
     "SSRF_BLOCKED",
     "TIMEOUT",
     "TLS_ERROR",

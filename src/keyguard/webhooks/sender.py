@@ -184,11 +184,12 @@ async def send_webhook(
     """POST ``body`` to ``url`` once and report what happened; never raises for I/O.
 
     ``timeout`` bounds the whole attempt (DNS, connect, TLS, response). At most
-    ``max_response_bytes`` of the response body are read. ``ssl_context`` replaces the
-    default trust store (tests, private CAs); verification itself is never disabled.
-    With a ``pool``, connections are kept alive (separately per ``partition``, e.g. one
-    per destination) and checked DNS answers are reused for a short while; without
-    one, every call resolves, connects and closes on its own.
+    ``max_response_bytes`` of the response body are read; a longer body is cut, and the
+    attempt says so (``error`` ``response_truncated``, the status code unchanged).
+    ``ssl_context`` replaces the default trust store (tests, private CAs); verification
+    itself is never disabled. With a ``pool``, connections are kept alive (separately per
+    ``partition``, e.g. one per destination) and checked DNS answers are reused for a
+    short while; without one, every call resolves, connects and closes on its own.
     """
     started = time.perf_counter()
     status: int | None = None
@@ -211,9 +212,11 @@ async def send_webhook(
                 pool,
                 partition,
             )
-        status, excerpt, retry_after = response
+        status, excerpt, retry_after, truncated = response
         if 300 <= status < 400:
             error = codes.REDIRECT_NOT_FOLLOWED
+        elif truncated:
+            error = codes.RESPONSE_TRUNCATED
     except _Failed as exc:
         error = exc.code
         if pool is not None and parsed is not None and exc.code in _RESOLVE_AGAIN:
@@ -278,7 +281,7 @@ async def _post_pinned(
     ssl_context: ssl.SSLContext,
     pool: SenderPool | None,
     partition: str,
-) -> tuple[int, str, float | None]:
+) -> tuple[int, str, float | None, bool]:
     # httpx.Headers so a caller's "host" or "accept-encoding" is replaced, not doubled.
     request_headers = httpx.Headers(
         {"User-Agent": USER_AGENT, "Accept": "*/*", "Content-Type": "application/json"}
@@ -347,19 +350,22 @@ def _new_transport(
 
 async def _post_once(
     transport: httpx.AsyncHTTPTransport, request: httpx.Request, max_response_bytes: int
-) -> tuple[int, str, float | None]:
+) -> tuple[int, str, float | None, bool]:
+    """Status, body excerpt, Retry-After, and whether the body was cut."""
     response = await transport.handle_async_request(request)
     try:
         received = bytearray()
-        # Stop reading at the limit; closing the stream early then drops the connection
+        truncated = False
+        # Stop reading past the limit; closing the stream early then drops the connection
         # (only a response read to its end goes back to the keep-alive pool).
         async for chunk in response.aiter_raw():
             received += chunk
-            if len(received) >= max_response_bytes:
+            if len(received) > max_response_bytes:
+                truncated = True
                 break
         excerpt = bytes(received[:max_response_bytes]).decode("utf-8", errors="replace")
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-        return response.status_code, excerpt, retry_after
+        return response.status_code, excerpt, retry_after, truncated
     finally:
         await response.aclose()
 

@@ -1,8 +1,10 @@
 """SSRF guard for outbound webhooks: which URLs may be registered, which addresses dialled.
 
-Registration (:func:`validate_webhook_url`) only looks at the URL; a host name is
-resolved and every answer checked at send time (:func:`resolve_safe`), and the sender
-then dials exactly the checked address so a second DNS answer cannot rebind it.
+:func:`validate_webhook_url` looks at the URL alone. Registration
+(:func:`validate_for_registration`) also resolves a host name, with a short timeout, and
+refuses it if any answer is forbidden; a name that does not resolve yet is accepted. At
+send time the name is resolved again and every answer checked (:func:`resolve_safe`), and
+the sender dials exactly the checked address so a second DNS answer cannot rebind it.
 
     >>> validate_webhook_url("https://hooks.example.com/in", allow_private=[]).host
     'hooks.example.com'
@@ -11,12 +13,14 @@ then dials exactly the checked address so a second DNS answer cannot rebind it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 
 from keyguard.webhooks._host import HostError, IPAddress, parse_host
@@ -26,6 +30,8 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str | IPAddress]]]
 """``async (host, port) -> addresses``; injectable so tests never touch real DNS."""
 
 _MAX_URL_LENGTH = 2048
+# Registration answers an API call: a slow resolver must not hold it up for long.
+REGISTRATION_DNS_TIMEOUT = 2.0
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -74,10 +80,10 @@ def classify_address(ip: IPAddress | str, allow_private: Sequence[Network] = ())
 
 
 def validate_webhook_url(url: str, allow_private: Sequence[Network]) -> ParsedUrl:
-    """Check a URL at registration time; raise :class:`UnsafeWebhookUrl` if refused.
+    """Check a URL without DNS; raise :class:`UnsafeWebhookUrl` if refused.
 
-    A host name is not resolved here: a name that does not resolve yet is accepted and
-    fails at send time, where every address is checked anyway.
+    IP literals and ``localhost`` names are judged here; a host name is not resolved
+    (see :func:`validate_for_registration` and :func:`resolve_safe` for that).
     """
     parsed = _parse(url)
     ip = parsed.ip
@@ -89,6 +95,34 @@ def validate_webhook_url(url: str, allow_private: Sequence[Network]) -> ParsedUr
         if reason is not None:
             raise UnsafeWebhookUrl("ssrf_blocked", f"webhook URLs must not target {reason} hosts")
     if parsed.scheme == "http" and not _plain_http_possible(parsed.ip, allow_private):
+        raise UnsafeWebhookUrl("https_required", "webhook URLs must use https")
+    return parsed
+
+
+async def validate_for_registration(
+    url: str,
+    allow_private: Sequence[Network],
+    *,
+    resolver: Resolver | None = None,
+    timeout: float = REGISTRATION_DNS_TIMEOUT,  # noqa: ASYNC109 - enforced with move_on_after
+) -> ParsedUrl:
+    """:func:`validate_webhook_url`, then resolve a host name and refuse it when ANY
+    answer is forbidden (``ssrf_blocked``), or, for plain ``http``, outside
+    ``allow_private`` (``https_required``).
+
+    A name that does not resolve within ``timeout`` seconds (no such name, no answer) is
+    accepted: it may be created later, and every send resolves and checks it again.
+
+        parsed = await validate_for_registration(url, settings.webhook_private_networks)
+    """
+    parsed = validate_webhook_url(url, allow_private)
+    if parsed.ip is not None or _is_localhost_name(parsed.host):
+        return parsed  # judged above, without DNS
+    addresses: list[IPAddress] = []
+    # OSError: ResolutionFailed, or whatever an injected resolver raises.
+    with anyio.move_on_after(timeout), contextlib.suppress(OSError):
+        addresses = await resolve_safe(parsed.host, parsed.port, allow_private, resolver)
+    if parsed.scheme == "http" and not all(in_allow_private(a, allow_private) for a in addresses):
         raise UnsafeWebhookUrl("https_required", "webhook URLs must use https")
     return parsed
 
@@ -191,6 +225,7 @@ def _authority(scheme: str, host: str, port: int) -> str:
 
 
 __all__ = [
+    "REGISTRATION_DNS_TIMEOUT",
     "ParsedUrl",
     "ResolutionFailed",
     "Resolver",
@@ -199,5 +234,6 @@ __all__ = [
     "in_allow_private",
     "resolve_safe",
     "system_resolver",
+    "validate_for_registration",
     "validate_webhook_url",
 ]

@@ -49,7 +49,7 @@ async def _route(path: str, writer: asyncio.StreamWriter) -> None:
     elif path == "/busy":
         writer.write(_response(429, extra="Retry-After: 120\r\n"))
     elif path == "/redirect":
-        writer.write(_response(302, extra="Location: http://10.0.0.1/steal\r\n"))
+        writer.write(_response(302, b"moved", extra="Location: http://10.0.0.1/steal\r\n"))
     elif path == "/slow":
         await asyncio.sleep(5)
         writer.write(_response(200))

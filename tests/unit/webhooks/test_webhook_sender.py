@@ -75,12 +75,31 @@ async def test_redirect_to_a_private_address_is_not_followed(receiver) -> None:
     assert [r.path for r in receiver.requests] == ["/redirect"]
 
 
-async def test_oversized_response_is_cut_at_the_limit(receiver) -> None:
+async def test_oversized_response_is_cut_at_the_limit_and_says_so(receiver) -> None:
     result = await send_webhook(
         receiver.url("/big"), BODY, {}, allow_private=LOOPBACK, max_response_bytes=4096
     )
-    assert result.success
+    assert result.success  # the status decides; the cut is only reported
+    assert (result.status_code, result.error) == (200, "response_truncated")
     assert result.response_excerpt == "A" * 4096
+
+
+async def test_a_body_of_exactly_the_limit_is_not_truncated(receiver) -> None:
+    result = await send_webhook(
+        receiver.url("/ok"), BODY, {}, allow_private=LOOPBACK, max_response_bytes=len("thanks")
+    )
+    assert (result.success, result.error, result.response_excerpt) == (True, None, "thanks")
+    cut = await send_webhook(
+        receiver.url("/ok"), BODY, {}, allow_private=LOOPBACK, max_response_bytes=5
+    )
+    assert (cut.success, cut.error, cut.response_excerpt) == (True, "response_truncated", "thank")
+
+
+async def test_a_redirect_with_a_long_body_still_reports_the_redirect(receiver) -> None:
+    result = await send_webhook(
+        receiver.url("/redirect"), BODY, {}, allow_private=LOOPBACK, max_response_bytes=1
+    )
+    assert result.error == "redirect_not_followed"
 
 
 async def test_reading_stops_at_the_limit_instead_of_draining_the_body(receiver) -> None:
@@ -88,7 +107,7 @@ async def test_reading_stops_at_the_limit_instead_of_draining_the_body(receiver)
     result = await send_webhook(
         receiver.url("/drip"), BODY, {}, allow_private=LOOPBACK, timeout=3, max_response_bytes=100
     )
-    assert (result.success, result.error) == (True, None)
+    assert (result.success, result.error) == (True, "response_truncated")
     assert result.response_excerpt == "B" * 100
     assert result.latency_ms < 2000
 

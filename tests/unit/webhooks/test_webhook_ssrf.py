@@ -85,6 +85,11 @@ LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
         ("2002:a00:1::", "private"),  # 6to4 of 10.0.0.1
         ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),  # Teredo client 127.0.0.1
         ("2001:0:a00:1:8000:63bf:3fff:fdd2", "private"),  # Teredo server 10.0.0.1
+        # relayed forms carrying 0.0.0.0/8 name their own range, not "unspecified"
+        ("2001::1", "teredo"),
+        ("2002::1", "6to4"),
+        ("64:ff9b::1", "nat64"),
+        ("::ffff:0.0.0.0", "unspecified"),  # mapped: really 0.0.0.0
     ],
 )
 def test_forbidden_address_is_classified(address: str, reason: str) -> None:

@@ -17,12 +17,13 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from keyguard.api import upload_page
+from keyguard.api import problems, upload_page
 from keyguard.api.deps import ProjectKey, RuntimeDep
 from keyguard.api.upload_schemas import PhotoOut, PhotoPage
 from keyguard.clock import utc_from_ts
 from keyguard.doors.scope import facts_from_scope, header_map
 from keyguard.errors import (
+    KeyguardError,
     NotFound,
     SessionExpired,
     UnsupportedMediaType,
@@ -120,6 +121,33 @@ async def upload_page_for(session_id: str, rt: RuntimeDep) -> Response:
     responses={401: {}, 404: {}, 409: {}, 410: {}, 413: {}, 415: {}, 429: {}},
 )
 async def upload_photo(session_id: str, request: Request, rt: RuntimeDep) -> Response:
+    try:
+        return await _upload_photo(session_id, request, rt)
+    except KeyguardError as exc:
+        # The upload page's form posts here: a browser gets a page, an API client the
+        # problem+json (CONTRACT §2) the error handler writes.
+        if not _wants_html(request):
+            raise
+        return _error_page(exc, session_id)
+
+
+def _error_page(error: KeyguardError, session_id: str) -> Response:
+    """``error`` as a small HTML page: same status, same headers (``Retry-After``,
+    ``WWW-Authenticate``) as its problem+json, the text escaped."""
+    if error.status in (404, 410):
+        page = upload_page.unavailable(error.status)
+    else:
+        page = upload_page.refused(
+            session_id, error.title, error.detail or error.title, error.status
+        )
+    problem = problems.problem_response(error)
+    for name, value in problem.headers.items():
+        if name not in ("content-type", "content-length"):
+            page.headers[name] = value
+    return page
+
+
+async def _upload_photo(session_id: str, request: Request, rt: Runtime) -> Response:
     row = await photos.session_for_upload(rt, session_id)
     limiter = rt.state.rate_limiter
     ip = _client_ip(request, rt)

@@ -35,7 +35,7 @@ from keyguard.storage.models import (
     WebhookMessage,
 )
 from keyguard.uploads.links import sign_download_link
-from keyguard.webhooks.attempt import INTERNAL_ERROR, AttemptResult
+from keyguard.webhooks.attempt import INTERNAL_ERROR, RESPONSE_TRUNCATED, AttemptResult
 from keyguard.webhooks.schedule import is_retryable, next_attempt_delay, should_disable_endpoint
 from keyguard.webhooks.signing import signature_headers
 
@@ -451,7 +451,8 @@ async def _record(
 def _error_code(result: AttemptResult) -> str | None:
     if result.success:
         return None
-    if result.error:
+    # A cut body only annotates an answer: the delivery failed because of its status.
+    if result.error and result.error != RESPONSE_TRUNCATED:
         return result.error
     return f"http_{result.status_code}"
 

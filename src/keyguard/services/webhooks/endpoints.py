@@ -31,7 +31,7 @@ from keyguard.storage.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from keyguard.webhooks.ssrf import UnsafeWebhookUrl, validate_webhook_url
+from keyguard.webhooks.ssrf import UnsafeWebhookUrl, validate_for_registration
 
 MAX_ENDPOINTS_PER_PROJECT = 50
 _URL_ERRORS = {
@@ -41,13 +41,17 @@ _URL_ERRORS = {
 }
 
 
-def check_webhook_url(ctx: ServiceContext, url: str) -> str:
-    """The normalized URL, or a 422 with the SSRF guard's code. Not resolved here: a
-    well-formed name that does not resolve yet is accepted and fails at send time."""
+async def check_webhook_url(ctx: ServiceContext, url: str) -> str:
+    """The normalized URL, or a 422 with the SSRF guard's code. A host name is resolved
+    and refused if any of its addresses is forbidden; a name that does not resolve yet
+    (or not within a couple of seconds) is accepted and checked again at every send."""
     try:
-        return validate_webhook_url(url, ctx.settings.webhook_private_networks).url
+        parsed = await validate_for_registration(
+            url, ctx.settings.webhook_private_networks, resolver=ctx.webhook_resolver
+        )
     except UnsafeWebhookUrl as exc:
         raise _URL_ERRORS[exc.code](exc.message) from None
+    return parsed.url
 
 
 def check_events(events: Sequence[str]) -> list[str]:
@@ -68,7 +72,7 @@ async def create_endpoint(
     description: str,
     actor: str,
 ) -> WebhookEndpoint:
-    normalized = check_webhook_url(ctx, url)
+    normalized = await check_webhook_url(ctx, url)
     wanted = check_events(events)
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as session:

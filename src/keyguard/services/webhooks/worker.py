@@ -44,7 +44,7 @@ class DeliveryWorker:
         per_destination: int = 4,
         poll_interval: float = 1.0,
         timeout: float | None = None,  # per attempt, passed to the sender
-        resolver: Resolver | None = None,
+        resolver: Resolver | None = None,  # default: the context's webhook_resolver
         ssl_context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -225,7 +225,7 @@ class DeliveryWorker:
                 allow_private=self.ctx.settings.webhook_private_networks,
                 timeout=self.timeout,
                 max_response_bytes=MAX_RESPONSE_BYTES,
-                resolver=self.resolver,
+                resolver=self.resolver or self.ctx.webhook_resolver,
                 ssl_context=self.ssl_context,
                 pool=self._pool,
                 partition=claim.destination,

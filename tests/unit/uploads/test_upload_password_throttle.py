@@ -1,0 +1,99 @@
+"""Session passwords: only failures (wrong or missing) count, per session and per IP; a
+blocked session or IP is refused before the password is looked at."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import bcrypt
+import pytest
+
+from keyguard.clock import FrozenClock
+from keyguard.errors import RateLimited, SessionPasswordInvalid
+from keyguard.services.photos import IP_ATTEMPTS, SESSION_ATTEMPTS, check_password
+from keyguard.state.memory import MemoryRateLimiter
+from keyguard.state.protocols import RateDecision
+from keyguard.storage.models import UploadSession
+
+PASSWORD = "claim-4521-pin"
+# Cheap rounds: these tests verify hundreds of passwords.
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+IP = "198.51.100.9"
+
+
+def _session(n: int = 0) -> UploadSession:
+    now = datetime.now(UTC)
+    return UploadSession(
+        id=f"sess_{n:016d}", project_id="proj_x", key_id="key_x", delivery_mode="poll",
+        password_hash=HASH, max_photos=20, created_at=now, expires_at=now,
+    )  # fmt: skip
+
+
+class CountingLimiter(MemoryRateLimiter):
+    def __init__(self) -> None:
+        super().__init__(FrozenClock())
+        self.hits: list[str] = []
+
+    async def hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        self.hits.append(bucket)
+        return await super().hit(bucket, limit, period_seconds)
+
+
+@pytest.fixture
+def limiter() -> CountingLimiter:
+    return CountingLimiter()
+
+
+async def test_many_right_passwords_from_one_ip_are_never_throttled(
+    limiter: CountingLimiter,
+) -> None:
+    # A school behind one NAT'd address: far more uploads than the IP's failure budget.
+    ip_limit, _ = IP_ATTEMPTS
+    for n in range(3 * ip_limit):
+        await check_password(_session(n % 10), PASSWORD, limiter=limiter, client_ip=IP)
+    assert limiter.hits == []
+
+
+async def test_wrong_and_missing_passwords_count_per_session(limiter: CountingLimiter) -> None:
+    row = _session()
+    limit, _ = SESSION_ATTEMPTS
+    for n in range(limit):
+        with pytest.raises(SessionPasswordInvalid):
+            await check_password(row, None if n % 2 else "guess", limiter=limiter, client_ip=IP)
+    # Blocked: refused before checking, so even the right password learns nothing.
+    with pytest.raises(RateLimited) as throttled:
+        await check_password(row, PASSWORD, limiter=limiter, client_ip=IP)
+    assert int(throttled.value.headers["Retry-After"]) >= 1
+    # Another session, same IP: still under the IP's budget.
+    await check_password(_session(1), PASSWORD, limiter=limiter, client_ip=IP)
+
+
+async def test_wrong_passwords_count_per_ip_across_sessions(limiter: CountingLimiter) -> None:
+    ip_limit, _ = IP_ATTEMPTS
+    per_session, _ = SESSION_ATTEMPTS
+    for n in range(ip_limit):
+        with pytest.raises(SessionPasswordInvalid):
+            await check_password(
+                _session(n // (per_session - 1)), "guess", limiter=limiter, client_ip=IP
+            )
+    fresh = _session(999)
+    with pytest.raises(RateLimited):
+        await check_password(fresh, PASSWORD, limiter=limiter, client_ip=IP)
+    await check_password(fresh, PASSWORD, limiter=limiter, client_ip="203.0.113.50")
+
+
+async def test_a_right_password_clears_the_session_failures(limiter: CountingLimiter) -> None:
+    row = _session()
+    limit, _ = SESSION_ATTEMPTS
+    for _ in range(3):
+        for _ in range(limit - 1):
+            with pytest.raises(SessionPasswordInvalid):
+                await check_password(row, "guess", limiter=limiter, client_ip=IP)
+        await check_password(row, PASSWORD, limiter=limiter, client_ip=IP)
+
+
+async def test_a_session_without_password_counts_nothing(limiter: CountingLimiter) -> None:
+    row = _session()
+    row.password_hash = None
+    await check_password(row, None, limiter=limiter, client_ip=IP)
+    assert limiter.hits == []
