@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import anyio
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keyguard.clock import Clock, SystemClock
@@ -73,7 +75,7 @@ class Runtime:
         if settings.master_key is not None:
             master = decode_master_key(settings.master_key.get_secret_value())
         elif url.startswith("sqlite"):
-            master = load_or_create_master_key(settings.data_dir)
+            master = load_or_create_master_key(settings.data_dir, database=_sqlite_file(url))
         else:
             raise ValueError(
                 "KEYGUARD_MASTER_KEY must be set when several instances share a database"
@@ -169,3 +171,8 @@ class Runtime:
             await asyncio.gather(*self._publishing, return_exceptions=True)
         await self.state.close()
         await self.db.dispose()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    database = make_url(url).database
+    return None if not database or database == ":memory:" else Path(database)

@@ -209,3 +209,18 @@ def test_a_configuration_error_is_one_line_and_exit_2(
     assert "not base64!" not in r.stderr
     if command != "audit verify":
         assert not data.exists(), "nothing was created"
+
+
+@pytest.mark.parametrize("command", [("audit", "verify"), ("serve", "--port", "0")])
+def test_a_lost_master_key_is_never_silently_replaced(initialised, tmp_path, command):
+    """A new master key next to an existing database would make every key unverifiable."""
+    import shutil
+
+    data = tmp_path / "copy"
+    shutil.copytree(initialised[0], data)
+    (data / "master.key").unlink()
+    r = run(*command, data=data)
+    assert r.returncode == 2, r.stderr
+    assert "master.key is missing" in r.stderr
+    assert "restore" in r.stderr
+    assert not (data / "master.key").exists()

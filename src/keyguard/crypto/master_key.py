@@ -18,11 +18,22 @@ def decode_master_key(text: str) -> bytes:
     return raw
 
 
-def load_or_create_master_key(data_dir: Path) -> bytes:
-    """Embedded mode: generate once into the data dir (mode 0600) and reuse."""
+def load_or_create_master_key(data_dir: Path, *, database: Path | None = None) -> bytes:
+    """Embedded mode: generate once into the data dir (mode 0600) and reuse.
+
+    Never generated next to an existing ``database``: its key hashes, sealed secrets and
+    audit chain all depend on the lost key, and a new one would make them unreadable
+    (``ValueError``, to be restored from a backup instead).
+    """
     path = data_dir / "master.key"
     if path.exists():
         return decode_master_key(path.read_text())
+    if database is not None and database.exists() and database.stat().st_size > 0:
+        raise ValueError(
+            f"{path} is missing but the database {database} exists: restore the master key "
+            "from your backup (or set KEYGUARD_MASTER_KEY); a new key would leave every "
+            "API key, secret and audit entry unverifiable"
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     encoded = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     # O_EXCL: two processes starting together must not write two different keys.
