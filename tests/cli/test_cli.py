@@ -186,6 +186,14 @@ COMMANDS = {
             id="unusable-database-url",
         ),
         pytest.param(
+            {
+                "KEYGUARD_DATABASE_URL": "postgresql+asyncpg://keyguard:db-password@db:notaport/kg",
+                "KEYGUARD_MASTER_KEY": "B" * 43 + "=",
+            },
+            "KEYGUARD_DATABASE_URL is not a database URL Keyguard can use",
+            id="database-url-with-a-bad-port",
+        ),
+        pytest.param(
             {"KEYGUARD_HEADER_PREFIX": "X Bad"},
             "KEYGUARD_HEADER_PREFIX: header prefix must be",
             id="invalid-setting",

@@ -245,6 +245,16 @@ async def test_a_refusal_by_another_check_still_reports_the_rate_limit(kit: Kit,
         assert int(out.headers["ratelimit-reset"]) >= 1
 
 
+async def test_a_bare_key_id_learns_nothing_about_the_rate_limit(kit: Kit, door: str) -> None:
+    """The public id alone (a signed request) proves nothing until its signature checks."""
+    k = await kit.key(rate_limit=(3, 60))
+    await kit.signing_secret(k.id)
+    forged = kit.signed(k.id, "not-the-signing-secret")
+    out = await expect(kit, door, Req(forged), "signature_invalid")
+    if out is not None:
+        assert "ratelimit-limit" not in out.headers
+
+
 # ---- HTTPS only -------------------------------------------------------------------------
 
 

@@ -56,7 +56,7 @@ def sqlite_database_path(settings: Settings) -> Path | None:
 
     try:
         url = make_url(settings.effective_database_url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise ConfigurationError(BAD_DATABASE_URL) from None
     if url.get_backend_name() != "sqlite":
         return None
@@ -71,6 +71,7 @@ async def start_runtime(settings: Settings) -> Runtime:
 
     from keyguard.runtime import Runtime
 
+    sqlite_database_path(settings)  # a URL that does not parse: said plainly, first
     try:
         return await Runtime.start(settings)
     except ArgumentError:

@@ -16,6 +16,7 @@ passed; a key without a given restriction skips its check entirely:
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable
 
 from keyguard.clock import Clock
@@ -48,6 +49,8 @@ from keyguard.state.protocols import StateStores
 # A signature is remembered for longer than any timestamp it could carry stays acceptable
 # (±300 s around now), so a replay is refused for the whole window on both sides.
 SIGNATURE_TTL = 2 * TIMESTAMP_WINDOW
+
+log = logging.getLogger("keyguard.engine")
 
 
 class PolicyEngine:
@@ -83,21 +86,32 @@ class PolicyEngine:
         try:
             return await self._check_request(record, credentials, facts, required_scopes, root)
         except KeyguardError as refusal:
-            rule = record.rate_limit
-            if rule is not None and "RateLimit-Limit" not in refusal.headers:
-                # Every response to a rate-limited key says where its limit stands, a
-                # refusal too (which counted nothing).
-                now = await self._limiter.peek(f"rl:{record.id}", rule.limit, rule.period_seconds)
-                status = RateLimitStatus(now.limit, now.remaining, now.reset_seconds)
-                refusal.headers.update(
-                    (name.decode(), value.decode()) for name, value in status.header_items()
-                )
+            # Every response to a rate-limited key says where its limit stands, a refusal
+            # too (which counted nothing); but only to a caller who proved the key's
+            # secret: a bare public id (a signed request) proves nothing before its
+            # signature is checked.
+            if credentials.secret is not None:
+                await self._report_rate_limit(record, refusal)
             # Only refusals of an identified key are reported: unknown ids and wrong
             # secrets would let anyone turn junk requests into audit writes.
             if self.on_refusal is not None:
                 ip = None if facts.client_ip is None else str(facts.client_ip)
                 self.on_refusal(record.id, record.project_id, refusal.code, ip)
             raise
+
+    async def _report_rate_limit(self, record: KeyRecord, refusal: KeyguardError) -> None:
+        rule = record.rate_limit
+        if rule is None or "RateLimit-Limit" in refusal.headers:
+            return
+        try:
+            now = await self._limiter.peek(f"rl:{record.id}", rule.limit, rule.period_seconds)
+        except Exception:  # the limiter's store is down: the refusal stands without them
+            log.warning("rate limit state unavailable for RateLimit headers", exc_info=True)
+            return
+        status = RateLimitStatus(now.limit, now.remaining, now.reset_seconds)
+        refusal.headers.update(
+            (name.decode(), value.decode()) for name, value in status.header_items()
+        )
 
     async def _check_request(
         self,

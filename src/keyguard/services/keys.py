@@ -174,16 +174,21 @@ async def list_keys(
     return rows, (_encode_cursor(rows[-1]) if more and rows else None)
 
 
-async def _project_key(session: AsyncSession, key_id: str) -> ApiKey:
-    row = await session.get(ApiKey, key_id)
+async def _project_key(session: AsyncSession, key_id: str, *, lock: bool = False) -> ApiKey:
+    row = await session.get(ApiKey, key_id, with_for_update=lock)
     if row is None or row.is_root:  # root keys are not managed through project routes
         raise NotFound()
     return row
 
 
 async def live_project_key(session: AsyncSession, key_id: str) -> ApiKey:
-    """A project key that can still change: ``NotFound``, or ``KeyAlreadyRevoked`` (409)."""
-    row = await _project_key(session, key_id)
+    """A project key that can still change: ``NotFound``, or ``KeyAlreadyRevoked`` (409).
+
+    Locked for the caller's transaction (PostgreSQL; SQLite serialises every write): a
+    PATCH of ``expires_at`` and a rotation of the same key must not both read it as it
+    was, or the PATCH could revive the key the rotation just retired.
+    """
+    row = await _project_key(session, key_id, lock=True)
     if row.revoked_at is not None:
         raise KeyAlreadyRevoked()
     return row

@@ -70,30 +70,33 @@ async def session_for_upload(ctx: ServiceContext, session_id: str) -> UploadSess
 async def check_password(
     row: UploadSession, password: str | None, *, limiter: RateLimiter, client_ip: str
 ) -> None:
-    """Verify (bcrypt, off the event loop), counting failures. Sessions without a
-    password accept anyone holding the link.
+    """Verify (bcrypt, off the event loop), throttled. Sessions without a password
+    accept anyone holding the link.
 
-    A session or IP with too many recent failures is refused (429) before the password
-    is even looked at, so a throttled guess learns nothing, right or wrong.
+    - Per session, every attempt is counted *before* bcrypt runs, and a right password
+      clears the count: parallel guesses cannot all slip in before the first failure is
+      counted, and an uploader who knows the password is never slowed down.
+    - Per client IP, only failures are counted (one office behind a NAT uploading many
+      photos with the right password is never locked out), and a blocked IP is refused
+      before the password is looked at, so a throttled guess learns nothing.
     """
     if row.password_hash is None:
         return
-    buckets = (
-        (f"upload-pw:session:{row.id}", *SESSION_ATTEMPTS),
-        (f"upload-pw:ip:{client_ip}", *IP_ATTEMPTS),
-    )
-    for bucket, limit, period in buckets:
-        wait = await limiter.blocked(bucket, limit, period)
-        if wait:
-            raise RateLimited("Too many password attempts; try again later", retry_after=wait)
-    stored = row.password_hash
+    ip_bucket, ip_limit, ip_period = f"upload-pw:ip:{client_ip}", *IP_ATTEMPTS
+    wait = await limiter.blocked(ip_bucket, ip_limit, ip_period)
+    if wait:
+        raise RateLimited("Too many password attempts; try again later", retry_after=wait)
+    session_bucket, limit, period = f"upload-pw:session:{row.id}", *SESSION_ATTEMPTS
+    attempt = await limiter.hit(session_bucket, limit, period)
+    if not attempt.allowed:
+        raise RateLimited(
+            "Too many password attempts; try again later", retry_after=attempt.reset_seconds
+        )
     if not password or not await anyio.to_thread.run_sync(
-        verify_session_password, stored, password
+        verify_session_password, row.password_hash, password
     ):
-        for bucket, limit, period in buckets:
-            await limiter.hit(bucket, limit, period)
+        await limiter.hit(ip_bucket, ip_limit, ip_period)
         raise SessionPasswordInvalid()
-    session_bucket, limit, period = buckets[0]
     await limiter.reset(session_bucket, limit, period)
 
 

@@ -13,14 +13,12 @@ the sender dials exactly the checked address so a second DNS answer cannot rebin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 
 from keyguard.webhooks._host import HostError, IPAddress, parse_host
@@ -118,13 +116,43 @@ async def validate_for_registration(
     parsed = validate_webhook_url(url, allow_private)
     if parsed.ip is not None or _is_localhost_name(parsed.host):
         return parsed  # judged above, without DNS
-    addresses: list[IPAddress] = []
-    # OSError: ResolutionFailed, or whatever an injected resolver raises.
-    with anyio.move_on_after(timeout), contextlib.suppress(OSError):
-        addresses = await resolve_safe(parsed.host, parsed.port, allow_private, resolver)
+    addresses = await _registration_lookup(parsed, allow_private, resolver, timeout)
     if parsed.scheme == "http" and not all(in_allow_private(a, allow_private) for a in addresses):
         raise UnsafeWebhookUrl("https_required", "webhook URLs must use https")
     return parsed
+
+
+# A lookup that outlives its timeout keeps a resolver thread busy (getaddrinfo cannot be
+# cancelled), and the process shares a few of those with delivery and database
+# connections. So registration holds at most this many lookups at once, each until it
+# really ends; past that, a URL is accepted unchecked (every send checks it anyway).
+MAX_REGISTRATION_LOOKUPS = 2
+_lookups: set[asyncio.Task[list[IPAddress]]] = set()
+
+
+async def _registration_lookup(
+    parsed: ParsedUrl,
+    allow_private: Sequence[Network],
+    resolver: Resolver | None,
+    timeout: float,  # noqa: ASYNC109 - the lookup itself must outlive it (see above)
+) -> list[IPAddress]:
+    """The host's addresses (``UnsafeWebhookUrl`` if any is forbidden); ``[]`` when the
+    name does not resolve in time or no lookup slot is free."""
+    if len(_lookups) >= MAX_REGISTRATION_LOOKUPS:
+        return []
+    task = asyncio.ensure_future(resolve_safe(parsed.host, parsed.port, allow_private, resolver))
+    _lookups.add(task)
+    task.add_done_callback(_lookup_done)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
+    except (TimeoutError, OSError):  # OSError: ResolutionFailed, or an injected resolver's
+        return []
+
+
+def _lookup_done(task: asyncio.Task[list[IPAddress]]) -> None:
+    _lookups.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure is expected, not worth a log line
 
 
 def _is_localhost_name(host: str) -> bool:

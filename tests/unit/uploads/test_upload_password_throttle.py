@@ -1,8 +1,10 @@
-"""Session passwords: only failures (wrong or missing) count, per session and per IP; a
-blocked session or IP is refused before the password is looked at."""
+"""Session passwords: every attempt counts per session (a right one clears it), only
+failures count per IP; a blocked session or IP is refused before the password is looked
+at, and parallel guesses cannot slip past the count."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import bcrypt
@@ -51,7 +53,27 @@ async def test_many_right_passwords_from_one_ip_are_never_throttled(
     ip_limit, _ = IP_ATTEMPTS
     for n in range(3 * ip_limit):
         await check_password(_session(n % 10), PASSWORD, limiter=limiter, client_ip=IP)
-    assert limiter.hits == []
+    assert not [bucket for bucket in limiter.hits if bucket.startswith("upload-pw:ip:")]
+
+
+async def test_parallel_guesses_cannot_outrun_the_session_count(
+    limiter: CountingLimiter,
+) -> None:
+    row = _session()
+    limit, _ = SESSION_ATTEMPTS
+
+    async def guess() -> str:
+        try:
+            await check_password(row, "guess", limiter=limiter, client_ip=IP)
+        except SessionPasswordInvalid:
+            return "wrong"
+        except RateLimited:
+            return "throttled"
+        return "accepted"
+
+    outcomes = await asyncio.gather(*(guess() for _ in range(100)))
+    assert outcomes.count("wrong") == limit  # bcrypt ran for these only
+    assert outcomes.count("throttled") == 100 - limit
 
 
 async def test_wrong_and_missing_passwords_count_per_session(limiter: CountingLimiter) -> None:

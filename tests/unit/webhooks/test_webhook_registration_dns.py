@@ -8,6 +8,7 @@ import ipaddress
 import anyio
 import pytest
 
+from keyguard.webhooks import ssrf
 from keyguard.webhooks.ssrf import (
     ResolutionFailed,
     UnsafeWebhookUrl,
@@ -30,9 +31,18 @@ async def nxdomain(host: str, port: int) -> list[str]:
     raise ResolutionFailed(f"{host} did not resolve")
 
 
-async def never_answers(host: str, port: int) -> list[str]:
-    await anyio.sleep(30)
-    return ["8.8.8.8"]
+class Stuck:
+    """A resolver that answers only when released (as a hung getaddrinfo would, late)."""
+
+    def __init__(self, answer: str = "8.8.8.8") -> None:
+        self.answer = answer
+        self.release = anyio.Event()
+        self.started = 0
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.started += 1
+        await self.release.wait()
+        return [self.answer]
 
 
 async def _refusal(url: str, resolver, allow_private=()) -> UnsafeWebhookUrl:
@@ -80,11 +90,40 @@ async def test_an_empty_answer_is_accepted_like_no_answer() -> None:
 
 
 async def test_a_resolver_that_does_not_answer_in_time_is_accepted() -> None:
+    stuck = Stuck()
     with anyio.fail_after(5):
         parsed = await validate_for_registration(
-            "https://slow.example/x", [], resolver=never_answers, timeout=0.05
+            "https://slow.example/x", [], resolver=stuck, timeout=0.05
         )
     assert parsed.host == "slow.example"
+    stuck.release.set()
+    await _settle()
+
+
+async def _settle() -> None:
+    for _ in range(100):
+        if not ssrf._lookups:
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError("registration lookups still running")
+
+
+async def test_hung_lookups_hold_their_slots_and_later_urls_go_unchecked() -> None:
+    """getaddrinfo cannot be cancelled: a hung lookup keeps its thread (and its slot) past
+    the timeout, so registration never piles more of them onto the resolver threads."""
+    stuck = Stuck(answer="127.0.0.1")
+    for n in range(ssrf.MAX_REGISTRATION_LOOKUPS):
+        await validate_for_registration(
+            f"https://hung{n}.example/x", [], resolver=stuck, timeout=0.01
+        )
+    assert stuck.started == ssrf.MAX_REGISTRATION_LOOKUPS
+    # Slots full: accepted without a lookup (the send-time check still guards delivery).
+    blocked_if_asked = answering("127.0.0.1")
+    await validate_for_registration("https://next.example/x", [], resolver=blocked_if_asked)
+    stuck.release.set()
+    await _settle()
+    # Slots free again: the same URL is resolved and refused.
+    await _refusal("https://next.example/x", blocked_if_asked)
 
 
 async def test_allow_private_lets_a_name_resolving_into_it_through() -> None:
