@@ -47,7 +47,8 @@ class _Upstream(BaseHTTPRequestHandler):
 def upstream() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    # Userinfo in the upstream URL stands for a credential: it must never reach the log.
+    yield f"http://ops:upstream-password@127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
 
@@ -106,3 +107,4 @@ def test_one_process_serves_both_doors_and_they_share_the_replay_cache(
 
         api.process.send_signal(signal.SIGTERM)
         assert api.process.wait(timeout=20) == 0, api.log.read_text()
+        assert "upstream-password" not in api.log.read_text()

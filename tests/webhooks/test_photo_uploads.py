@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 from standardwebhooks import Webhook
-from webhook_helpers import Receiver
+from webhook_helpers import PNG, Receiver, project_key
 
 from keyguard.api.routes import uploads as upload_routes
 from keyguard.clock import FrozenClock
@@ -22,7 +22,6 @@ from keyguard.services.accounts import InitResult
 from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.storage.models import UploadSession
 
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 PASSWORD = "claim-4521-pin"
 
@@ -34,13 +33,6 @@ PASSWORD = "claim-4521-pin"
 def verify_webhook(body: bytes, signature: str, secret: str) -> bool:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature)
-
-
-async def _project_key(client: httpx.AsyncClient, root: dict[str, str], project_id: str) -> str:
-    r = await client.post(
-        f"/v1/projects/{project_id}/keys", json={"name": "app", "environment": "live"}, headers=root
-    )
-    return str(r.json()["key"])
 
 
 async def _session(client: httpx.AsyncClient, key: str, **body: Any) -> dict[str, Any]:
@@ -72,7 +64,7 @@ async def test_the_seed_flow_uploads_and_delivers_a_signed_photo_webhook(
     receiver: Receiver,
     worker: DeliveryWorker,
 ) -> None:
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session = await _session(
         client, key, delivery_mode="webhook", webhook_url=receiver.url("/webhook"),
         password=PASSWORD,
@@ -112,7 +104,7 @@ async def test_the_seed_flow_uploads_and_delivers_a_signed_photo_webhook(
 async def test_the_password_may_come_in_the_header(
     client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str
 ) -> None:
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session = await _session(client, key, delivery_mode="poll", password=PASSWORD)
     r = await _upload(client, session["id"], headers={"X-APTR-Session-Password": PASSWORD})
     assert r.status_code == 201
@@ -121,7 +113,7 @@ async def test_the_password_may_come_in_the_header(
 async def test_wrong_or_missing_passwords_are_refused_then_throttled(
     client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str
 ) -> None:
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session = await _session(client, key, delivery_mode="poll", password=PASSWORD)
     missing = await _upload(client, session["id"])
     assert (missing.status_code, missing.json()["code"]) == (401, "session_password_invalid")
@@ -149,7 +141,7 @@ async def test_right_passwords_never_run_into_the_throttle(
     # Tiny budgets stand in for the real ones (bcrypt makes each check slow on purpose).
     monkeypatch.setattr(photos, "IP_ATTEMPTS", (2, 600))
     monkeypatch.setattr(photos, "SESSION_ATTEMPTS", (2, 300))
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session = await _session(client, key, delivery_mode="poll", password=PASSWORD)
     right = {"X-APTR-Session-Password": PASSWORD}
     for _ in range(4):  # twice the budget, all from the one test client address
@@ -181,7 +173,7 @@ async def test_a_browser_gets_refusals_as_pages_with_the_same_status_and_headers
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(photos, "SESSION_ATTEMPTS", (1, 300))
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     locked = (await _session(client, key, delivery_mode="poll", password=PASSWORD))["id"]
     wrong = await _upload(client, locked, data={"password": "guess"}, headers=HTML)
     assert _is_page(wrong, 401, "The session password is missing or wrong"), wrong.text
@@ -227,7 +219,7 @@ async def test_upload_bad_inputs_are_refused_with_their_codes(
     project_id: str,
     clock: FrozenClock,
 ) -> None:
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session = await _session(client, key, delivery_mode="poll")
     sid = session["id"]
 
@@ -267,7 +259,7 @@ async def test_upload_bad_inputs_are_refused_with_their_codes(
 async def test_a_session_accepts_at_most_max_photos(
     client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str
 ) -> None:
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session = await _session(client, key, delivery_mode="poll")
     for _ in range(20):
         assert (await _upload(client, session["id"])).status_code == 201
@@ -281,7 +273,7 @@ async def test_poll_mode_lists_photos_with_working_download_links(
     project_id: str,
     clock: FrozenClock,
 ) -> None:
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session = await _session(client, key, delivery_mode="poll")
     await _upload(client, session["id"], PNG, "one.png")
     listed = await client.get(
@@ -308,7 +300,7 @@ async def test_poll_mode_lists_photos_with_working_download_links(
 async def test_a_browser_posting_the_form_gets_a_page_back(
     client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str, accept: str
 ) -> None:
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session = await _session(client, key, delivery_mode="poll")
     r = await _upload(client, session["id"], headers={"Accept": accept})
     assert r.status_code == 201
@@ -325,7 +317,7 @@ async def test_a_hostile_host_header_never_reaches_handed_out_urls(
     """An anonymous uploader controls Host; signed webhooks must not carry it."""
     from webhook_helpers import messages
 
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     hostile = {"Host": "attacker.example"}
     created = await client.post(
         "/v1/sessions",

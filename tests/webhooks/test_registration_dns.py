@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from webhook_helpers import FakeDns, Receiver, attempts, deliveries
+from webhook_helpers import FakeDns, Receiver, attempts, deliveries, project_key
 
 from keyguard.runtime import Runtime
 from keyguard.services.webhooks.worker import DeliveryWorker
@@ -23,13 +23,6 @@ async def _register(
 ) -> httpx.Response:
     body = {"url": url, "events": ["*"]}
     return await client.post(f"/v1/projects/{project_id}/webhooks", json=body, headers=root)
-
-
-async def _project_key(client: httpx.AsyncClient, root: dict[str, str], project_id: str) -> str:
-    body = {"name": "app", "environment": "live"}
-    r = await client.post(f"/v1/projects/{project_id}/keys", json=body, headers=root)
-    assert r.status_code == 201, r.text
-    return str(r.json()["key"])
 
 
 async def _new_session(client: httpx.AsyncClient, key: str, url: str) -> httpx.Response:
@@ -91,7 +84,7 @@ async def test_a_session_webhook_url_resolving_to_a_private_address_is_refused(
     dns: FakeDns,
 ) -> None:
     _no_private(runtime)
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     dns.answers |= {"vm": ["127.0.0.1"], "meta.example.com": ["169.254.169.254"]}
     for url in ("https://vm/hook", "https://meta.example.com/hook"):
         r = await _new_session(client, key, url)
@@ -112,13 +105,13 @@ async def test_the_worker_resolves_through_the_same_seam(
     dns.answers["hooks.dev.test"] = ["127.0.0.1"]
     url = f"http://hooks.dev.test:{receiver.port}/in"
     assert (await _register(client, root_headers, project_id, url)).status_code == 201
-    await _project_key(client, root_headers, project_id)  # key.created
+    await project_key(client, root_headers, project_id)  # key.created
     await DeliveryWorker(runtime).run_once()
     [seen] = receiver.seen("/in")
     assert seen.headers["host"] == f"hooks.dev.test:{receiver.port}"
     # The name moved into a forbidden range after registration: the send refuses it.
     dns.answers["hooks.dev.test"] = ["10.0.0.5"]
-    await _project_key(client, root_headers, project_id)
+    await project_key(client, root_headers, project_id)
     await DeliveryWorker(runtime).run_once()
     errors = [a.error for d in await deliveries(runtime) for a in await attempts(runtime, d.id)]
     assert sorted(errors, key=str) == [None, "ssrf_blocked"]  # in either order

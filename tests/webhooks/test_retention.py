@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 from sqlalchemy import delete, select, update
-from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries, messages
+from webhook_helpers import (
+    PNG,
+    Receiver,
+    Reply,
+    add_endpoint,
+    attempts,
+    deliveries,
+    messages,
+    project_key,
+)
 
 from keyguard.clock import FrozenClock
 from keyguard.errors import NotFound
@@ -34,7 +44,6 @@ from keyguard.storage.models import (
 from keyguard.uploads.store import LocalFileStore
 
 DAY = 86_400
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64
 
 
 def _store(runtime: Runtime) -> LocalFileStore:
@@ -49,6 +58,17 @@ async def _key_event(runtime: Runtime, project_id: str) -> None:
     await keys.create_key(runtime, project_id, keys.KeySpec(name="k"), actor="test")
 
 
+async def _delivered(
+    runtime: Runtime, project_id: str, receiver: Receiver, worker: DeliveryWorker, events: int = 1
+) -> str:
+    """An endpoint that has received ``events`` key events; its id."""
+    endpoint = await add_endpoint(runtime, project_id, receiver.url("/ok"))
+    for _ in range(events):
+        await _key_event(runtime, project_id)
+    await worker.drain()
+    return endpoint
+
+
 async def test_finished_history_past_retention_goes_and_pending_events_stay(
     runtime: Runtime,
     admin: InitResult,
@@ -57,9 +77,7 @@ async def test_finished_history_past_retention_goes_and_pending_events_stay(
     worker: DeliveryWorker,
     clock: FrozenClock,
 ) -> None:
-    ok = await add_endpoint(runtime, project_id, receiver.url("/ok"))
-    await _key_event(runtime, project_id)
-    await worker.drain()
+    ok = await _delivered(runtime, project_id, receiver, worker)
     [delivered] = await deliveries(runtime)
     assert delivered.status == "succeeded"
     assert await attempts(runtime, delivered.id)
@@ -98,10 +116,7 @@ async def test_a_large_backlog_goes_in_batches(
     worker: DeliveryWorker,
     clock: FrozenClock,
 ) -> None:
-    await add_endpoint(runtime, project_id, receiver.url("/ok"))
-    for _ in range(5):
-        await _key_event(runtime, project_id)
-    await worker.drain()
+    await _delivered(runtime, project_id, receiver, worker, events=5)
     _retain(runtime, webhook_retention_days=1)
     clock.advance(2 * DAY)
     report = await prune(runtime, _store(runtime), batch=2)
@@ -118,9 +133,7 @@ async def test_zero_days_keeps_webhook_history_for_ever(
     worker: DeliveryWorker,
     clock: FrozenClock,
 ) -> None:
-    await add_endpoint(runtime, project_id, receiver.url("/ok"))
-    await _key_event(runtime, project_id)
-    await worker.drain()
+    await _delivered(runtime, project_id, receiver, worker)
     _retain(runtime, webhook_retention_days=0)
     clock.advance(3650 * DAY)
     assert (await prune(runtime, _store(runtime))).webhook_messages == 0
@@ -128,17 +141,13 @@ async def test_zero_days_keeps_webhook_history_for_ever(
 
 
 async def _session_with_photo(
-    client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str, expires_in: int
+    client: httpx.AsyncClient, root_headers: dict[str, str], project_id: str, **session: Any
 ) -> tuple[str, str]:
-    r = await client.post(
-        f"/v1/projects/{project_id}/keys",
-        json={"name": "app", "environment": "live"},
-        headers=root_headers,
-    )
-    key = r.json()["key"]
+    """A new session (poll mode unless ``session`` says otherwise) holding one photo."""
+    key = await project_key(client, root_headers, project_id)
     r = await client.post(
         "/v1/sessions",
-        json={"delivery_mode": "poll", "expires_in": expires_in},
+        json={"delivery_mode": "poll", **session},
         headers={"Authorization": f"Bearer {key}"},
     )
     assert r.status_code == 201, r.text
@@ -158,12 +167,18 @@ async def test_photos_of_long_expired_sessions_go_rows_files_and_all(
     project_id: str,
     clock: FrozenClock,
 ) -> None:
-    old_session, old_photo = await _session_with_photo(client, root_headers, project_id, 3600)
+    old_session, old_photo = await _session_with_photo(
+        client, root_headers, project_id, expires_in=3600
+    )
     clock.advance(4 * DAY)
     # Expired a day ago: within the three days of retention below.
-    recent_session, recent_photo = await _session_with_photo(client, root_headers, project_id, 3600)
+    recent_session, recent_photo = await _session_with_photo(
+        client, root_headers, project_id, expires_in=3600
+    )
     clock.advance(DAY)
-    new_session, new_photo = await _session_with_photo(client, root_headers, project_id, 3600)
+    new_session, new_photo = await _session_with_photo(
+        client, root_headers, project_id, expires_in=3600
+    )
     store = _store(runtime)
     assert await store.get(f"{old_session}/{old_photo}") == PNG
 
@@ -197,9 +212,7 @@ async def test_the_sweeper_sweeps_at_start_and_stops_cleanly(
     worker: DeliveryWorker,
     clock: FrozenClock,
 ) -> None:
-    await add_endpoint(runtime, project_id, receiver.url("/ok"))
-    await _key_event(runtime, project_id)
-    await worker.drain()
+    await _delivered(runtime, project_id, receiver, worker)
     _retain(runtime, webhook_retention_days=1)
     clock.advance(2 * DAY)
     async with RetentionSweeper(runtime, _store(runtime)).running():
@@ -219,9 +232,7 @@ async def test_a_redelivered_old_message_keeps_its_history_for_the_full_period(
     worker: DeliveryWorker,
     clock: FrozenClock,
 ) -> None:
-    endpoint = await add_endpoint(runtime, project_id, receiver.url("/ok"))
-    await _key_event(runtime, project_id)
-    await worker.drain()
+    endpoint = await _delivered(runtime, project_id, receiver, worker)
     [first] = await deliveries(runtime)
     _retain(runtime, webhook_retention_days=90)
     clock.advance(89 * DAY)
@@ -247,9 +258,7 @@ async def test_a_redelivery_racing_the_sweep_gets_404_not_a_foreign_key_error(
 ) -> None:
     if runtime.db.dialect.name != "postgresql":
         pytest.skip("row locks: PostgreSQL only (SQLite serialises every write)")
-    endpoint = await add_endpoint(runtime, project_id, receiver.url("/ok"))
-    await _key_event(runtime, project_id)
-    await worker.drain()
+    endpoint = await _delivered(runtime, project_id, receiver, worker)
     [delivery] = await deliveries(runtime)
     # The sweep's transaction, held open: the message locked, its rows being deleted.
     async with runtime.sessions.begin() as sweep:
@@ -276,27 +285,14 @@ async def test_photos_stay_while_their_webhooks_are_being_retried(
     receiver: Receiver,
     clock: FrozenClock,
 ) -> None:
-    r = await client.post(
-        f"/v1/projects/{project_id}/keys",
-        json={"name": "app", "environment": "live"},
-        headers=root_headers,
+    await _session_with_photo(
+        client,
+        root_headers,
+        project_id,
+        delivery_mode="webhook",
+        webhook_url=receiver.url("/hook"),
+        expires_in=3600,
     )
-    key = r.json()["key"]
-    r = await client.post(
-        "/v1/sessions",
-        json={
-            "delivery_mode": "webhook",
-            "webhook_url": receiver.url("/hook"),
-            "expires_in": 3600,
-        },
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    session_id = r.json()["id"]
-    uploaded = await client.post(
-        f"/v1/sessions/{session_id}/photos",
-        files={"file": ("a.png", io.BytesIO(PNG), "image/png")},
-    )
-    assert uploaded.status_code == 201
     _retain(runtime, photo_retention_days=1)
     clock.advance(3 * DAY)  # the photo.uploaded delivery has not been sent: still pending
     assert (await prune(runtime, _store(runtime))).photos == 0

@@ -7,20 +7,10 @@ import io
 from typing import Any
 
 import httpx
-from webhook_helpers import Receiver, Reply
+from webhook_helpers import PNG, Receiver, Reply, project_key
 
 from keyguard.clock import FrozenClock
 from keyguard.services.webhooks.worker import DeliveryWorker
-
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64
-
-
-async def _project_key(client: httpx.AsyncClient, root: dict[str, str], project_id: str) -> str:
-    r = await client.post(
-        f"/v1/projects/{project_id}/keys", json={"name": "app", "environment": "live"}, headers=root
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["key"])
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -60,7 +50,7 @@ async def test_a_sessions_own_deliveries_are_listed_with_attempts_and_redelivere
         headers=root_headers,
     )
     assert r.status_code == 201, r.text
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session_id = await _webhook_session(client, key, url)
     photo = await _upload(client, session_id)
     await worker.run_once()
@@ -113,7 +103,7 @@ async def test_session_deliveries_of_another_project_or_destination_are_not_foun
         headers=root_headers,
     )
     endpoint_id = r.json()["id"]
-    key = await _project_key(client, root_headers, project_id)
+    key = await project_key(client, root_headers, project_id)
     session_id = await _webhook_session(client, key, receiver.url("/hook"))
     await _upload(client, session_id)
     await worker.run_once()
@@ -122,7 +112,7 @@ async def test_session_deliveries_of_another_project_or_destination_are_not_foun
 
     other = await client.post("/v1/projects", json={"name": "other"}, headers=root_headers)
     assert other.status_code == 201, other.text
-    other_key = await _project_key(client, root_headers, other.json()["id"])
+    other_key = await project_key(client, root_headers, other.json()["id"])
     for response in (
         await client.get(base, headers=_bearer(other_key)),
         await client.post(f"{base}/{delivery['id']}/redeliver", headers=_bearer(other_key)),

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
-from webhook_helpers import Receiver, Reply
+from webhook_helpers import Receiver, Reply, create_project_key
 
 from keyguard.clock import FrozenClock
 from keyguard.runtime import Runtime
@@ -24,16 +24,6 @@ async def _endpoint(
     r = await client.post(f"/v1/projects/{project_id}/webhooks", json=body, headers=headers)
     assert r.status_code == 201, r.text
     return r.json()
-
-
-async def _make_key(client: httpx.AsyncClient, headers: dict[str, str], project_id: str) -> str:
-    r = await client.post(
-        f"/v1/projects/{project_id}/keys",
-        json={"name": "server", "environment": "live"},
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
 
 
 async def test_an_endpoint_is_registered_listed_read_and_deleted(
@@ -138,7 +128,7 @@ async def test_deliveries_are_listed_with_every_attempt_and_can_be_redelivered(
     answers = iter([Reply(500, body=b"x" * 5000), Reply(200, body=b"ok"), Reply(204, body=b"")])
     url = receiver.on("/in", lambda _: next(answers))
     endpoint = await _endpoint(client, root_headers, project_id, url=url)
-    await _make_key(client, root_headers, project_id)
+    await create_project_key(client, root_headers, project_id)
     await worker.run_once()
     clock.advance(10)
     await worker.run_once()
@@ -172,7 +162,7 @@ async def test_an_oversized_answer_is_listed_as_succeeded_but_truncated(
 ) -> None:
     url = receiver.on("/in", Reply(200, body=b"<html>" + b"x" * 1_000_000))
     endpoint = await _endpoint(client, root_headers, project_id, url=url)
-    await _make_key(client, root_headers, project_id)
+    await create_project_key(client, root_headers, project_id)
     await worker.run_once()
     base = f"/v1/projects/{project_id}/webhooks/{endpoint['id']}/deliveries"
     [delivery] = (await client.get(base, headers=root_headers)).json()["data"]
@@ -220,7 +210,7 @@ async def test_rotation_sends_both_signatures_during_the_overlap(
     assert new_secret != old_secret
     assert len(base64.b64decode(new_secret.removeprefix("whsec_"))) >= 24
 
-    await _make_key(client, root_headers, project_id)
+    await create_project_key(client, root_headers, project_id)
     await worker.run_once()
     seen = receiver.requests[-1]
     signatures = seen.headers["webhook-signature"].split(" ")
@@ -231,7 +221,7 @@ async def test_rotation_sends_both_signatures_during_the_overlap(
     assert _seed_ok(new_secret, seen.body, seen.headers["x-aptr-signature"])
 
     clock.advance(3601)
-    await _make_key(client, root_headers, project_id)
+    await create_project_key(client, root_headers, project_id)
     await worker.run_once()
     seen = receiver.requests[-1]
     # The clock moved an hour past real time, beyond the library's timestamp
@@ -263,7 +253,7 @@ async def test_a_disabled_endpoint_can_be_enabled_again(
 ) -> None:
     url = receiver.on("/gone", Reply(410))
     endpoint = await _endpoint(client, root_headers, project_id, url=url)
-    await _make_key(client, root_headers, project_id)
+    await create_project_key(client, root_headers, project_id)
     await worker.run_once()
     base = f"/v1/projects/{project_id}/webhooks/{endpoint['id']}"
     got = (await client.get(base, headers=root_headers)).json()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from keyguard.runtime import Runtime
@@ -151,3 +152,25 @@ async def messages(runtime: Runtime) -> list[WebhookMessage]:
     async with runtime.sessions() as s:
         rows = await s.execute(select(WebhookMessage).order_by(WebhookMessage.created_at))
         return list(rows.scalars())
+
+
+# The smallest bytes the upload sniffer takes for a PNG.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64
+
+
+async def create_project_key(
+    client: httpx.AsyncClient, root: dict[str, str], project_id: str
+) -> dict[str, Any]:
+    """A live project key made over the API (the response: ``key`` is shown once)."""
+    r = await client.post(
+        f"/v1/projects/{project_id}/keys",
+        json={"name": "app", "environment": "live"},
+        headers=root,
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def project_key(client: httpx.AsyncClient, root: dict[str, str], project_id: str) -> str:
+    """The full key of a new live project key."""
+    return str((await create_project_key(client, root, project_id))["key"])

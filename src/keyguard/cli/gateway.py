@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from keyguard.cli._config import ConfigurationError, start_runtime
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.gateway import Gateway, upstream_base
+from keyguard.runtime import Runtime
 from keyguard.server.run import serve
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.services.restrictions import all_certificate_pems
@@ -28,20 +30,28 @@ def warn_if_state_is_per_process(settings: Settings) -> None:
         log.warning(PER_PROCESS_STATE_WARNING)
 
 
+def gateway_app(
+    runtime: Runtime, upstream: str, *, on_shutdown: Callable[[], Awaitable[None]] | None = None
+) -> Gateway:
+    """The gateway in front of ``upstream``, configured from the runtime's settings (for
+    ``keyguard gateway``, and for ``keyguard serve --gateway-upstream``)."""
+    return Gateway(
+        engine=runtime.engine,
+        upstream=upstream,
+        header_prefix=runtime.settings.header_prefix,
+        trusted_proxies=runtime.trusted_proxies,
+        client_cert_header=runtime.client_cert_header,
+        max_signed_body_bytes=runtime.settings.max_body_bytes,
+        on_shutdown=on_shutdown,
+    )
+
+
 async def _main(settings: Settings, upstream: str, port: int) -> None:
     warn_if_state_is_per_process(settings)
     runtime = await start_runtime(settings)
     trust = ClientCertificateTrust(await all_certificate_pems(runtime))
     runtime.client_trust = trust
-    app = Gateway(
-        engine=runtime.engine,
-        upstream=upstream,
-        header_prefix=settings.header_prefix,
-        trusted_proxies=runtime.trusted_proxies,
-        client_cert_header=runtime.client_cert_header,
-        max_signed_body_bytes=settings.max_body_bytes,
-        on_shutdown=runtime.close,
-    )
+    app = gateway_app(runtime, upstream, on_shutdown=runtime.close)
     await serve(
         app,
         host=settings.host,

@@ -9,11 +9,12 @@ from starlette.types import ASGIApp
 
 from keyguard.api.app import create_asgi
 from keyguard.cli._config import start_runtime
+from keyguard.cli.gateway import gateway_app
 from keyguard.crypto.tls import ensure_dev_certificates
-from keyguard.gateway import Gateway
 from keyguard.server.run import serve
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.services.restrictions import all_certificate_pems
+from keyguard.services.webhooks.events import redact_url
 from keyguard.settings import Settings
 
 log = structlog.get_logger("keyguard")
@@ -36,15 +37,10 @@ async def _main(settings: Settings) -> None:
     # share replay caches, TOTP steps and rate limits even without Redis.
     also: list[tuple[str, ASGIApp, int]] = []
     if settings.gateway_upstream:
-        gateway = Gateway(
-            engine=runtime.engine,
-            upstream=settings.gateway_upstream,
-            header_prefix=settings.header_prefix,
-            trusted_proxies=runtime.trusted_proxies,
-            client_cert_header=runtime.client_cert_header,
-            max_signed_body_bytes=settings.max_body_bytes,
-        )
-        also.append((f"Gateway to {gateway.upstream}", gateway, settings.gateway_port))
+        gateway = gateway_app(runtime, settings.gateway_upstream)
+        # Named in the log without userinfo or query, which may hold credentials.
+        name = f"Gateway to {redact_url(gateway.upstream)}"
+        also.append((name, gateway, settings.gateway_port))
     await serve(
         # The runtime outlives both listeners: closed below, once neither serves.
         create_asgi(runtime, close_runtime=False),

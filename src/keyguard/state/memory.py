@@ -83,18 +83,14 @@ class MemoryRateLimiter:
 
     async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
         if bucket not in self._buckets:
-            # Nothing counted (the common case: every TOTP check asks first): no bucket is
-            # created just for looking.
+            # Nothing counted (the common case: every TOTP check asks first): answered
+            # without building a decision.
             return 0 if limit > 0 else period_seconds
-        now = self._clock.now()
-        state, elapsed = self._state(bucket, period_seconds, now)
-        _, prev, cur, _ = state
-        if math.floor(prev * (period_seconds - elapsed) / period_seconds + cur) + 1 <= limit:
-            return 0
-        return _retry_after(limit, period_seconds, elapsed, prev, cur)
+        decision = await self.peek(bucket, limit, period_seconds)
+        return 0 if decision.allowed else decision.reset_seconds
 
     async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
-        if bucket not in self._buckets:
+        if bucket not in self._buckets:  # no bucket is created just for looking
             return RateDecision(limit > 0, limit, max(0, limit), period_seconds)
         now = self._clock.now()
         state, elapsed = self._state(bucket, period_seconds, now)
