@@ -26,17 +26,17 @@ from typing import Any
 from bench.config import BenchConfig
 from bench.report import Row
 from bench.timing import Timing, time_async, time_sync
-from keyguard.api.app import create_asgi
+from keyguard.accounts.service import init_admin
+from keyguard.app import create_asgi
 from keyguard.crypto.keys import IssuedKey, parse_key
 from keyguard.doors.authenticate import authenticate_scope
 from keyguard.doors.scope import facts_from_scope, header_map
 from keyguard.engine.credentials import extract_credentials
 from keyguard.engine.facts import RequestFacts
+from keyguard.keys.service import KeySpec, create_key
 from keyguard.runtime import Runtime
-from keyguard.services import sessions
-from keyguard.services.accounts import init_admin
-from keyguard.services.keys import KeySpec, create_key
 from keyguard.settings import Settings
+from keyguard.uploads import sessions
 
 VERIFY_TARGET_US = 10.0
 ROUTE_RATIO_TARGET = 0.90

@@ -32,13 +32,14 @@ from bench.config import BenchConfig
 from bench.inprocess import InProcessContext
 from bench.report import Row, render
 from bench.timing import Timing, time_async
+from keyguard.accounts.service import init_admin
 from keyguard.clock import FrozenClock
 from keyguard.crypto.request_signing import compute_signature
 from keyguard.crypto.totp import totp_code
 from keyguard.engine.facts import Credentials, RequestFacts
+from keyguard.keys import service as keys
+from keyguard.restrictions import service as restrictions
 from keyguard.runtime import Runtime
-from keyguard.services import keys, restrictions
-from keyguard.services.accounts import init_admin
 from keyguard.settings import Settings
 
 SECTION = "per-key restrictions (cache hit, PolicyEngine.verify, in-process state)"

@@ -42,15 +42,15 @@ import httpx
 from sqlalchemy import func, select
 
 from bench.report import Row, render
+from keyguard.accounts.service import init_admin
 from keyguard.clock import utc_from_ts
 from keyguard.runtime import Runtime
-from keyguard.services.accounts import init_admin
-from keyguard.services.webhooks import endpoints
-from keyguard.services.webhooks.outbox import enqueue
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.settings import Settings
 from keyguard.storage.models import WebhookDelivery
+from keyguard.webhooks import endpoints
+from keyguard.webhooks.outbox import enqueue
 from keyguard.webhooks.signing import new_webhook_secret, signature_headers
+from keyguard.webhooks.worker import DeliveryWorker
 
 SECTION = "webhooks"
 _RECEIVER = """

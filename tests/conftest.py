@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from keyguard.api.app import create_asgi
+from keyguard.accounts.service import InitResult, init_admin
+from keyguard.app import create_asgi
 from keyguard.clock import FrozenClock
 from keyguard.runtime import Runtime
-from keyguard.services.accounts import InitResult, init_admin
 from keyguard.settings import Settings
 
 POSTGRES_URL = os.environ.get("KEYGUARD_TEST_POSTGRES_URL")

@@ -15,6 +15,8 @@ import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from keyguard.audit.refusals import RefusalRecorder
+from keyguard.audit.service import AUDIT_KEY
 from keyguard.clock import Clock, SystemClock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher, derive_subkey
@@ -23,17 +25,15 @@ from keyguard.engine.cache import KeyCache, ReadThroughCache
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
+from keyguard.keys.repository import keys_changed_since, load_key_record
 from keyguard.server.tls_context import ClientCertificateTrust
-from keyguard.services.audit import AUDIT_KEY
-from keyguard.services.key_records import keys_changed_since, load_key_record
-from keyguard.services.refusals import RefusalRecorder
-from keyguard.services.session_view import SessionView, load_session_view
 from keyguard.settings import Settings
 from keyguard.state.memory import memory_state
 from keyguard.state.polling import PollingCacheBus
 from keyguard.state.protocols import StateStores
 from keyguard.state.redis import CLEAR_ALL, redis_state
 from keyguard.storage.db import create_engine, migrate, session_factory
+from keyguard.uploads.views import SessionView, load_session_view
 from keyguard.webhooks.ssrf import Resolver
 
 log = logging.getLogger("keyguard.runtime")

@@ -32,16 +32,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from keyguard.api.app import create_asgi
+from keyguard.accounts.service import init_admin
+from keyguard.app import create_asgi
 from keyguard.clock import FrozenClock
 from keyguard.crypto.keys import IssuedKey
 from keyguard.crypto.request_signing import compute_signature
 from keyguard.crypto.totp import totp_code
 from keyguard.doors.middleware import KeyguardMiddleware
 from keyguard.gateway import Gateway
+from keyguard.keys import service as keys
+from keyguard.restrictions import service as restrictions
 from keyguard.runtime import Runtime
-from keyguard.services import keys, restrictions
-from keyguard.services.accounts import init_admin
 from keyguard.settings import Settings
 
 PREFIX = "APTR"

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import uvicorn
 
+from keyguard.accounts.service import init_admin
 from keyguard.clock import FrozenClock
 from keyguard.gateway import Gateway
+from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
-from keyguard.services import keys
-from keyguard.services.accounts import init_admin
 from keyguard.settings import Settings
 
 PREFIX = "APTR"

@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from keyguard.accounts.service import init_admin
 from keyguard.clock import FrozenClock
 from keyguard.gateway import Gateway, upstream_base
+from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
-from keyguard.services import keys
-from keyguard.services.accounts import init_admin
 from keyguard.settings import Settings
 
 PREFIX = "APTR"

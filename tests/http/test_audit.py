@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers import create_key
 from sqlalchemy import update
 
-from keyguard.services.audit import verify_chain
+from keyguard.audit.service import verify_chain
 from keyguard.storage.models import AuditEvent
 
 
@@ -85,7 +85,7 @@ async def test_a_rewritten_and_rehashed_chain_is_still_detected(
 
     from sqlalchemy import select
 
-    from keyguard.services.audit import GENESIS, canonical
+    from keyguard.audit.service import GENESIS, canonical
     from keyguard.storage.models import AuditHead
 
     key = await create_key(client, root_headers, project_id)

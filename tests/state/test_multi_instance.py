@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from keyguard.accounts.service import InitResult, init_admin
 from keyguard.clock import FrozenClock
 from keyguard.crypto.request_signing import compute_signature
 from keyguard.crypto.totp import totp_code
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.errors import KeyguardError, KeyRevoked, RateLimited, SignatureReplayed, TotpInvalid
+from keyguard.keys import service as keys
+from keyguard.restrictions import service as restrictions
 from keyguard.runtime import Runtime
-from keyguard.services import keys, restrictions
-from keyguard.services.accounts import InitResult, init_admin
 from keyguard.settings import Settings
 
 pytestmark = pytest.mark.redis

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from webhook_helpers import FakeDns, Receiver
 
 from keyguard.runtime import Runtime
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.settings import Settings
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 @pytest.fixture

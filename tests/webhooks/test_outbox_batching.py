@@ -11,15 +11,15 @@ import pytest
 from sqlalchemy import event
 from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
 
+from keyguard.accounts.service import InitResult
 from keyguard.clock import FrozenClock
+from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
-from keyguard.services import keys
-from keyguard.services.accounts import InitResult
-from keyguard.services.webhooks import delivery as dl
-from keyguard.services.webhooks import endpoints
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.settings import Settings
+from keyguard.webhooks import delivery as dl
+from keyguard.webhooks import endpoints
 from keyguard.webhooks.sender import send_webhook
+from keyguard.webhooks.worker import DeliveryWorker
 
 CLAIM = dict(in_flight={}, per_destination=4, lease_seconds=25.0)
 

@@ -13,15 +13,15 @@ import pytest
 from sqlalchemy import select
 from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries, messages
 
+from keyguard.accounts.service import InitResult
 from keyguard.clock import FrozenClock, ts_from_utc, utc_from_ts
+from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
-from keyguard.services import keys
-from keyguard.services.accounts import InitResult
-from keyguard.services.webhooks import delivery as dl
-from keyguard.services.webhooks.outbox import enqueue
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.storage.models import AuditEvent, WebhookEndpoint
+from keyguard.webhooks import delivery as dl
+from keyguard.webhooks.outbox import enqueue
 from keyguard.webhooks.schedule import JITTER, MAX_ATTEMPTS, RETRY_DELAYS
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 async def _key_created(runtime: Runtime, project_id: str, name: str = "k") -> str:

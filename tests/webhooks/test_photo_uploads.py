@@ -13,14 +13,14 @@ from sqlalchemy import update
 from standardwebhooks import Webhook
 from webhook_helpers import PNG, Receiver, project_key
 
-from keyguard.api.routes import uploads as upload_routes
+from keyguard.accounts.service import InitResult
 from keyguard.clock import FrozenClock
 from keyguard.errors import ValidationFailed
 from keyguard.runtime import Runtime
-from keyguard.services import photos
-from keyguard.services.accounts import InitResult
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.storage.models import UploadSession
+from keyguard.uploads import photos
+from keyguard.uploads import routes as upload_routes
+from keyguard.webhooks.worker import DeliveryWorker
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 PASSWORD = "claim-4521-pin"

@@ -9,11 +9,12 @@ from sqlalchemy import update
 from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
 
 from keyguard.clock import FrozenClock, ts_from_utc
+from keyguard.keys import service as keys
+from keyguard.projects import service as projects
 from keyguard.runtime import Runtime
-from keyguard.services import keys, projects
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.storage.models import Project
 from keyguard.webhooks.schedule import JITTER, MAX_ATTEMPTS, RETRY_DELAYS
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 async def test_an_unpreparable_delivery_is_recorded_retried_then_failed_alone(

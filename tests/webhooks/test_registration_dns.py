@@ -11,7 +11,7 @@ import httpx
 from webhook_helpers import FakeDns, Receiver, attempts, deliveries, project_key
 
 from keyguard.runtime import Runtime
-from keyguard.services.webhooks.worker import DeliveryWorker
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 def _no_private(runtime: Runtime) -> None:

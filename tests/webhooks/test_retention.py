@@ -24,14 +24,13 @@ from webhook_helpers import (
     project_key,
 )
 
+from keyguard.accounts.service import InitResult
+from keyguard.audit import service as audit
 from keyguard.clock import FrozenClock
 from keyguard.errors import NotFound
+from keyguard.keys import service as keys
+from keyguard.retention.service import RetentionSweeper, prune
 from keyguard.runtime import Runtime
-from keyguard.services import audit, keys
-from keyguard.services.accounts import InitResult
-from keyguard.services.retention import RetentionSweeper, prune
-from keyguard.services.webhooks import endpoints
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.storage.models import (
     AuditEvent,
     Photo,
@@ -42,6 +41,8 @@ from keyguard.storage.models import (
     WebhookMessage,
 )
 from keyguard.uploads.store import LocalFileStore
+from keyguard.webhooks import endpoints
+from keyguard.webhooks.worker import DeliveryWorker
 
 DAY = 86_400
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from webhook_helpers import Receiver
 
-from keyguard.services.webhooks.worker import DeliveryWorker
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 async def test_key_lifecycle_events_are_delivered_without_secrets(

@@ -21,11 +21,11 @@ import pytest
 from standardwebhooks import Webhook
 from webhook_helpers import Receiver, Reply, Seen, add_endpoint, attempts, deliveries
 
+from keyguard.accounts.service import InitResult
+from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
-from keyguard.services import keys
-from keyguard.services.accounts import InitResult
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.webhooks.sender import send_webhook
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 # The seed's Python verifier, copied verbatim (its imports are at the top of this module).

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries
 
+from keyguard.accounts.service import InitResult
+from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
-from keyguard.services import keys
-from keyguard.services.accounts import InitResult
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.webhooks.ssrf import ResolutionFailed
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 async def _one_event(runtime: Runtime, project_id: str) -> None:

@@ -10,7 +10,7 @@ import httpx
 from webhook_helpers import PNG, Receiver, Reply, project_key
 
 from keyguard.clock import FrozenClock
-from keyguard.services.webhooks.worker import DeliveryWorker
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 def _bearer(key: str) -> dict[str, str]:

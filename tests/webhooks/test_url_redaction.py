@@ -8,9 +8,9 @@ from sqlalchemy import select
 from webhook_helpers import Receiver, Reply, messages
 
 from keyguard.runtime import Runtime
-from keyguard.services.webhooks.events import redact_url
-from keyguard.services.webhooks.worker import DeliveryWorker
 from keyguard.storage.models import AuditEvent
+from keyguard.webhooks.events import redact_url
+from keyguard.webhooks.worker import DeliveryWorker
 
 TOKEN = "tok3n-s3cret-9f2a"
 

@@ -14,7 +14,7 @@ from webhook_helpers import Receiver, Reply, create_project_key
 
 from keyguard.clock import FrozenClock
 from keyguard.runtime import Runtime
-from keyguard.services.webhooks.worker import DeliveryWorker
+from keyguard.webhooks.worker import DeliveryWorker
 
 
 async def _endpoint(

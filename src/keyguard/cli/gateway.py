@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 from keyguard.cli._config import ConfigurationError, start_runtime
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.gateway import Gateway, upstream_base
+from keyguard.restrictions.service import all_certificate_pems
 from keyguard.runtime import Runtime
 from keyguard.server.run import serve
 from keyguard.server.tls_context import ClientCertificateTrust
-from keyguard.services.restrictions import all_certificate_pems
 from keyguard.settings import Settings
 
 DEFAULT_GATEWAY_PORT = 8444

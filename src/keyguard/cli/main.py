@@ -110,8 +110,8 @@ def init(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Create the first admin account, a root key and a default project."""
+    from keyguard.accounts.service import init_admin
     from keyguard.crypto.tls import ensure_dev_certificates
-    from keyguard.services.accounts import init_admin
 
     with _configuration_errors("init"):
         settings = load_settings(data)
@@ -145,7 +145,7 @@ def init(
 @audit_app.command("verify")
 def audit_verify(data: DataOpt = None) -> None:
     """Recompute the audit hash chain and report any tampered, missing or reordered row."""
-    from keyguard.services.audit import ChainBreak, verify_chain
+    from keyguard.audit.service import ChainBreak, verify_chain
 
     with _configuration_errors("audit verify"):
         settings = load_settings(data)

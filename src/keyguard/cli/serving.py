@@ -7,15 +7,15 @@ import asyncio
 import structlog
 from starlette.types import ASGIApp
 
-from keyguard.api.app import create_asgi
+from keyguard.app import create_asgi
 from keyguard.cli._config import start_runtime
 from keyguard.cli.gateway import gateway_app
 from keyguard.crypto.tls import ensure_dev_certificates
+from keyguard.restrictions.service import all_certificate_pems
 from keyguard.server.run import serve
 from keyguard.server.tls_context import ClientCertificateTrust
-from keyguard.services.restrictions import all_certificate_pems
-from keyguard.services.webhooks.events import redact_url
 from keyguard.settings import Settings
+from keyguard.webhooks.events import redact_url
 
 log = structlog.get_logger("keyguard")
 

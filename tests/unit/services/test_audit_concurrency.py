@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from keyguard.services import projects
-from keyguard.services.audit import verify_chain
+from keyguard.audit.service import verify_chain
+from keyguard.projects import service as projects
 
 
 async def test_concurrent_appends_keep_one_intact_chain(runtime):

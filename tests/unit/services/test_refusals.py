@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from keyguard.audit.refusals import ACTION, RefusalRecorder
+from keyguard.audit.service import verify_chain
 from keyguard.crypto.keys import issue_key
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.errors import InvalidKey, IpNotAllowed
-from keyguard.services.audit import verify_chain
-from keyguard.services.keys import KeySpec, create_key
-from keyguard.services.refusals import ACTION, RefusalRecorder
+from keyguard.keys.service import KeySpec, create_key
 from keyguard.storage.models import AuditEvent
 
 

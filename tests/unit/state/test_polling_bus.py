@@ -7,8 +7,8 @@ import pytest
 from keyguard.clock import utc_from_ts
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.errors import KeyRevoked
+from keyguard.keys.service import KeySpec, create_key, revoke_key
 from keyguard.runtime import Runtime
-from keyguard.services.keys import KeySpec, create_key, revoke_key
 from keyguard.state.polling import PollingCacheBus
 
 

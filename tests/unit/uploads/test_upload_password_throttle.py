@@ -12,10 +12,10 @@ import pytest
 
 from keyguard.clock import FrozenClock
 from keyguard.errors import RateLimited, SessionPasswordInvalid
-from keyguard.services.photos import IP_ATTEMPTS, SESSION_ATTEMPTS, check_password
 from keyguard.state.memory import MemoryRateLimiter
 from keyguard.state.protocols import RateDecision
 from keyguard.storage.models import UploadSession
+from keyguard.uploads.photos import IP_ATTEMPTS, SESSION_ATTEMPTS, check_password
 
 PASSWORD = "claim-4521-pin"
 # Cheap rounds: these tests verify hundreds of passwords.

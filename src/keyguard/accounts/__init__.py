@@ -1,0 +1,1 @@
+"""Accounts: the people who manage projects (CONTRACT §9)."""

@@ -1,0 +1,86 @@
+"""The Keyguard HTTP application: management API, verify API and protected routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from keyguard import __version__
+from keyguard.api import meta, problems
+from keyguard.api.cache_control import DefaultNoStore
+from keyguard.api.json_body import StrictJsonBodies
+from keyguard.api.limits import RequestLimits
+from keyguard.audit import routes as audit
+from keyguard.doors import verify_api as verify
+from keyguard.keys import routes as keys
+from keyguard.projects import routes as projects
+from keyguard.restrictions import routes as restriction_routes
+from keyguard.retention.service import RetentionSweeper
+from keyguard.runtime import Runtime
+from keyguard.uploads import routes as upload_routes
+from keyguard.uploads import session_routes as sessions
+from keyguard.webhooks import routes as webhook_routes
+from keyguard.webhooks import session_routes as session_delivery_routes
+from keyguard.webhooks.worker import DeliveryWorker
+
+
+def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
+        # The webhook worker lives as long as the server; stopping it releases its leases.
+        sweeper = RetentionSweeper(runtime, started.state.file_store)
+        async with DeliveryWorker(runtime).running(), sweeper.running():
+            yield
+        if close_runtime:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Keyguard",
+        version=__version__,
+        summary="API keys done right: per-key restrictions, signed requests, webhooks.",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.file_store = upload_routes.local_file_store(runtime)
+    problems.install(app)
+    # Routes are matched in order: the hot session routes first; verify before keys, so that
+    # "/v1/keys/verify" does not match "/v1/keys/{key_id}".
+    for router in (
+        meta.router,
+        sessions.router,
+        session_delivery_routes.router,
+        verify.router,
+        keys.router,
+        projects.router,
+        audit.router,
+        webhook_routes.router,
+        restriction_routes.router,
+        upload_routes.router,
+    ):
+        app.include_router(router)
+    # The hot paths are also served as plain Starlette routes, ahead of FastAPI's: same
+    # endpoint functions (the FastAPI routes above document them in the OpenAPI schema),
+    # minus the per-request dependency and response-model machinery.
+    app.router.routes[:0] = [
+        Route("/v1/sessions/{session_id}", sessions.get_session, methods=["GET"]),
+        Route("/healthz", meta.health, methods=["GET"]),
+    ]
+    return app
+
+
+def create_asgi(runtime: Runtime, *, close_runtime: bool = True) -> ASGIApp:
+    """The app with its outer guards, as the server runs it."""
+    return RequestLimits(
+        StrictJsonBodies(DefaultNoStore(create_app(runtime, close_runtime=close_runtime))),
+        max_body_bytes=runtime.settings.max_body_bytes,
+        # Photo uploads get their own, larger limit (CONTRACT §6).
+        large_body=upload_routes.is_upload,
+        max_large_body_bytes=runtime.settings.max_upload_bytes + upload_routes.MULTIPART_OVERHEAD,
+    )

@@ -1,0 +1,1 @@
+"""The hash-chained audit log (CONTRACT §10): rows, appends, verification, routes."""

@@ -1,0 +1,1 @@
+"""Projects (CONTRACT §3): their rows, service, routes and schemas."""

@@ -1,0 +1,126 @@
+"""Projects: the unit that owns keys, webhooks and sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from keyguard.audit import service as audit
+from keyguard.clock import utc_from_ts
+from keyguard.context import ServiceContext
+from keyguard.crypto.envelope import Envelope
+from keyguard.crypto.keys import ROOT_PREFIX, valid_prefix
+from keyguard.errors import NotFound, ValidationFailed
+from keyguard.ids import new_id
+from keyguard.storage.models import Project
+from keyguard.webhooks.signing import new_webhook_secret
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class CreatedProject:
+    project: Project
+    webhook_secret: str  # shown once
+
+
+async def create_project(
+    ctx: ServiceContext, *, name: str, key_prefix: str | None, actor: str, owner: str | None
+) -> CreatedProject:
+    prefix = ctx.settings.key_prefix if key_prefix is None else key_prefix
+    if not valid_prefix(prefix) or prefix == ROOT_PREFIX:
+        raise ValidationFailed(
+            "key_prefix must be 1-16 lower-case ASCII letters or digits, starting with a letter"
+            f" (and not the reserved {ROOT_PREFIX!r})"
+        )
+    secret = new_webhook_secret()
+    now = utc_from_ts(ctx.clock.now())
+    project = Project(
+        id=new_id("proj"),
+        name=name,
+        key_prefix=prefix,
+        owner_account_id=owner,
+        webhook_secret_sealed="",
+        created_at=now,
+        max_key_age_days=90,
+    )
+    project.webhook_secret_sealed = ctx.envelope.seal(secret, context=f"webhook:{project.id}")
+    async with ctx.transaction() as session:
+        session.add(project)
+        await session.flush()
+        await audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="project.created",
+            target=project.id,
+            project_id=project.id,
+            data={"name": name, "key_prefix": prefix},
+        )
+    return CreatedProject(project, secret)
+
+
+async def list_projects(ctx: ServiceContext) -> list[Project]:
+    async with ctx.sessions() as session:
+        rows = await session.execute(select(Project).order_by(Project.created_at, Project.id))
+        return list(rows.scalars())
+
+
+async def get_project(ctx: ServiceContext, project_id: str) -> Project:
+    async with ctx.sessions() as session:
+        project = await session.get(Project, project_id)
+    if project is None:
+        raise NotFound()
+    return project
+
+
+def active_webhook_secrets(envelope: Envelope, project: Project, now: datetime) -> list[str]:
+    """The project's webhook secrets to sign with, newest first.
+
+    The previous secret is included until its overlap ends, so receivers that still
+    verify with it keep working while they switch.
+    """
+    context = f"webhook:{project.id}"
+    found = [envelope.open(project.webhook_secret_sealed, context=context)]
+    until = project.previous_webhook_secret_until
+    if project.previous_webhook_secret_sealed and until is not None and until > now:
+        found.append(envelope.open(project.previous_webhook_secret_sealed, context=context))
+    return found
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RotatedSecret:
+    webhook_secret: str  # shown once
+    previous_valid_until: datetime
+
+
+async def rotate_webhook_secret(
+    ctx: ServiceContext, project_id: str, *, overlap_seconds: int, actor: str
+) -> RotatedSecret:
+    """A new webhook secret; the current one keeps signing for ``overlap_seconds``.
+
+    Only two secrets are ever active: rotating again during an overlap retires the
+    oldest one at once.
+    """
+    secret = new_webhook_secret()
+    now = utc_from_ts(ctx.clock.now())
+    until = now + timedelta(seconds=overlap_seconds)
+    async with ctx.transaction() as session:
+        project = await session.get(Project, project_id, with_for_update=True)
+        if project is None:
+            raise NotFound()
+        # Both are sealed under the same context (the project id): moving the sealed
+        # text from one column to the other needs no re-encryption.
+        project.previous_webhook_secret_sealed = project.webhook_secret_sealed
+        project.previous_webhook_secret_until = until
+        project.webhook_secret_sealed = ctx.envelope.seal(secret, context=f"webhook:{project.id}")
+        await audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="project.webhook_secret_rotated",
+            target=project.id,
+            project_id=project.id,
+            data={"overlap_seconds": overlap_seconds},
+        )
+    return RotatedSecret(secret, until)

@@ -1,0 +1,1 @@
+"""Per-key restrictions (CONTRACT §4): TOTP, certificates, signing secrets."""

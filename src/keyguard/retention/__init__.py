@@ -1,0 +1,1 @@
+"""Retention: finished webhook history and photos of long-expired sessions."""
