@@ -31,6 +31,7 @@ lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install-dev lint
 	eval "$$(scripts/test-services)" && $(BIN)/pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)

@@ -46,8 +46,8 @@ from keyguard.accounts.service import init_admin
 from keyguard.clock import utc_from_ts
 from keyguard.runtime import Runtime
 from keyguard.settings import Settings
-from keyguard.storage.models import WebhookDelivery
 from keyguard.webhooks import endpoints
+from keyguard.webhooks.models import WebhookDelivery
 from keyguard.webhooks.outbox import enqueue
 from keyguard.webhooks.signing import new_webhook_secret, signature_headers
 from keyguard.webhooks.worker import DeliveryWorker

@@ -14,17 +14,12 @@ from keyguard.api import meta, problems
 from keyguard.api.cache_control import DefaultNoStore
 from keyguard.api.json_body import StrictJsonBodies
 from keyguard.api.limits import RequestLimits
-from keyguard.audit import routes as audit
 from keyguard.doors import verify_api as verify
-from keyguard.keys import routes as keys
-from keyguard.projects import routes as projects
-from keyguard.restrictions import routes as restriction_routes
+from keyguard.features import FEATURES
 from keyguard.retention.service import RetentionSweeper
 from keyguard.runtime import Runtime
 from keyguard.uploads import routes as upload_routes
 from keyguard.uploads import session_routes as sessions
-from keyguard.webhooks import routes as webhook_routes
-from keyguard.webhooks import session_routes as session_delivery_routes
 from keyguard.webhooks.worker import DeliveryWorker
 
 
@@ -47,24 +42,16 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
+    app.state.context = runtime
     app.state.file_store = upload_routes.local_file_store(runtime)
     problems.install(app)
-    # Routes are matched in order: the hot session routes first; verify before keys, so that
-    # "/v1/keys/verify" does not match "/v1/keys/{key_id}".
-    for router in (
-        meta.router,
-        sessions.router,
-        session_delivery_routes.router,
-        verify.router,
-        keys.router,
-        projects.router,
-        audit.router,
-        webhook_routes.router,
-        restriction_routes.router,
-        upload_routes.router,
-    ):
+    # Routes are matched in order: the verify API before the features (so that
+    # "/v1/keys/verify" does not match "/v1/keys/{key_id}"), then each feature's.
+    for router in (meta.router, verify.router):
         app.include_router(router)
+    for feature in FEATURES:
+        for router in feature.routers:
+            app.include_router(router)
     # The hot paths are also served as plain Starlette routes, ahead of FastAPI's: same
     # endpoint functions (the FastAPI routes above document them in the OpenAPI schema),
     # minus the per-request dependency and response-model machinery.

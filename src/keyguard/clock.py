@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+_Instant = TypeVar("_Instant", float, datetime)
 
 
 class Clock(Protocol):
@@ -39,3 +41,11 @@ def ts_from_utc(dt: datetime) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+def has_passed(deadline: _Instant | None, now: _Instant) -> bool:
+    """The one "expired" rule: a deadline passes at its instant (``<=``), never when unset.
+
+    Unix seconds on the hot path (the engine), aware datetimes in the services and views.
+    """
+    return deadline is not None and deadline <= now

@@ -1,4 +1,6 @@
-"""What services need from the composition root, as a Protocol (services never import it)."""
+"""What every service needs from the composition root, as a Protocol (services never
+import it). A feature that needs more extends it beside its service (``UploadContext``,
+``WebhookContext``)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keyguard.clock import Clock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher
-from keyguard.engine.cache import KeyCache, ReadThroughCache
+from keyguard.engine.cache import KeyCache
 from keyguard.settings import Settings
 from keyguard.state.protocols import StateStores
-from keyguard.uploads.views import SessionView
-from keyguard.webhooks.ssrf import Resolver
 
 
 class ServiceContext(Protocol):
@@ -23,12 +23,10 @@ class ServiceContext(Protocol):
     envelope: Envelope
     hasher: SecretHasher
     cache: KeyCache
-    session_cache: ReadThroughCache[SessionView]
-    link_key: bytes
     state: StateStores
     sessions: async_sessionmaker[AsyncSession]
-    # How webhook hosts are resolved, at registration and by the delivery worker alike;
-    # None: the system's resolver (tests put a fake one here, so nothing touches DNS).
-    webhook_resolver: Resolver | None
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+    def certificate_pinned(self, pem: str) -> None:
+        """A client certificate was pinned to a key: the TLS layer may need to learn it."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from keyguard.wire import ratelimit_fields
+
 PROBLEM_BASE = "https://keyguard.dev/problems/"
 
 
@@ -40,9 +42,6 @@ class KeyguardError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r})"
-
-
-# ---- 401: the caller is not authenticated -------------------------------------------
 
 
 class AuthenticationError(KeyguardError):
@@ -98,14 +97,6 @@ class SignatureReplayed(AuthenticationError):
     title = "This request signature was already used"
 
 
-class SessionPasswordInvalid(AuthenticationError):
-    code = "session_password_invalid"
-    title = "The session password is missing or wrong"
-
-
-# ---- 403: authenticated, but not allowed -----------------------------------------------
-
-
 class Forbidden(KeyguardError):
     status = 403
     code = "forbidden"
@@ -147,9 +138,6 @@ class RootKeyRequired(Forbidden):
     title = "This operation needs a root key"
 
 
-# ---- 404 / 409 / 413 / 422 / 429 -------------------------------------------------------
-
-
 class NotFound(KeyguardError):
     status = 404
     code = "not_found"
@@ -160,21 +148,6 @@ class Conflict(KeyguardError):
     status = 409
     code = "conflict"
     title = "Conflict"
-
-
-class KeyAlreadyRevoked(Conflict):
-    code = "key_revoked"
-    title = "The API key has been revoked; revocation is final"
-
-
-class KeyAlreadyRotated(Conflict):
-    code = "key_already_rotated"
-    title = "This key was already rotated; rotate its successor"
-
-
-class KeyExpiredConflict(Conflict):
-    code = "key_expired"
-    title = "The API key has expired"
 
 
 class PayloadTooLarge(KeyguardError):
@@ -210,22 +183,7 @@ class RateLimited(KeyguardError):
         self.retry_after = max(1, retry_after)
         self.headers["Retry-After"] = str(self.retry_after)
         if limit:
-            self.headers["RateLimit-Limit"] = str(limit)
-            self.headers["RateLimit-Remaining"] = "0"
-            self.headers["RateLimit-Reset"] = str(max(reset, self.retry_after))
-
-
-class TotpConfirmationInvalid(ValidationFailed):
-    """A wrong code when confirming a TOTP enrolment: the body is wrong, not the caller."""
-
-    code = "totp_invalid"
-    title = "The TOTP code is not valid"
-
-
-class BadGateway(KeyguardError):
-    status = 502
-    code = "bad_gateway"
-    title = "The upstream service could not be reached"
+            self.headers.update(ratelimit_fields(limit, 0, max(reset, self.retry_after)))
 
 
 class HeadersTooLarge(KeyguardError):
@@ -236,7 +194,6 @@ class HeadersTooLarge(KeyguardError):
 
 __all__ = [
     "AuthenticationError",
-    "BadGateway",
     "ClientCertificateInvalid",
     "ClientCertificateRequired",
     "Conflict",
@@ -246,10 +203,7 @@ __all__ = [
     "HttpsRequired",
     "InvalidKey",
     "IpNotAllowed",
-    "KeyAlreadyRevoked",
-    "KeyAlreadyRotated",
     "KeyExpired",
-    "KeyExpiredConflict",
     "KeyRevoked",
     "KeyguardError",
     "NotFound",
@@ -258,89 +212,11 @@ __all__ = [
     "RateLimited",
     "RootKeyRequired",
     "ScopeMissing",
-    "SessionPasswordInvalid",
     "SignatureExpired",
     "SignatureInvalid",
     "SignatureReplayed",
-    "TotpConfirmationInvalid",
     "TotpInvalid",
     "TotpRequired",
     "UnsupportedMediaType",
     "ValidationFailed",
 ]
-
-
-# ---- Webhooks and upload sessions (CONTRACT §6-§7) ------------------------------------
-
-
-class WebhookUrlInvalid(ValidationFailed):
-    code = "invalid_url"
-    title = "The webhook URL is not valid"
-
-
-class WebhookUrlHttpsRequired(ValidationFailed):
-    code = "https_required"
-    title = "Webhook URLs must use https"
-
-
-class WebhookUrlBlocked(ValidationFailed):
-    code = "ssrf_blocked"
-    title = "The webhook URL targets an address webhooks may not reach"
-
-
-class EndpointDisabled(Conflict):
-    code = "endpoint_disabled"
-    title = "The webhook endpoint is disabled"
-
-
-class SessionExpired(KeyguardError):
-    status = 410
-    code = "session_expired"
-    title = "The upload session has expired"
-
-
-class PhotoLimitReached(Conflict):
-    code = "photo_limit_reached"
-    title = "The upload session accepts no more photos"
-
-
-class NotAnImage(UnsupportedMediaType):
-    code = "unsupported_image_type"
-    title = "The file is not a JPEG, PNG, GIF, WebP or HEIC image"
-
-
-class DownloadLinkInvalid(Forbidden):
-    code = "download_link_invalid"
-    title = "The download link is not valid"
-
-
-class DownloadLinkExpired(Forbidden):
-    code = "download_link_expired"
-    title = "The download link has expired"
-
-
-__all__ += [
-    "DownloadLinkExpired",
-    "DownloadLinkInvalid",
-    "EndpointDisabled",
-    "NotAnImage",
-    "PhotoLimitReached",
-    "SessionExpired",
-    "WebhookUrlBlocked",
-    "WebhookUrlHttpsRequired",
-    "WebhookUrlInvalid",
-]
-
-
-# ---- The gateway (CONTRACT §5) --------------------------------------------------------
-
-
-class InvalidPath(KeyguardError):
-    """A request target the gateway will not forward: dot segments (raw or
-    percent-encoded), backslashes, or a target that is not an origin-form path."""
-
-    code = "invalid_path"
-    title = "The request path is not allowed"
-
-
-__all__ += ["InvalidPath"]

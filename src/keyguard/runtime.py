@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keyguard.audit.refusals import RefusalRecorder
-from keyguard.audit.service import AUDIT_KEY
+from keyguard.audit.service import AUDIT_KEY, AUDIT_SUBSCRIBERS
 from keyguard.clock import Clock, SystemClock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher, derive_subkey
@@ -25,6 +25,7 @@ from keyguard.engine.cache import KeyCache, ReadThroughCache
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
+from keyguard.features import audit_subscribers
 from keyguard.keys.repository import keys_changed_since, load_key_record
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.settings import Settings
@@ -33,6 +34,10 @@ from keyguard.state.polling import PollingCacheBus
 from keyguard.state.protocols import StateStores
 from keyguard.state.redis import CLEAR_ALL, redis_state
 from keyguard.storage.db import create_engine, migrate, session_factory
+
+# Every feature's rows, registered before the first flush: foreign keys name tables
+# (api_keys.account_id → accounts) that a process may otherwise never import.
+from keyguard.tables import ALL_ROWS  # noqa: F401
 from keyguard.uploads.views import SessionView, load_session_view
 from keyguard.webhooks.ssrf import Resolver
 
@@ -85,7 +90,11 @@ class Runtime:
         db = create_engine(url)
         await migrate(db)
         sessions = session_factory(
-            db, info={AUDIT_KEY: derive_subkey(master, "keyguard/audit-chain")}
+            db,
+            info={
+                AUDIT_KEY: derive_subkey(master, "keyguard/audit-chain"),
+                AUDIT_SUBSCRIBERS: audit_subscribers(),
+            },
         )
         envelope = Envelope(master)
         hasher = SecretHasher(derive_subkey(master, "keyguard/key-hash"))
@@ -163,6 +172,11 @@ class Runtime:
             return
         async with self._write_lock, self.sessions.begin() as session:
             yield session
+
+    def certificate_pinned(self, pem: str) -> None:
+        # Only matters when the TLS layer cannot accept unknown certificates (fallback).
+        if self.client_trust is not None:
+            self.client_trust.add_pem(pem)
 
     async def close(self) -> None:
         if self.refusals is not None:

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from keyguard import errors
 from keyguard.accounts.service import init_admin
 from keyguard.app import create_asgi
 from keyguard.clock import FrozenClock
@@ -231,27 +232,35 @@ class Kit:
                     "Content-Type": "application/json",
                 },
             )
+        # Refusals too are a 200 whose body carries only ``valid`` and the ``code``: the
+        # API sends no status. The door's status is the one the error class with that
+        # code carries, i.e. what the other doors answer for the same refusal.
         assert r.status_code == 200, r.text
         result = r.json()
-        status = 200 if result["valid"] else _STATUS[result["code"]]
-        return Outcome(status, result["code"], r.headers, r.text)
+        if result["valid"]:
+            assert result["code"] is None, r.text
+            return Outcome(200, None, r.headers, r.text)
+        return Outcome(_refusal_status(result["code"]), result["code"], r.headers, r.text)
 
 
-_STATUS = {
-    "invalid_key": 401,
-    "totp_required": 401,
-    "totp_invalid": 401,
-    "signature_invalid": 401,
-    "signature_expired": 401,
-    "signature_replayed": 401,
-    "ip_not_allowed": 403,
-    "origin_not_allowed": 403,
-    "client_certificate_required": 403,
-    "client_certificate_invalid": 403,
-    "https_required": 403,
-    "scope_missing": 403,
-    "rate_limited": 429,
-}
+def _refusal_status(code: str) -> int:
+    """The HTTP status of the refusal ``code``, from the classes of ``keyguard.errors``.
+
+    Only that module: the engine raises its classes, while feature modules reuse codes
+    with another status (``keys.errors.KeyAlreadyRevoked`` is a 409 ``key_revoked``).
+    """
+    by_code: dict[str, list[type[errors.KeyguardError]]] = {}
+    for obj in vars(errors).values():
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, errors.KeyguardError)
+            and obj.__module__ == errors.__name__
+        ):
+            by_code.setdefault(obj.code, []).append(obj)
+    classes = by_code.get(code)
+    assert classes, f"the verify API refused with {code!r}, which no keyguard.errors class has"
+    assert len(classes) == 1, f"{code!r} is the code of several errors: {classes}"
+    return classes[0].status
 
 
 @asynccontextmanager

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from keyguard.errors import InvalidPath
+from keyguard.gateway.errors import InvalidPath
 from keyguard.gateway.target import checked_target
 
 ESCAPES = [

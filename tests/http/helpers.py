@@ -7,8 +7,10 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from keyguard.audit.models import AuditEvent
+from keyguard.keys.models import ApiKey
 from keyguard.runtime import Runtime
-from keyguard.storage.models import ApiKey, AuditEvent, UploadSession
+from keyguard.uploads.models import UploadSession
 
 POLL_SESSION = {"delivery_mode": "poll"}
 

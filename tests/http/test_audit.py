@@ -5,8 +5,8 @@ from __future__ import annotations
 from helpers import create_key
 from sqlalchemy import update
 
+from keyguard.audit.models import AuditEvent
 from keyguard.audit.service import verify_chain
-from keyguard.storage.models import AuditEvent
 
 
 async def test_key_lifecycle_is_audited_in_order(client, root_headers, project_id):
@@ -85,8 +85,8 @@ async def test_a_rewritten_and_rehashed_chain_is_still_detected(
 
     from sqlalchemy import select
 
+    from keyguard.audit.models import AuditHead
     from keyguard.audit.service import GENESIS, canonical
-    from keyguard.storage.models import AuditHead
 
     key = await create_key(client, root_headers, project_id)
     await client.delete(f"/v1/keys/{key['id']}", headers=root_headers)

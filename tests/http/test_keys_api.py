@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from keyguard.clock import FrozenClock, utc_from_ts
 from keyguard.runtime import Runtime
-from keyguard.storage.models import WebhookMessage
+from keyguard.webhooks.models import WebhookMessage
 
 SESSION = {"delivery_mode": "poll"}
 

@@ -52,7 +52,7 @@ async def test_the_seed_curl_works(client, root_headers, project_id):
 
 
 async def test_session_password_is_stored_bcrypt_hashed(client, root_headers, project_id, runtime):
-    from keyguard.storage.models import UploadSession
+    from keyguard.uploads.models import UploadSession
 
     key = await create_key(client, root_headers, project_id)
     r = await client.post(

@@ -18,8 +18,9 @@ from cryptography.x509.oid import NameOID
 from helpers import POLL_SESSION, bearer, create_key
 from sqlalchemy import select
 
+from keyguard.audit.models import AuditEvent
 from keyguard.client.auth import SignedRequestAuth, TotpAuth
-from keyguard.storage.models import ApiKey, AuditEvent
+from keyguard.keys.models import ApiKey
 
 
 def _pem(cn: str, *, days: float = 30, start_days: float = -1, with_key: bool = False) -> str:

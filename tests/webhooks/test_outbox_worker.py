@@ -14,11 +14,12 @@ from sqlalchemy import select
 from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries, messages
 
 from keyguard.accounts.service import InitResult
+from keyguard.audit.models import AuditEvent
 from keyguard.clock import FrozenClock, ts_from_utc, utc_from_ts
 from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
-from keyguard.storage.models import AuditEvent, WebhookEndpoint
 from keyguard.webhooks import delivery as dl
+from keyguard.webhooks.models import WebhookEndpoint
 from keyguard.webhooks.outbox import enqueue
 from keyguard.webhooks.schedule import JITTER, MAX_ATTEMPTS, RETRY_DELAYS
 from keyguard.webhooks.worker import DeliveryWorker
@@ -26,7 +27,7 @@ from keyguard.webhooks.worker import DeliveryWorker
 
 async def _key_created(runtime: Runtime, project_id: str, name: str = "k") -> str:
     created = await keys.create_key(runtime, project_id, keys.KeySpec(name=name), actor="test")
-    return created.row.id
+    return created.key.id
 
 
 async def test_a_key_change_and_its_event_commit_together(

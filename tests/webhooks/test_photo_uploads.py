@@ -17,9 +17,9 @@ from keyguard.accounts.service import InitResult
 from keyguard.clock import FrozenClock
 from keyguard.errors import ValidationFailed
 from keyguard.runtime import Runtime
-from keyguard.storage.models import UploadSession
 from keyguard.uploads import photos
 from keyguard.uploads import routes as upload_routes
+from keyguard.uploads.models import UploadSession
 from keyguard.webhooks.worker import DeliveryWorker
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64

@@ -11,8 +11,8 @@ from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
 from keyguard.clock import FrozenClock, ts_from_utc
 from keyguard.keys import service as keys
 from keyguard.projects import service as projects
+from keyguard.projects.models import Project
 from keyguard.runtime import Runtime
-from keyguard.storage.models import Project
 from keyguard.webhooks.schedule import JITTER, MAX_ATTEMPTS, RETRY_DELAYS
 from keyguard.webhooks.worker import DeliveryWorker
 

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from webhook_helpers import (
     PNG,
     Receiver,
@@ -26,22 +26,21 @@ from webhook_helpers import (
 
 from keyguard.accounts.service import InitResult
 from keyguard.audit import service as audit
+from keyguard.audit.models import AuditEvent
 from keyguard.clock import FrozenClock
 from keyguard.errors import NotFound
 from keyguard.keys import service as keys
 from keyguard.retention.service import RetentionSweeper, prune
 from keyguard.runtime import Runtime
-from keyguard.storage.models import (
-    AuditEvent,
-    Photo,
-    UploadSession,
+from keyguard.uploads.models import Photo, UploadSession
+from keyguard.uploads.store import LocalFileStore
+from keyguard.webhooks import endpoints
+from keyguard.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookMessage,
 )
-from keyguard.uploads.store import LocalFileStore
-from keyguard.webhooks import endpoints
 from keyguard.webhooks.worker import DeliveryWorker
 
 DAY = 86_400
@@ -266,10 +265,21 @@ async def test_a_redelivery_racing_the_sweep_gets_404_not_a_foreign_key_error(
         await sweep.execute(
             select(WebhookMessage).where(WebhookMessage.id == delivery.message_id).with_for_update()
         )
+        sweep_pid = (await sweep.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         redelivery = asyncio.create_task(
             endpoints.redeliver(runtime, project_id, endpoint, delivery.id, actor="test")
         )
-        await asyncio.sleep(0.2)
+        # Wait until PostgreSQL reports a backend blocked by the sweep's transaction.
+        blocked = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+        )
+        with anyio.fail_after(10):  # allow a loaded machine 10 s
+            while True:
+                assert not redelivery.done(), "the redelivery waits for the sweep's lock"
+                async with runtime.sessions() as probe:
+                    if (await probe.execute(blocked, {"pid": sweep_pid})).scalar_one():
+                        break
+                await anyio.sleep(0.01)
         assert not redelivery.done(), "the redelivery waits for the sweep's lock"
         await sweep.execute(delete(WebhookAttempt))
         await sweep.execute(delete(WebhookDelivery))

@@ -7,8 +7,8 @@ import httpx
 from sqlalchemy import select
 from webhook_helpers import Receiver, Reply, messages
 
+from keyguard.audit.models import AuditEvent
 from keyguard.runtime import Runtime
-from keyguard.storage.models import AuditEvent
 from keyguard.webhooks.events import redact_url
 from keyguard.webhooks.worker import DeliveryWorker
 

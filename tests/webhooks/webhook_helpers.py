@@ -14,8 +14,8 @@ import httpx
 from sqlalchemy import select
 
 from keyguard.runtime import Runtime
-from keyguard.storage.models import WebhookAttempt, WebhookDelivery, WebhookMessage
 from keyguard.webhooks import endpoints
+from keyguard.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
 from keyguard.webhooks.ssrf import ResolutionFailed
 
 

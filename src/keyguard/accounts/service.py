@@ -7,15 +7,16 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy import func, select
 
+from keyguard.accounts.models import Account
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.crypto.passwords import hash_account_password
 from keyguard.errors import Conflict, ValidationFailed
 from keyguard.ids import new_id
-from keyguard.keys.service import CreatedKey, create_root_key
+from keyguard.keys.service import create_root_key
+from keyguard.keys.views import CreatedKey
 from keyguard.projects.service import CreatedProject, create_project
-from keyguard.storage.models import Account
 
 MIN_PASSWORD_CHARS = 12
 

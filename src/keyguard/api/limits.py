@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyguard.errors import HeadersTooLarge, KeyguardError, PayloadTooLarge
+from keyguard.wire import send_problem
 
 
 class RequestLimits:
@@ -84,12 +84,4 @@ class RequestLimits:
 async def refuse(send: Send, error: KeyguardError, *, close: bool = True) -> None:
     """Answer ``error`` as problem+json from plain ASGI. ``close``: the body may not have
     been read, so the connection cannot be reused."""
-    body = json.dumps(error.to_problem()).encode()
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, error, extra=((b"connection", b"close"),) if close else ())

@@ -11,23 +11,19 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from keyguard.engine.records import Principal
-from keyguard.errors import PROBLEM_BASE, AuthenticationError, KeyguardError
+from keyguard.engine.principals import PRINCIPAL_TYPES
+from keyguard.errors import PROBLEM_BASE, KeyguardError
+from keyguard.wire import PROBLEM_JSON, problem_body, problem_headers
 
 log = structlog.get_logger("keyguard.api")
 
-PROBLEM_JSON = "application/problem+json"
-
 
 def problem_response(error: KeyguardError) -> Response:
-    headers = dict(error.headers)
-    if isinstance(error, AuthenticationError):
-        headers.setdefault("WWW-Authenticate", 'Bearer realm="keyguard"')
     return Response(
-        json.dumps(error.to_problem()),
+        problem_body(error),
         status_code=error.status,
         media_type=PROBLEM_JSON,
-        headers=headers,
+        headers=problem_headers(error),
     )
 
 
@@ -55,9 +51,9 @@ def install(app: FastAPI) -> None:
         response = problem_response(exc)
         # An error after authentication (e.g. a 404) still reports the caller's rate limit.
         principal = request.scope.get("state", {}).get("keyguard")
-        if isinstance(principal, Principal) and principal.ratelimit is not None:
-            for name, value in principal.ratelimit.header_items():
-                response.headers.setdefault(name.decode(), value.decode())
+        if isinstance(principal, PRINCIPAL_TYPES) and principal.ratelimit is not None:
+            for name, value in principal.ratelimit.fields().items():
+                response.headers.setdefault(name, value)
         return response
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from keyguard.api.deps import RootKey, RuntimeDep
+from keyguard.api.deps import ContextDep, Manager
 from keyguard.audit import service as audit
 from keyguard.projects import service as projects
 
@@ -34,8 +34,8 @@ class AuditPage(BaseModel):
 @router.get("/v1/projects/{project_id}/audit", response_model=AuditPage)
 async def project_audit(
     project_id: str,
-    rt: RuntimeDep,
-    _: RootKey,
+    rt: ContextDep,
+    _: Manager,
     after: int = Query(default=0, ge=0, description="Return events with seq greater than this"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> AuditPage:

@@ -19,11 +19,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyguard.storage.models import AuditEvent, AuditHead
-from keyguard.webhooks.events import on_audit
+from keyguard.audit.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
 AUDIT_KEY = "keyguard.audit_chain_key"  # session.info entry holding the chain's HMAC key
+# session.info entry holding the features' subscribers: each is handed every appended
+# event inside the appending transaction (webhooks turn security events into deliveries
+# through the durable outbox), so audit knows none of them.
+AUDIT_SUBSCRIBERS = "keyguard.audit_subscribers"
 
 
 def canonical(
@@ -102,8 +105,8 @@ async def record(
     head.seq = seq
     head.hash = digest
     await session.flush()
-    # Security events become webhooks in the same transaction (durable outbox).
-    await on_audit(session, event)
+    for subscriber in session.info.get(AUDIT_SUBSCRIBERS, ()):
+        await subscriber(session, event)
     return event
 
 

@@ -161,7 +161,7 @@ def audit_verify(data: DataOpt = None) -> None:
             async with runtime.sessions() as session:
                 from sqlalchemy import func, select
 
-                from keyguard.storage.models import AuditEvent
+                from keyguard.audit.models import AuditEvent
 
                 count = (
                     await session.execute(select(func.count()).select_from(AuditEvent))

@@ -47,6 +47,8 @@ from urllib.parse import unquote
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from keyguard.wire import PROXY_CERT_HEADERS
+
 __all__ = [
     "PROXY_CERT_HEADERS",
     "CertificateInfo",
@@ -218,9 +220,6 @@ def _from_nginx(value: str, verify: str | None) -> bytes | None:
                 raise InvalidCertificate("the proxy did not accept the client certificate")
     # unquote, not unquote_plus: '+' is a base64 character that nginx may leave as is.
     return _checked_der(_der_from_pem(unquote(value)))
-
-
-PROXY_CERT_HEADERS = ("client-cert", "x-forwarded-client-cert", "x-ssl-client-cert")
 
 
 def certificate_from_proxy_headers(

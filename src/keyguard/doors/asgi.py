@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.types import Message, Receive, Send
 
-from keyguard.errors import AuthenticationError, KeyguardError, PayloadTooLarge
+from keyguard.errors import PayloadTooLarge
+from keyguard.wire import send_problem
 
 __all__ = ["BufferedBody", "send_problem", "with_headers"]
-
-
-async def send_problem(send: Send, error: KeyguardError) -> None:
-    """Answer with the error's problem+json (RFC 9457) and its headers."""
-    body = json.dumps(error.to_problem()).encode()
-    headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    if isinstance(error, AuthenticationError):
-        headers.append((b"www-authenticate", b'Bearer realm="keyguard"'))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def with_headers(send: Send, extra: tuple[tuple[bytes, bytes], ...]) -> Send:

@@ -1,4 +1,4 @@
-"""The shared step of the ASGI doors: ASGI request -> engine -> Principal."""
+"""The shared step of the ASGI doors: ASGI request -> presented credential -> Principal."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from keyguard.doors.scope import facts_from_scope, header_map
-from keyguard.engine.credentials import extract_credentials
+from keyguard.engine.facts import Credentials
 from keyguard.engine.ipallow import TrustedProxies
-from keyguard.engine.records import Principal
+from keyguard.engine.principals import Principal, identify
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import CredentialsMissing
 
@@ -31,10 +31,15 @@ async def authenticate_scope(
 ) -> Principal:
     if headers is None:
         headers = header_map(scope)
-    credentials = extract_credentials(headers)
-    if credentials is None:
+    presented = identify(headers)
+    if presented is None:
         raise CredentialsMissing()
     facts = facts_from_scope(scope, headers, header_prefix, trusted_proxies, client_cert_header)
+    if not isinstance(presented, Credentials):
+        return await engine.authenticate(
+            presented, facts, required_scopes=required_scopes, root=root
+        )
+    credentials = presented
     if credentials.secret is None or facts.signature is not None:
         # A signature covers the body, so it must be read first, but only for a live key
         # that can sign: anyone can send a well-formed bare id, and must not make us buffer

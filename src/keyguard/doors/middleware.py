@@ -22,11 +22,12 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keyguard.doors.asgi import BufferedBody, send_problem, with_headers
+from keyguard.doors.asgi import BufferedBody, with_headers
 from keyguard.doors.authenticate import authenticate_scope
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import KeyguardError
+from keyguard.wire import send_problem
 
 
 class KeyguardMiddleware:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from keyguard.crypto.certificates import PROXY_CERT_HEADERS
 from keyguard.engine.facts import RequestFacts
 from keyguard.engine.ipallow import TrustedProxies, resolve_client_ip
+from keyguard.wire import PROXY_CERT_HEADERS, prefixed
 
 _NO_PROXIES = TrustedProxies()
 
@@ -52,7 +52,7 @@ def facts_from_scope(
     """
     client = scope.get("client")
     peer = client[0] if client else None
-    p = header_prefix.lower()
+    own = prefixed(header_prefix)
     https = scope.get("scheme") == "https"
     client_ip: Any = peer
     forwarded_certs = None
@@ -70,11 +70,11 @@ def facts_from_scope(
         client_ip=client_ip,
         origin=headers.get("origin"),
         referer=headers.get("referer"),
-        totp=headers.get(f"x-{p}-totp"),
+        totp=headers.get(own.totp),
         method=scope["method"],
         path_with_query=path_with_query(scope),
-        timestamp=headers.get(f"x-{p}-timestamp"),
-        signature=headers.get(f"x-{p}-signature"),
+        timestamp=headers.get(own.timestamp),
+        signature=headers.get(own.signature),
         client_cert_pem=chain[0] if chain else None,
         forwarded_cert_headers=forwarded_certs,
         forwarded_cert_header=client_cert_header,

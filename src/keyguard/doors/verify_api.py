@@ -9,11 +9,13 @@ import hmac
 
 from fastapi import APIRouter
 
-from keyguard.api.deps import RootKey, RuntimeDep
-from keyguard.api.schemas import RateLimitState, VerifyRequest, VerifyResult
-from keyguard.engine.credentials import extract_credentials, from_key_or_id
-from keyguard.engine.facts import Credentials, RequestFacts
+from keyguard.api.deps import ContextDep, Manager
+from keyguard.doors.verify_schemas import RateLimitState, VerifyRequest, VerifyResult
+from keyguard.engine.credentials import from_key_or_id
+from keyguard.engine.facts import RequestFacts
+from keyguard.engine.principals import KeyPrincipal, Presented, identify
 from keyguard.errors import CredentialsMissing, KeyguardError, RateLimited, ValidationFailed
+from keyguard.wire import prefixed
 
 router = APIRouter(tags=["verify"])
 
@@ -22,14 +24,14 @@ def _lower(headers: dict[str, str] | None) -> dict[str, str]:
     return {name.lower(): value for name, value in (headers or {}).items()}
 
 
-def _presented(body: VerifyRequest, headers: dict[str, str]) -> Credentials:
-    """The key from ``key``, else from the forwarded headers (all four forms of §4)."""
+def _presented(body: VerifyRequest, headers: dict[str, str]) -> Presented:
+    """The key from ``key``, else whatever the forwarded headers present (§4, §8, §9)."""
     if body.key is not None:
         return from_key_or_id(body.key)
-    credentials = extract_credentials(headers)
-    if credentials is None:
+    presented = identify(headers)
+    if presented is None:
         raise CredentialsMissing()
-    return credentials
+    return presented
 
 
 def _raw_body(body: VerifyRequest) -> bytes | None:
@@ -50,7 +52,7 @@ def _raw_body(body: VerifyRequest) -> bytes | None:
 
 
 @router.post("/v1/keys/verify", response_model=VerifyResult)
-async def verify_key(body: VerifyRequest, rt: RuntimeDep, _: RootKey) -> VerifyResult:
+async def verify_key(body: VerifyRequest, rt: ContextDep, _: Manager) -> VerifyResult:
     """Run every check of the key on a request another service received.
 
     The caller reports the request as it saw it: ``ip`` is the client address it
@@ -63,22 +65,22 @@ async def verify_key(body: VerifyRequest, rt: RuntimeDep, _: RootKey) -> VerifyR
         raise ValidationFailed("send exactly one of `key` and `headers`")
     raw_body = _raw_body(body)
     headers = _lower(body.headers)
-    p = rt.settings.header_prefix.lower()
+    names = prefixed(rt.settings.header_prefix)
     facts = RequestFacts(
         client_ip=body.ip,
         origin=body.origin if body.origin is not None else headers.get("origin"),
         referer=body.referer if body.referer is not None else headers.get("referer"),
-        totp=body.totp if body.totp is not None else headers.get(f"x-{p}-totp"),
+        totp=body.totp if body.totp is not None else headers.get(names.totp),
         method=body.method.upper(),
         path_with_query=body.path,
         body=raw_body,
-        timestamp=body.timestamp or headers.get(f"x-{p}-timestamp"),
-        signature=body.signature or headers.get(f"x-{p}-signature"),
+        timestamp=body.timestamp or headers.get(names.timestamp),
+        signature=body.signature or headers.get(names.signature),
         client_cert_pem=body.client_cert_pem,
         https=body.https,
     )
     try:
-        principal = await rt.engine.verify(
+        principal = await rt.engine.authenticate(
             _presented(body, headers), facts, required_scopes=body.required_scopes
         )
     except RateLimited as error:
@@ -90,10 +92,10 @@ async def verify_key(body: VerifyRequest, rt: RuntimeDep, _: RootKey) -> VerifyR
     return VerifyResult(
         valid=True,
         code=None,
-        key_id=principal.key_id,
+        key_id=principal.key_id if isinstance(principal, KeyPrincipal) else None,
         project_id=principal.project_id,
         scopes=sorted(principal.scopes),
-        environment=principal.environment,
+        environment=principal.environment if isinstance(principal, KeyPrincipal) else None,
         ratelimit=RateLimitState(limit=rl.limit, remaining=rl.remaining, reset=rl.reset)
         if rl
         else None,

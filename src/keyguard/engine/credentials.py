@@ -17,9 +17,6 @@ from keyguard.crypto.keys import check_pair, looks_like_key_id, parse_key
 from keyguard.engine.facts import Credentials
 from keyguard.errors import InvalidKey
 
-# Lower-case header names the doors must collect for credential parsing.
-CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-api-secret"})
-
 _MAX_CREDENTIAL_CHARS = 512
 
 

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from keyguard.crypto.totp import TotpKey
 from keyguard.engine.ipallow import IpAllowlist
 from keyguard.engine.origins import DomainAllowlist
+from keyguard.wire import ratelimit_fields, ratelimit_header_items
 
 _NO_VALIDITY: Mapping[str, tuple[float, float]] = MappingProxyType({})
 
@@ -71,22 +72,9 @@ class RateLimitStatus:
     reset: int  # seconds until the window frees up
 
     def header_items(self) -> tuple[tuple[bytes, bytes], ...]:
-        """``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` (draft-ietf-httpapi-ratelimit-headers)
-        as raw ASGI header pairs, for every response to a rate-limited key."""
-        return (
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", str(self.reset).encode()),
-        )
+        """``RateLimit-*`` as raw ASGI header pairs, for every response to a rate-limited key."""
+        return ratelimit_header_items(self.limit, self.remaining, self.reset)
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller: what every door hands to the application."""
-
-    key_id: str
-    project_id: str | None
-    environment: str
-    scopes: frozenset[str]
-    is_root: bool
-    ratelimit: RateLimitStatus | None = None
+    def fields(self) -> dict[str, str]:
+        """``RateLimit-*`` as response header fields."""
+        return ratelimit_fields(self.limit, self.remaining, self.reset)

@@ -25,11 +25,20 @@ from keyguard.crypto.hashing import SecretHasher
 from keyguard.crypto.request_signing import TIMESTAMP_WINDOW, verify_signed_request
 from keyguard.engine.cache import KeyCache
 from keyguard.engine.facts import Credentials, RequestFacts
-from keyguard.engine.records import KeyRecord, Principal, RateLimitStatus
+from keyguard.engine.principals import (
+    AccessToken,
+    KeyPrincipal,
+    Presented,
+    Principal,
+    SessionVerifier,
+    TokenVerifier,
+)
+from keyguard.engine.records import KeyRecord, RateLimitStatus
 from keyguard.engine.totp_guard import TOTP_FAILURES, TotpGuard
 from keyguard.errors import (
     ClientCertificateInvalid,
     ClientCertificateRequired,
+    CredentialsMissing,
     HttpsRequired,
     InvalidKey,
     IpNotAllowed,
@@ -73,6 +82,30 @@ class PolicyEngine:
         self._totp = TotpGuard(state, clock, failures=totp_failures)
         # Told (key id, project id, code, client ip) of each refusal of an identified key.
         self.on_refusal: Callable[[str, str | None, str, str | None], None] | None = None
+        # The other two kinds of principal: plugged in by the OAuth and accounts features.
+        self.token_verifier: TokenVerifier | None = None
+        self.session_verifier: SessionVerifier | None = None
+
+    async def authenticate(
+        self,
+        presented: Presented,
+        facts: RequestFacts,
+        *,
+        required_scopes: Iterable[str] = (),
+        root: bool = False,
+    ) -> Principal:
+        """Any presented credential → its principal, or the problem that refuses it."""
+        if isinstance(presented, Credentials):
+            return await self.verify(presented, facts, required_scopes=required_scopes, root=root)
+        if isinstance(presented, AccessToken):
+            if self.token_verifier is None or root:
+                raise InvalidKey()  # what any Bearer value we cannot verify gets
+            return await self.token_verifier.verify(
+                presented, facts, required_scopes=required_scopes
+            )
+        if self.session_verifier is None:
+            raise CredentialsMissing()  # a cookie alone is no credential until accounts land
+        return await self.session_verifier.verify(presented, facts)
 
     async def verify(
         self,
@@ -81,7 +114,7 @@ class PolicyEngine:
         *,
         required_scopes: Iterable[str] = (),
         root: bool = False,
-    ) -> Principal:
+    ) -> KeyPrincipal:
         record = self._check_secret(await self.cache.get(credentials.key_id), credentials)
         try:
             return await self._check_request(record, credentials, facts, required_scopes, root)
@@ -109,9 +142,7 @@ class PolicyEngine:
             log.warning("rate limit state unavailable for RateLimit headers", exc_info=True)
             return
         status = RateLimitStatus(now.limit, now.remaining, now.reset_seconds)
-        refusal.headers.update(
-            (name.decode(), value.decode()) for name, value in status.header_items()
-        )
+        refusal.headers.update(status.fields())
 
     async def _check_request(
         self,
@@ -120,7 +151,7 @@ class PolicyEngine:
         facts: RequestFacts,
         required_scopes: Iterable[str],
         root: bool,
-    ) -> Principal:
+    ) -> KeyPrincipal:
         self._check_lifecycle(record)
         if root != record.is_root:
             # A root key is a management credential, never a project key, and vice versa.
@@ -169,7 +200,7 @@ class PolicyEngine:
                     reset=decision.reset_seconds,
                 )
             ratelimit = RateLimitStatus(decision.limit, decision.remaining, decision.reset_seconds)
-        return Principal(
+        return KeyPrincipal(
             key_id=record.id,
             project_id=record.project_id,
             environment=record.environment,

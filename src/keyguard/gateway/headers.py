@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from keyguard.wire import KEY_HEADERS, PROXY_CERT_COMPANION_HEADERS, PROXY_CERT_HEADERS, prefixed
+
 # RFC 9110 §7.6.1: connection-specific fields, never forwarded by a proxy.
 HOP_BY_HOP = frozenset(
     {
@@ -18,21 +20,12 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Keyguard credentials stay at the gateway: the upstream trusts the identity headers.
-CREDENTIAL_HEADERS = frozenset({"api-key", "x-api-key", "x-api-secret"})
 # Rewritten by the gateway itself (client copies are never passed on).
 FORWARDING_HEADERS = frozenset(
     {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "expect"}
 )
-CERTIFICATE_HEADERS = frozenset(
-    {
-        "client-cert",
-        "client-cert-chain",
-        "x-forwarded-client-cert",
-        "x-ssl-client-cert",
-        "x-ssl-client-verify",  # nginx's verdict on that certificate: forged if sent to us
-    }
-)
+# Forwarded client certificates and their companions: a client's copies are forged.
+CERTIFICATE_HEADERS = frozenset((*PROXY_CERT_HEADERS, *PROXY_CERT_COMPANION_HEADERS))
 
 
 def connection_tokens(values: Iterable[bytes]) -> frozenset[bytes]:
@@ -49,14 +42,7 @@ def is_keyguard_authorization(value: bytes) -> bool:
 
 
 def stripped_request_headers(prefix: str) -> frozenset[bytes]:
-    p = prefix.lower()
-    own = {
-        f"x-{p}-key-id",
-        f"x-{p}-project-id",
-        f"x-{p}-scopes",
-        f"x-{p}-totp",
-        f"x-{p}-timestamp",
-        f"x-{p}-signature",
-    }
-    names = HOP_BY_HOP | CREDENTIAL_HEADERS | FORWARDING_HEADERS | CERTIFICATE_HEADERS | own
-    return frozenset(name.encode("latin-1") for name in names)
+    """Never forwarded: hop-by-hop, Keyguard credentials (the upstream trusts the identity
+    headers instead), forwarding and certificate headers, and every ``X-{P}-…`` name."""
+    names = HOP_BY_HOP | KEY_HEADERS | FORWARDING_HEADERS | CERTIFICATE_HEADERS
+    return frozenset(name.encode("latin-1") for name in names | prefixed(prefix).all)

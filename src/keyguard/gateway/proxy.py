@@ -30,13 +30,14 @@ from typing import Any
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from keyguard.doors.asgi import BufferedBody, send_problem
+from keyguard.doors.asgi import BufferedBody
 from keyguard.doors.authenticate import authenticate_scope
 from keyguard.doors.scope import header_map
 from keyguard.engine.ipallow import TrustedProxies
-from keyguard.engine.records import Principal
+from keyguard.engine.principals import KeyPrincipal, Principal
 from keyguard.engine.verifier import PolicyEngine
-from keyguard.errors import BadGateway, KeyguardError
+from keyguard.errors import KeyguardError
+from keyguard.gateway.errors import BadGateway
 from keyguard.gateway.headers import (
     HOP_BY_HOP,
     connection_tokens,
@@ -44,6 +45,7 @@ from keyguard.gateway.headers import (
     stripped_request_headers,
 )
 from keyguard.gateway.target import checked_target
+from keyguard.wire import prefixed, send_problem
 
 __all__ = ["Gateway", "upstream_base"]
 
@@ -101,9 +103,9 @@ class Gateway:
         self._max_body = max_signed_body_bytes
         self._on_shutdown = on_shutdown
         self._strip = stripped_request_headers(header_prefix)
+        names = prefixed(header_prefix)
         self._identity_names = tuple(
-            f"X-{header_prefix}-{name}".encode("latin-1")
-            for name in ("Key-Id", "Project-Id", "Scopes")
+            name.encode("latin-1") for name in (names.key_id, names.project_id, names.scopes)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -207,7 +209,8 @@ class Gateway:
         if host:
             out.append((b"x-forwarded-host", host))
         key_id, project_id, scopes = self._identity_names
-        out.append((key_id, principal.key_id.encode()))
+        subject = principal.key_id if isinstance(principal, KeyPrincipal) else principal.actor
+        out.append((key_id, subject.encode()))
         out.append((project_id, (principal.project_id or "").encode()))
         out.append((scopes, " ".join(sorted(principal.scopes)).encode()))
         return out

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from keyguard.errors import InvalidPath
+from keyguard.gateway.errors import InvalidPath
 
 __all__ = ["checked_target"]
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyguard.crypto.envelope import Envelope
 from keyguard.engine.records import KeyRecord, RateLimitRule
-from keyguard.storage.models import ApiKey, KeyCertificate
+from keyguard.keys.models import ApiKey, KeyCertificate
 
 
 def to_record(

@@ -16,25 +16,16 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import service as audit
-from keyguard.clock import utc_from_ts
+from keyguard.clock import has_passed, utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.crypto.keys import ROOT_PREFIX, IssuedKey, issue_key, new_secret_for
-from keyguard.errors import (
-    KeyAlreadyRevoked,
-    KeyAlreadyRotated,
-    KeyExpiredConflict,
-    NotFound,
-    ValidationFailed,
-)
-from keyguard.storage.models import ApiKey, KeyCertificate, Project
+from keyguard.errors import NotFound, ValidationFailed
+from keyguard.keys.errors import KeyAlreadyRevoked, KeyAlreadyRotated, KeyExpiredConflict
+from keyguard.keys.models import ApiKey, KeyCertificate
+from keyguard.keys.views import CreatedKey, KeyView, key_view
+from keyguard.projects.models import Project
 
 MAX_PAGE = 100
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class CreatedKey:
-    row: ApiKey
-    issued: IssuedKey  # shown once
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +53,7 @@ def _check_expiry(ctx: ServiceContext, expires_at: datetime | None) -> None:
 
 def _refuse_if_expired(ctx: ServiceContext, row: ApiKey) -> None:
     """An expired key gets no new secret and no successor (``KeyExpiredConflict``, 409)."""
-    if row.expires_at is not None and row.expires_at <= _now(ctx):
+    if has_passed(row.expires_at, _now(ctx)):
         raise KeyExpiredConflict()
 
 
@@ -118,7 +109,7 @@ async def create_key(
             },
         )
     ctx.cache.invalidate(row.id)
-    return CreatedKey(row, issued)
+    return CreatedKey(key_view(row, (), _now(ctx)), issued)
 
 
 async def create_root_key(
@@ -134,7 +125,7 @@ async def create_root_key(
     await audit.record(
         session, at=row.created_at, actor=account_id, action="root_key.created", target=row.id
     )
-    return CreatedKey(row, issued)
+    return CreatedKey(key_view(row, (), row.created_at), issued)
 
 
 def _encode_cursor(row: ApiKey) -> str:
@@ -154,7 +145,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 async def list_keys(
     ctx: ServiceContext, project_id: str, *, limit: int = 50, cursor: str | None = None
-) -> tuple[list[ApiKey], str | None]:
+) -> tuple[list[KeyView], str | None]:
     """A page of keys in creation order, and the cursor of the next page (None at the end)."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}")
@@ -169,9 +160,12 @@ async def list_keys(
         if await session.get(Project, project_id) is None:
             raise NotFound()
         rows = list((await session.execute(query)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (_encode_cursor(rows[-1]) if more and rows else None)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        certs = await _certificates_of(session, [r.id for r in rows])
+    now = _now(ctx)
+    page = [key_view(r, certs[r.id], now) for r in rows]
+    return page, (_encode_cursor(rows[-1]) if more and rows else None)
 
 
 async def _project_key(session: AsyncSession, key_id: str, *, lock: bool = False) -> ApiKey:
@@ -194,19 +188,18 @@ async def live_project_key(session: AsyncSession, key_id: str) -> ApiKey:
     return row
 
 
-async def get_key(ctx: ServiceContext, key_id: str) -> tuple[ApiKey, list[KeyCertificate]]:
+async def get_key(ctx: ServiceContext, key_id: str) -> KeyView:
     async with ctx.sessions() as session:
         row = await _project_key(session, key_id)
         certs = (await _certificates_of(session, [key_id]))[key_id]
-    return row, certs
+    return key_view(row, certs, _now(ctx))
 
 
-async def certificates_by_key(
-    ctx: ServiceContext, key_ids: list[str]
-) -> dict[str, list[KeyCertificate]]:
-    """The pinned certificates of each key (every id present; one query for a page)."""
+async def _created(ctx: ServiceContext, row: ApiKey, issued: IssuedKey) -> CreatedKey:
+    # A rotated key's successor inherits its certificates: show them.
     async with ctx.sessions() as session:
-        return await _certificates_of(session, key_ids)
+        certs = (await _certificates_of(session, [row.id]))[row.id]
+    return CreatedKey(key_view(row, certs, _now(ctx)), issued)
 
 
 async def _certificates_of(
@@ -367,7 +360,7 @@ async def regenerate_key(ctx: ServiceContext, key_id: str, *, actor: str) -> Cre
             project_id=row.project_id,
         )
     ctx.cache.invalidate(key_id)
-    return CreatedKey(row, issued)
+    return await _created(ctx, row, issued)
 
 
 async def rotate_key(
@@ -444,4 +437,4 @@ async def rotate_key(
         )
     ctx.cache.invalidate(key_id)
     ctx.cache.invalidate(new.id)
-    return CreatedKey(new, issued)
+    return await _created(ctx, new, issued)

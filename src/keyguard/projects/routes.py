@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from keyguard.api.deps import RootKey, RuntimeDep
-from keyguard.api.schemas import ProjectCreate, ProjectCreated, ProjectOut
+from keyguard.api.deps import ContextDep, Manager
 from keyguard.projects import service as projects
-from keyguard.storage.models import Project
+from keyguard.projects.models import Project
+from keyguard.projects.schemas import ProjectCreate, ProjectCreated, ProjectOut
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 
@@ -22,9 +22,9 @@ def _out(project: Project) -> ProjectOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectCreated)
-async def create_project(body: ProjectCreate, rt: RuntimeDep, caller: RootKey) -> ProjectCreated:
+async def create_project(body: ProjectCreate, rt: ContextDep, caller: Manager) -> ProjectCreated:
     created = await projects.create_project(
-        rt, name=body.name, key_prefix=body.key_prefix, actor=caller.key_id, owner=None
+        rt, name=body.name, key_prefix=body.key_prefix, actor=caller.actor, owner=None
     )
     return ProjectCreated(
         **_out(created.project).model_dump(), webhook_secret=created.webhook_secret
@@ -32,10 +32,10 @@ async def create_project(body: ProjectCreate, rt: RuntimeDep, caller: RootKey) -
 
 
 @router.get("", response_model=list[ProjectOut])
-async def list_projects(rt: RuntimeDep, _: RootKey) -> list[ProjectOut]:
+async def list_projects(rt: ContextDep, _: Manager) -> list[ProjectOut]:
     return [_out(p) for p in await projects.list_projects(rt)]
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
-async def get_project(project_id: str, rt: RuntimeDep, _: RootKey) -> ProjectOut:
+async def get_project(project_id: str, rt: ContextDep, _: Manager) -> ProjectOut:
     return _out(await projects.get_project(rt, project_id))

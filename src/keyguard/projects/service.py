@@ -14,7 +14,7 @@ from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.keys import ROOT_PREFIX, valid_prefix
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.ids import new_id
-from keyguard.storage.models import Project
+from keyguard.projects.models import Project
 from keyguard.webhooks.signing import new_webhook_secret
 
 

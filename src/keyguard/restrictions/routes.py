@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from keyguard.api.deps import RootKey, RuntimeDep
-from keyguard.api.schemas import CertificateOut, KeyOut
+from keyguard.api.deps import ContextDep, Manager
 from keyguard.keys import service as keys
 from keyguard.keys.routes import key_out
+from keyguard.keys.schemas import CertificateOut, KeyOut
 from keyguard.restrictions import service as restrictions
 from keyguard.restrictions.schemas import (
     CertificateList,
@@ -27,10 +27,10 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 @router.post("/v1/keys/{key_id}/totp", response_model=TotpEnrolmentOut)
 async def start_totp(
-    key_id: str, response: Response, rt: RuntimeDep, caller: RootKey
+    key_id: str, response: Response, rt: ContextDep, caller: Manager
 ) -> TotpEnrolmentOut:
     """Start TOTP enrolment: scan the QR code, then confirm with a code."""
-    enrolment = await restrictions.start_totp(rt, key_id, actor=caller.key_id)
+    enrolment = await restrictions.start_totp(rt, key_id, actor=caller.actor)
     response.headers.update(_NO_STORE)
     return TotpEnrolmentOut(
         secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_svg=enrolment.qr_svg
@@ -38,16 +38,15 @@ async def start_totp(
 
 
 @router.post("/v1/keys/{key_id}/totp/confirm", response_model=KeyOut)
-async def confirm_totp(key_id: str, body: TotpConfirm, rt: RuntimeDep, caller: RootKey) -> KeyOut:
+async def confirm_totp(key_id: str, body: TotpConfirm, rt: ContextDep, caller: Manager) -> KeyOut:
     """Turn TOTP on. A wrong code is 422 ``totp_invalid`` (the body is wrong, not the caller)."""
-    await restrictions.confirm_totp(rt, key_id, body.code, actor=caller.key_id)
-    row, certs = await keys.get_key(rt, key_id)
-    return key_out(rt, row, certs)
+    await restrictions.confirm_totp(rt, key_id, body.code, actor=caller.actor)
+    return key_out(await keys.get_key(rt, key_id))
 
 
 @router.delete("/v1/keys/{key_id}/totp", status_code=status.HTTP_204_NO_CONTENT)
-async def disable_totp(key_id: str, rt: RuntimeDep, caller: RootKey) -> Response:
-    await restrictions.disable_totp(rt, key_id, actor=caller.key_id)
+async def disable_totp(key_id: str, rt: ContextDep, caller: Manager) -> Response:
+    await restrictions.disable_totp(rt, key_id, actor=caller.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -57,28 +56,27 @@ async def disable_totp(key_id: str, rt: RuntimeDep, caller: RootKey) -> Response
     response_model=CertificateOut,
 )
 async def add_certificate(
-    key_id: str, body: CertificateUpload, rt: RuntimeDep, caller: RootKey
+    key_id: str, body: CertificateUpload, rt: ContextDep, caller: Manager
 ) -> CertificateOut:
-    cert = await restrictions.add_certificate(rt, key_id, body.pem, actor=caller.key_id)
-    if rt.client_trust is not None:
-        # Only matters when the TLS layer cannot accept unknown certificates (fallback).
-        rt.client_trust.add_pem(cert.pem)
-    return CertificateOut.of(cert)
+    cert = await restrictions.add_certificate(rt, key_id, body.pem, actor=caller.actor)
+    return CertificateOut.model_validate(cert, from_attributes=True)
 
 
 @router.get("/v1/keys/{key_id}/certificates", response_model=CertificateList)
-async def list_certificates(key_id: str, rt: RuntimeDep, _: RootKey) -> CertificateList:
+async def list_certificates(key_id: str, rt: ContextDep, _: Manager) -> CertificateList:
     certs = await restrictions.list_certificates(rt, key_id)
-    return CertificateList(data=[CertificateOut.of(c) for c in certs])
+    return CertificateList(
+        data=[CertificateOut.model_validate(c, from_attributes=True) for c in certs]
+    )
 
 
 @router.delete(
     "/v1/keys/{key_id}/certificates/{fingerprint}", status_code=status.HTTP_204_NO_CONTENT
 )
 async def remove_certificate(
-    key_id: str, fingerprint: str, rt: RuntimeDep, caller: RootKey
+    key_id: str, fingerprint: str, rt: ContextDep, caller: Manager
 ) -> Response:
-    await restrictions.remove_certificate(rt, key_id, fingerprint, actor=caller.key_id)
+    await restrictions.remove_certificate(rt, key_id, fingerprint, actor=caller.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -88,15 +86,15 @@ async def remove_certificate(
     response_model=SigningSecretOut,
 )
 async def set_signing_secret(
-    key_id: str, response: Response, rt: RuntimeDep, caller: RootKey
+    key_id: str, response: Response, rt: ContextDep, caller: Manager
 ) -> SigningSecretOut:
     """A new signing secret (shown once); every request with the key must then be signed."""
-    secret = await restrictions.set_signing_secret(rt, key_id, actor=caller.key_id)
+    secret = await restrictions.set_signing_secret(rt, key_id, actor=caller.actor)
     response.headers.update(_NO_STORE)
     return SigningSecretOut(signing_secret=secret)
 
 
 @router.delete("/v1/keys/{key_id}/signing-secret", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_signing_secret(key_id: str, rt: RuntimeDep, caller: RootKey) -> Response:
-    await restrictions.remove_signing_secret(rt, key_id, actor=caller.key_id)
+async def remove_signing_secret(key_id: str, rt: ContextDep, caller: Manager) -> Response:
+    await restrictions.remove_signing_secret(rt, key_id, actor=caller.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from keyguard.api.schemas import CertificateOut, Strict
+from keyguard.api.schema_base import Strict
+from keyguard.keys.schemas import CertificateOut
 
 
 class TotpEnrolmentOut(BaseModel):

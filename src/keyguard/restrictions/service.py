@@ -27,15 +27,11 @@ from keyguard.crypto.certificates import parse_pem_certificate
 from keyguard.crypto.request_signing import new_signing_secret
 from keyguard.crypto.totp import TotpKey, new_totp_secret, provisioning_uri, qr_svg
 from keyguard.engine.totp_guard import TotpGuard
-from keyguard.errors import (
-    Conflict,
-    NotFound,
-    TotpConfirmationInvalid,
-    TotpInvalid,
-    ValidationFailed,
-)
+from keyguard.errors import Conflict, NotFound, TotpInvalid, ValidationFailed
+from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.keys.service import get_key, live_project_key
-from keyguard.storage.models import ApiKey, KeyCertificate
+from keyguard.keys.views import CertificateView
+from keyguard.restrictions.errors import TotpConfirmationInvalid
 
 __all__ = [
     "MAX_CERTIFICATES",
@@ -140,7 +136,7 @@ async def disable_totp(ctx: ServiceContext, key_id: str, *, actor: str) -> None:
 
 async def add_certificate(
     ctx: ServiceContext, key_id: str, pem: str, *, actor: str
-) -> KeyCertificate:
+) -> CertificateView:
     """Pin a client certificate (one PEM ``CERTIFICATE``, not expired) on the key."""
     try:
         info = parse_pem_certificate(pem)
@@ -178,12 +174,12 @@ async def add_certificate(
             fingerprint_sha256=info.fingerprint_sha256,
         )
     ctx.cache.invalidate(key_id)
-    return cert
+    ctx.certificate_pinned(cert.pem)
+    return CertificateView.of(cert)
 
 
-async def list_certificates(ctx: ServiceContext, key_id: str) -> list[KeyCertificate]:
-    _, certs = await get_key(ctx, key_id)
-    return certs
+async def list_certificates(ctx: ServiceContext, key_id: str) -> tuple[CertificateView, ...]:
+    return (await get_key(ctx, key_id)).certificates
 
 
 async def remove_certificate(

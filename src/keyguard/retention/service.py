@@ -34,14 +34,9 @@ from sqlalchemy import delete, exists, or_, select
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
-from keyguard.storage.models import (
-    Photo,
-    UploadSession,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookMessage,
-)
+from keyguard.uploads.models import Photo, UploadSession
 from keyguard.uploads.store import FileStore
+from keyguard.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
 
 log = logging.getLogger("keyguard.retention")
 

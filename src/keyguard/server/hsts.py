@@ -10,13 +10,12 @@ credentials and body the client just leaked).
 
 from __future__ import annotations
 
-import json
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keyguard.engine.credentials import CREDENTIAL_HEADERS
 from keyguard.errors import HttpsRequired
+from keyguard.wire import CREDENTIAL_HEADERS, send_problem
 
 __all__ = ["HSTSMiddleware", "HttpsRedirectApp"]
 
@@ -111,19 +110,7 @@ class HttpsRedirectApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _forbidden(self, scope: Scope, send: Send) -> None:
-        body = json.dumps(HttpsRequired().to_problem()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, HttpsRequired(), extra=((b"cache-control", b"no-store"),))
 
     def _host(self, scope: Scope) -> str:
         for name, value in scope["headers"]:

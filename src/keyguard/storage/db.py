@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -44,10 +44,14 @@ def session_factory(
     return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(
+    connection: Connection | None = None, *, metadata: MetaData | None = None
+) -> Config:
+    """``metadata`` (``keyguard.tables.metadata``) only matters to autogenerate/compare."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
+    cfg.attributes["target_metadata"] = metadata
     return cfg
 
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
-from keyguard.errors import DownloadLinkExpired, DownloadLinkInvalid
+from keyguard.uploads.errors import DownloadLinkExpired, DownloadLinkInvalid
 
 LINK_TTL_SECONDS = 3600
 _MAX_EXPIRES_DIGITS = 12

@@ -20,21 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
-from keyguard.context import ServiceContext
 from keyguard.crypto.passwords import verify_session_password
-from keyguard.errors import (
+from keyguard.errors import NotFound, PayloadTooLarge, RateLimited
+from keyguard.ids import new_id
+from keyguard.state.protocols import RateLimiter
+from keyguard.uploads.context import UploadContext
+from keyguard.uploads.errors import (
     NotAnImage,
-    NotFound,
-    PayloadTooLarge,
     PhotoLimitReached,
-    RateLimited,
     SessionExpired,
     SessionPasswordInvalid,
 )
-from keyguard.ids import new_id
-from keyguard.state.protocols import RateLimiter
-from keyguard.storage.models import Photo, UploadSession
 from keyguard.uploads.filenames import display_name
+from keyguard.uploads.models import Photo, UploadSession
 from keyguard.uploads.sniff import SNIFF_BYTES, sniff_image_type
 from keyguard.uploads.store import FileStore
 from keyguard.webhooks.events import PHOTO_UPLOADED
@@ -56,7 +54,7 @@ class IncomingFile:
     filename: str | None
 
 
-async def session_for_upload(ctx: ServiceContext, session_id: str) -> UploadSession:
+async def session_for_upload(ctx: UploadContext, session_id: str) -> UploadSession:
     """The session an end user may upload into: 404 unknown, 410 expired."""
     async with ctx.sessions() as db:
         row = await db.get(UploadSession, session_id)
@@ -101,7 +99,7 @@ async def check_password(
 
 
 async def add_photo(
-    ctx: ServiceContext,
+    ctx: UploadContext,
     store: FileStore,
     row: UploadSession,
     upload: IncomingFile,
@@ -192,7 +190,7 @@ def photo_metadata(photo: Photo) -> dict[str, object]:
 
 
 async def _check_count(
-    ctx: ServiceContext, row: UploadSession, db: AsyncSession | None = None
+    ctx: UploadContext, row: UploadSession, db: AsyncSession | None = None
 ) -> None:
     query = select(func.count()).where(Photo.session_id == row.id)
     if db is None:
@@ -211,7 +209,7 @@ def _sha256(stream: BinaryIO) -> str:
     return h.hexdigest()
 
 
-async def list_photos(ctx: ServiceContext, session_id: str, *, project_id: str) -> list[Photo]:
+async def list_photos(ctx: UploadContext, session_id: str, *, project_id: str) -> list[Photo]:
     async with ctx.sessions() as db:
         row = await db.get(UploadSession, session_id)
         if row is None or row.project_id != project_id:
@@ -222,7 +220,7 @@ async def list_photos(ctx: ServiceContext, session_id: str, *, project_id: str) 
         return list(found.scalars())
 
 
-async def get_photo(ctx: ServiceContext, photo_id: str) -> Photo:
+async def get_photo(ctx: UploadContext, photo_id: str) -> Photo:
     async with ctx.sessions() as db:
         photo = await db.get(Photo, photo_id)
     if photo is None:

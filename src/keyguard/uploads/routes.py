@@ -18,23 +18,18 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from keyguard.api import problems
-from keyguard.api.deps import ProjectKey, RuntimeDep
+from keyguard.api.deps import AppContext, ContextDep, ProjectCaller
 from keyguard.clock import utc_from_ts
 from keyguard.doors.scope import facts_from_scope, header_map
-from keyguard.errors import (
-    KeyguardError,
-    NotFound,
-    SessionExpired,
-    UnsupportedMediaType,
-    ValidationFailed,
-)
-from keyguard.runtime import Runtime
-from keyguard.storage.models import Photo
+from keyguard.errors import KeyguardError, NotFound, UnsupportedMediaType, ValidationFailed
 from keyguard.uploads import page as upload_page
 from keyguard.uploads import photos
+from keyguard.uploads.errors import SessionExpired
 from keyguard.uploads.links import sign_download_link, verify_download_link
+from keyguard.uploads.models import Photo
 from keyguard.uploads.schemas import PhotoOut, PhotoPage
 from keyguard.uploads.store import FileStore, LocalFileStore
+from keyguard.wire import prefixed
 
 router = APIRouter(tags=["uploads"])
 
@@ -53,25 +48,25 @@ def is_upload(method: str, path: str) -> bool:
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the password field
 
 
-def local_file_store(rt: Runtime) -> FileStore:
+def local_file_store(rt: AppContext) -> FileStore:
     """The embedded default: local disk under the data dir."""
     return LocalFileStore(rt.settings.data_dir / "photos")
 
 
-def file_store(request: Request, rt: Runtime) -> FileStore:
+def file_store(request: Request, rt: AppContext) -> FileStore:
     """The app's store (``app.state.file_store``, set by ``create_app``; another store,
     such as S3, may be put there before the app starts)."""
     return cast(FileStore, request.app.state.file_store)
 
 
-def _client_ip(request: Request, rt: Runtime) -> str:
+def _client_ip(request: Request, rt: AppContext) -> str:
     facts = facts_from_scope(
         request.scope, header_map(request.scope), rt.settings.header_prefix, rt.trusted_proxies
     )
     return str(facts.client_ip or "unknown")
 
 
-def photo_out(rt: Runtime, request: Request, photo: Photo, *, with_link: bool) -> PhotoOut:
+def photo_out(rt: AppContext, request: Request, photo: Photo, *, with_link: bool) -> PhotoOut:
     url = expires = None
     if with_link:
         url, stamp = sign_download_link(
@@ -100,7 +95,7 @@ def _wants_html(request: Request) -> bool:
 
 
 @router.get("/upload/{session_id}", include_in_schema=False)
-async def upload_page_for(session_id: str, rt: RuntimeDep) -> Response:
+async def upload_page_for(session_id: str, rt: ContextDep) -> Response:
     try:
         row = await photos.session_for_upload(rt, session_id)
     except SessionExpired:
@@ -121,7 +116,7 @@ async def upload_page_for(session_id: str, rt: RuntimeDep) -> Response:
     response_model=PhotoOut,
     responses={401: {}, 404: {}, 409: {}, 410: {}, 413: {}, 415: {}, 429: {}},
 )
-async def upload_photo(session_id: str, request: Request, rt: RuntimeDep) -> Response:
+async def upload_photo(session_id: str, request: Request, rt: ContextDep) -> Response:
     try:
         return await _upload_photo(session_id, request, rt)
     except KeyguardError as exc:
@@ -148,11 +143,11 @@ def _error_page(error: KeyguardError, session_id: str) -> Response:
     return page
 
 
-async def _upload_photo(session_id: str, request: Request, rt: Runtime) -> Response:
+async def _upload_photo(session_id: str, request: Request, rt: AppContext) -> Response:
     row = await photos.session_for_upload(rt, session_id)
     limiter = rt.state.rate_limiter
     ip = _client_ip(request, rt)
-    header_password = request.headers.get(f"x-{rt.settings.header_prefix}-session-password")
+    header_password = request.headers.get(prefixed(rt.settings.header_prefix).session_password)
     if header_password is not None:  # checked before the body is even read
         await photos.check_password(row, header_password, limiter=limiter, client_ip=ip)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -187,7 +182,7 @@ async def _upload_photo(session_id: str, request: Request, rt: Runtime) -> Respo
 
 @router.get("/v1/sessions/{session_id}/photos", response_model=PhotoPage)
 async def list_photos(
-    session_id: str, request: Request, rt: RuntimeDep, caller: ProjectKey
+    session_id: str, request: Request, rt: ContextDep, caller: ProjectCaller
 ) -> PhotoPage:
     found = await photos.list_photos(rt, session_id, project_id=caller.project_id or "")
     return PhotoPage(data=[photo_out(rt, request, p, with_link=True) for p in found])
@@ -197,7 +192,7 @@ async def list_photos(
 async def download_photo(
     photo_id: str,
     request: Request,
-    rt: RuntimeDep,
+    rt: ContextDep,
     expires: str | None = Query(default=None, max_length=16),
     signature: str | None = Query(default=None, max_length=128),
 ) -> Response:

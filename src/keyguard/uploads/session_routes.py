@@ -10,15 +10,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from keyguard.api.deps import (
-    ProjectKey,
-    RuntimeDep,
+    ContextDep,
+    ProjectCaller,
     add_ratelimit_headers,
     authenticate_request,
-    runtime_of,
+    context_of,
 )
-from keyguard.api.schemas import SessionCreate, SessionOut
+from keyguard.engine.permissions import Action
 from keyguard.errors import NotFound
 from keyguard.uploads import sessions
+from keyguard.uploads.schemas import SessionCreate, SessionOut
 from keyguard.uploads.views import SessionView
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 def session_out(request: Request, view: SessionView) -> SessionOut:
     return SessionOut(
         id=view.id,
-        upload_url=f"{runtime_of(request).settings.public_base_url}/upload/{view.id}",
+        upload_url=f"{context_of(request).settings.public_base_url}/upload/{view.id}",
         delivery_mode=view.delivery_mode,
         webhook_url=view.webhook_url,
         password_protected=view.password_protected,
@@ -38,14 +39,14 @@ def session_out(request: Request, view: SessionView) -> SessionOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionOut)
 async def create_session(
-    body: SessionCreate, request: Request, rt: RuntimeDep, caller: ProjectKey
+    body: SessionCreate, request: Request, rt: ContextDep, caller: ProjectCaller
 ) -> SessionOut:
     if caller.project_id is None:  # pragma: no cover - root keys never reach here
         raise NotFound()
     row = await sessions.create_session(
         rt,
         project_id=caller.project_id,
-        key_id=caller.key_id,
+        key_id=caller.actor,
         delivery_mode=body.delivery_mode,
         webhook_url=body.webhook_url,
         password=body.password,
@@ -65,9 +66,9 @@ async def create_session(
     },
 )
 async def get_session(request: Request) -> Response:
-    caller = await authenticate_request(request, root=False)
+    caller = await authenticate_request(request, Action.USE)
     view = await sessions.get_session(
-        runtime_of(request), request.path_params["session_id"], project_id=caller.project_id or ""
+        context_of(request), request.path_params["session_id"], project_id=caller.project_id or ""
     )
     response = Response(session_out(request, view).model_dump_json(), media_type="application/json")
     add_ratelimit_headers(response, caller)

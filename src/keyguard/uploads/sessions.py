@@ -8,17 +8,17 @@ import anyio
 
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
-from keyguard.context import ServiceContext
 from keyguard.crypto.passwords import hash_session_password
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.ids import new_id
-from keyguard.storage.models import UploadSession
+from keyguard.uploads.context import UploadContext
+from keyguard.uploads.models import UploadSession
 from keyguard.uploads.views import SessionView
 from keyguard.webhooks.endpoints import check_webhook_url
 
 
 async def create_session(
-    ctx: ServiceContext,
+    ctx: UploadContext,
     *,
     project_id: str,
     key_id: str,
@@ -65,7 +65,7 @@ async def create_session(
     return session_row
 
 
-async def get_session(ctx: ServiceContext, session_id: str, *, project_id: str) -> SessionView:
+async def get_session(ctx: UploadContext, session_id: str, *, project_id: str) -> SessionView:
     view = await ctx.session_cache.get(session_id)
     # Another project's session is answered as if it did not exist.
     if view is None or view.project_id != project_id:

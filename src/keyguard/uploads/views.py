@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keyguard.storage.models import UploadSession
+from keyguard.uploads.models import UploadSession
 
 
 @dataclass(frozen=True, slots=True)

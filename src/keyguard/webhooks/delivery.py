@@ -23,18 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
-from keyguard.context import ServiceContext
+from keyguard.projects.models import Project
 from keyguard.projects.service import active_webhook_secrets
-from keyguard.storage.models import (
-    Project,
+from keyguard.uploads.links import sign_download_link
+from keyguard.webhooks.attempt import INTERNAL_ERROR, RESPONSE_TRUNCATED, AttemptResult
+from keyguard.webhooks.context import WebhookContext
+from keyguard.webhooks.events import PHOTO_UPLOADED, redact_url
+from keyguard.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookMessage,
 )
-from keyguard.uploads.links import sign_download_link
-from keyguard.webhooks.attempt import INTERNAL_ERROR, RESPONSE_TRUNCATED, AttemptResult
-from keyguard.webhooks.events import PHOTO_UPLOADED, redact_url
 from keyguard.webhooks.outbox import CANCELLED, FAILED, PENDING, SUCCEEDED
 from keyguard.webhooks.schedule import is_retryable, next_attempt_delay, should_disable_endpoint
 from keyguard.webhooks.signing import signature_headers
@@ -106,7 +106,7 @@ def _due(now: datetime) -> Any:
     )
 
 
-async def any_due(ctx: ServiceContext) -> bool:
+async def any_due(ctx: WebhookContext) -> bool:
     """A cheap read, so an idle worker does not take SQLite's write lock to find nothing."""
     now = utc_from_ts(ctx.clock.now())
     async with ctx.sessions() as session:
@@ -115,7 +115,7 @@ async def any_due(ctx: ServiceContext) -> bool:
 
 
 async def claim_due(
-    ctx: ServiceContext,
+    ctx: WebhookContext,
     *,
     limit: int,
     in_flight: Mapping[str, int],
@@ -213,7 +213,7 @@ def _loaded(row: Any) -> Loaded:
     )
 
 
-async def prepare(ctx: ServiceContext, claim: Claim) -> Job | None:
+async def prepare(ctx: WebhookContext, claim: Claim) -> Job | None:
     """The signed request for a claimed delivery, or None when it must not be sent
     (lease lost, endpoint deleted or disabled: then the delivery is cancelled).
 
@@ -223,7 +223,7 @@ async def prepare(ctx: ServiceContext, claim: Claim) -> Job | None:
 
 
 async def prepare_many(
-    ctx: ServiceContext,
+    ctx: WebhookContext,
     claims: Sequence[Claim],
     *,
     reload: bool = False,
@@ -302,7 +302,7 @@ def _internal_error(url: str) -> AttemptResult:
     return AttemptResult(url, None, 0.0, "", INTERNAL_ERROR, None)
 
 
-def _secrets(ctx: ServiceContext, row: Loaded, now: datetime) -> list[str]:
+def _secrets(ctx: WebhookContext, row: Loaded, now: datetime) -> list[str]:
     # A transient Project (never added to a session) with just what signing reads.
     project = Project(
         id=row.project_id,
@@ -313,7 +313,7 @@ def _secrets(ctx: ServiceContext, row: Loaded, now: datetime) -> list[str]:
     return active_webhook_secrets(ctx.envelope, project, now)
 
 
-def render_body(ctx: ServiceContext, message: WebhookMessage | Message, now: float) -> bytes:
+def render_body(ctx: WebhookContext, message: WebhookMessage | Message, now: float) -> bytes:
     """The JSON body of one attempt: ``{id, type, timestamp, data}``.
 
     ``photo.uploaded`` gets a freshly signed download link per attempt, so a retry
@@ -336,14 +336,14 @@ def render_body(ctx: ServiceContext, message: WebhookMessage | Message, now: flo
 
 
 async def finish(
-    ctx: ServiceContext, job: Job, result: AttemptResult, rng: random.Random
+    ctx: WebhookContext, job: Job, result: AttemptResult, rng: random.Random
 ) -> WebhookDelivery | None:
     """Record one attempt (see :func:`finish_many`)."""
     return (await finish_many(ctx, [(job, result)], rng))[0]
 
 
 async def finish_many(
-    ctx: ServiceContext, outcomes: Sequence[tuple[Job, AttemptResult]], rng: random.Random
+    ctx: WebhookContext, outcomes: Sequence[tuple[Job, AttemptResult]], rng: random.Random
 ) -> list[WebhookDelivery | None]:
     """Record attempts and decide what comes next for each: done, retry at a time, or
     give up. One transaction for the lot: on SQLite, one writer lock and one commit for
@@ -497,7 +497,7 @@ async def disable_endpoint(
     )
 
 
-async def _cancel(ctx: ServiceContext, claims: Collection[Claim]) -> None:
+async def _cancel(ctx: WebhookContext, claims: Collection[Claim]) -> None:
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as session:
         for claim in claims:
@@ -511,7 +511,7 @@ async def _cancel(ctx: ServiceContext, claims: Collection[Claim]) -> None:
             )
 
 
-async def release(ctx: ServiceContext, claims: Collection[Claim]) -> None:
+async def release(ctx: WebhookContext, claims: Collection[Claim]) -> None:
     """Give leases back (clean shutdown), so another worker need not wait for expiry."""
     async with ctx.transaction() as session:
         for claim in claims:

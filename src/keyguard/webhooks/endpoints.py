@@ -11,25 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
-from keyguard.context import ServiceContext
-from keyguard.errors import (
+from keyguard.errors import NotFound, ValidationFailed
+from keyguard.ids import new_id
+from keyguard.projects.models import Project
+from keyguard.uploads.models import UploadSession
+from keyguard.webhooks.context import WebhookContext
+from keyguard.webhooks.errors import (
     EndpointDisabled,
-    NotFound,
-    ValidationFailed,
     WebhookUrlBlocked,
     WebhookUrlHttpsRequired,
     WebhookUrlInvalid,
 )
-from keyguard.ids import new_id
-from keyguard.storage.models import (
-    Project,
-    UploadSession,
+from keyguard.webhooks.events import ALL_EVENTS, EVENT_TYPES, redact_url
+from keyguard.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookMessage,
 )
-from keyguard.webhooks.events import ALL_EVENTS, EVENT_TYPES, redact_url
 from keyguard.webhooks.outbox import CANCELLED, PENDING, mark_dirty, new_delivery
 from keyguard.webhooks.ssrf import UnsafeWebhookUrl, validate_for_registration
 
@@ -41,7 +40,7 @@ _URL_ERRORS = {
 }
 
 
-async def check_webhook_url(ctx: ServiceContext, url: str) -> str:
+async def check_webhook_url(ctx: WebhookContext, url: str) -> str:
     """The normalized URL, or a 422 with the SSRF guard's code. A host name is resolved
     and refused if any of its addresses is forbidden; a name that does not resolve yet
     (or not within a couple of seconds) is accepted and checked again at every send."""
@@ -64,7 +63,7 @@ def check_events(events: Sequence[str]) -> list[str]:
 
 
 async def create_endpoint(
-    ctx: ServiceContext,
+    ctx: WebhookContext,
     project_id: str,
     *,
     url: str,
@@ -114,14 +113,14 @@ async def _live_endpoints(session: AsyncSession, project_id: str) -> list[Webhoo
     return list(rows.scalars())
 
 
-async def list_endpoints(ctx: ServiceContext, project_id: str) -> list[WebhookEndpoint]:
+async def list_endpoints(ctx: WebhookContext, project_id: str) -> list[WebhookEndpoint]:
     async with ctx.sessions() as session:
         if await session.get(Project, project_id) is None:
             raise NotFound()
         return await _live_endpoints(session, project_id)
 
 
-async def get_endpoint(ctx: ServiceContext, project_id: str, endpoint_id: str) -> WebhookEndpoint:
+async def get_endpoint(ctx: WebhookContext, project_id: str, endpoint_id: str) -> WebhookEndpoint:
     async with ctx.sessions() as session:
         endpoint = await session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at is not None:
@@ -130,7 +129,7 @@ async def get_endpoint(ctx: ServiceContext, project_id: str, endpoint_id: str) -
 
 
 async def delete_endpoint(
-    ctx: ServiceContext, project_id: str, endpoint_id: str, *, actor: str
+    ctx: WebhookContext, project_id: str, endpoint_id: str, *, actor: str
 ) -> None:
     """Soft delete (deliveries keep their history); what still waits is cancelled."""
     now = utc_from_ts(ctx.clock.now())
@@ -152,7 +151,7 @@ async def delete_endpoint(
 
 
 async def enable_endpoint(
-    ctx: ServiceContext, project_id: str, endpoint_id: str, *, actor: str
+    ctx: WebhookContext, project_id: str, endpoint_id: str, *, actor: str
 ) -> WebhookEndpoint:
     """Turn a disabled endpoint back on (new events only; cancelled ones can be
     redelivered one by one)."""
@@ -247,7 +246,7 @@ async def _target(session: AsyncSession, project_id: str, dest: Destination) -> 
 
 
 async def destination_deliveries(
-    ctx: ServiceContext, project_id: str, dest: Destination, *, limit: int = 50
+    ctx: WebhookContext, project_id: str, dest: Destination, *, limit: int = 50
 ) -> list[DeliveryView]:
     """A destination's latest deliveries, newest first, each with all its attempts."""
     async with ctx.sessions() as session:
@@ -275,7 +274,7 @@ async def destination_deliveries(
 
 
 async def list_deliveries(
-    ctx: ServiceContext, project_id: str, endpoint_id: str, *, limit: int = 50
+    ctx: WebhookContext, project_id: str, endpoint_id: str, *, limit: int = 50
 ) -> list[DeliveryView]:
     """The endpoint's latest deliveries, newest first, each with all its attempts."""
     return await destination_deliveries(
@@ -284,7 +283,7 @@ async def list_deliveries(
 
 
 async def redeliver_to(
-    ctx: ServiceContext, project_id: str, dest: Destination, delivery_id: str, *, actor: str
+    ctx: WebhookContext, project_id: str, dest: Destination, delivery_id: str, *, actor: str
 ) -> DeliveryView:
     """A new delivery of the same message (same ``webhook-id``) to the same
     destination, with a fresh retry schedule, sent as soon as the worker sees it."""
@@ -323,7 +322,7 @@ async def redeliver_to(
 
 
 async def redeliver(
-    ctx: ServiceContext, project_id: str, endpoint_id: str, delivery_id: str, *, actor: str
+    ctx: WebhookContext, project_id: str, endpoint_id: str, delivery_id: str, *, actor: str
 ) -> DeliveryView:
     """:func:`redeliver_to` a registered endpoint (409 while it is disabled)."""
     return await redeliver_to(

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyguard.storage.models import AuditEvent
+from keyguard.audit.models import AuditEvent
 from keyguard.webhooks.outbox import enqueue
 
 ALL_EVENTS = "*"

@@ -18,12 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from keyguard.ids import new_id
-from keyguard.storage.models import (
-    UploadSession,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookMessage,
-)
+from keyguard.uploads.models import UploadSession
+from keyguard.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 PENDING = "pending"
 SUCCEEDED = "succeeded"

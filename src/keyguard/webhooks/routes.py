@@ -9,11 +9,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from keyguard.api.deps import RootKey, RuntimeDep
+from keyguard.api.deps import ContextDep, Manager
 from keyguard.projects import service as projects
-from keyguard.storage.models import WebhookEndpoint
 from keyguard.webhooks import endpoints
 from keyguard.webhooks.endpoints import DeliveryView
+from keyguard.webhooks.models import WebhookEndpoint
 from keyguard.webhooks.outbox import PENDING
 from keyguard.webhooks.schemas import (
     AttemptOut,
@@ -70,7 +70,7 @@ def delivery_out(view: DeliveryView) -> DeliveryOut:
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=EndpointOut)
 async def create_endpoint(
-    project_id: str, body: EndpointCreate, rt: RuntimeDep, caller: RootKey
+    project_id: str, body: EndpointCreate, rt: ContextDep, caller: Manager
 ) -> EndpointOut:
     row = await endpoints.create_endpoint(
         rt,
@@ -78,36 +78,36 @@ async def create_endpoint(
         url=body.url,
         events=body.events,
         description=body.description,
-        actor=caller.key_id,
+        actor=caller.actor,
     )
     return endpoint_out(row)
 
 
 @router.get("/webhooks", response_model=list[EndpointOut])
-async def list_endpoints(project_id: str, rt: RuntimeDep, _: RootKey) -> list[EndpointOut]:
+async def list_endpoints(project_id: str, rt: ContextDep, _: Manager) -> list[EndpointOut]:
     return [endpoint_out(e) for e in await endpoints.list_endpoints(rt, project_id)]
 
 
 @router.get("/webhooks/{endpoint_id}", response_model=EndpointOut)
 async def get_endpoint(
-    project_id: str, endpoint_id: str, rt: RuntimeDep, _: RootKey
+    project_id: str, endpoint_id: str, rt: ContextDep, _: Manager
 ) -> EndpointOut:
     return endpoint_out(await endpoints.get_endpoint(rt, project_id, endpoint_id))
 
 
 @router.delete("/webhooks/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_endpoint(
-    project_id: str, endpoint_id: str, rt: RuntimeDep, caller: RootKey
+    project_id: str, endpoint_id: str, rt: ContextDep, caller: Manager
 ) -> Response:
-    await endpoints.delete_endpoint(rt, project_id, endpoint_id, actor=caller.key_id)
+    await endpoints.delete_endpoint(rt, project_id, endpoint_id, actor=caller.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/webhooks/{endpoint_id}/enable", response_model=EndpointOut)
 async def enable_endpoint(
-    project_id: str, endpoint_id: str, rt: RuntimeDep, caller: RootKey
+    project_id: str, endpoint_id: str, rt: ContextDep, caller: Manager
 ) -> EndpointOut:
-    row = await endpoints.enable_endpoint(rt, project_id, endpoint_id, actor=caller.key_id)
+    row = await endpoints.enable_endpoint(rt, project_id, endpoint_id, actor=caller.actor)
     return endpoint_out(row)
 
 
@@ -115,8 +115,8 @@ async def enable_endpoint(
 async def list_deliveries(
     project_id: str,
     endpoint_id: str,
-    rt: RuntimeDep,
-    _: RootKey,
+    rt: ContextDep,
+    _: Manager,
     limit: int = Query(default=50, ge=1, le=200),
 ) -> DeliveryPage:
     views = await endpoints.list_deliveries(rt, project_id, endpoint_id, limit=limit)
@@ -129,9 +129,9 @@ async def list_deliveries(
     response_model=DeliveryOut,
 )
 async def redeliver(
-    project_id: str, endpoint_id: str, delivery_id: str, rt: RuntimeDep, caller: RootKey
+    project_id: str, endpoint_id: str, delivery_id: str, rt: ContextDep, caller: Manager
 ) -> DeliveryOut:
-    view = await endpoints.redeliver(rt, project_id, endpoint_id, delivery_id, actor=caller.key_id)
+    view = await endpoints.redeliver(rt, project_id, endpoint_id, delivery_id, actor=caller.actor)
     return delivery_out(view)
 
 
@@ -140,13 +140,13 @@ async def redeliver(
 )
 async def rotate_webhook_secret(
     project_id: str,
-    rt: RuntimeDep,
-    caller: RootKey,
+    rt: ContextDep,
+    caller: Manager,
     body: Annotated[SecretRotate | None, Body()] = None,
 ) -> SecretRotated:
     overlap = (body or SecretRotate()).overlap_seconds
     rotated = await projects.rotate_webhook_secret(
-        rt, project_id, overlap_seconds=overlap, actor=caller.key_id
+        rt, project_id, overlap_seconds=overlap, actor=caller.actor
     )
     return SecretRotated(
         webhook_secret=rotated.webhook_secret,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, status
 
-from keyguard.api.deps import ProjectKey, RuntimeDep
+from keyguard.api.deps import ContextDep, ProjectCaller
 from keyguard.webhooks import endpoints
 from keyguard.webhooks.endpoints import Destination
 from keyguard.webhooks.routes import delivery_out
@@ -21,8 +21,8 @@ router = APIRouter(prefix="/v1/sessions/{session_id}/deliveries", tags=["session
 @router.get("", response_model=DeliveryPage)
 async def list_session_deliveries(
     session_id: str,
-    rt: RuntimeDep,
-    caller: ProjectKey,
+    rt: ContextDep,
+    caller: ProjectCaller,
     limit: int = Query(default=50, ge=1, le=200),
 ) -> DeliveryPage:
     views = await endpoints.destination_deliveries(
@@ -35,14 +35,14 @@ async def list_session_deliveries(
     "/{delivery_id}/redeliver", status_code=status.HTTP_202_ACCEPTED, response_model=DeliveryOut
 )
 async def redeliver_to_session(
-    session_id: str, delivery_id: str, rt: RuntimeDep, caller: ProjectKey
+    session_id: str, delivery_id: str, rt: ContextDep, caller: ProjectCaller
 ) -> DeliveryOut:
     view = await endpoints.redeliver_to(
         rt,
         caller.project_id or "",
         Destination.session(session_id),
         delivery_id,
-        actor=caller.key_id,
+        actor=caller.actor,
     )
     return delivery_out(view)
 

@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator
 import anyio
 import structlog
 
-from keyguard.context import ServiceContext
 from keyguard.webhooks import delivery
 from keyguard.webhooks.attempt import AttemptResult
+from keyguard.webhooks.context import WebhookContext
 from keyguard.webhooks.delivery import Claim, Job
 from keyguard.webhooks.outbox import add_waker, remove_waker
 from keyguard.webhooks.sender import SenderPool, send_webhook
@@ -38,7 +38,7 @@ MAX_RESPONSE_BYTES = 4096
 class DeliveryWorker:
     def __init__(
         self,
-        ctx: ServiceContext,
+        ctx: WebhookContext,
         *,
         concurrency: int | None = None,
         per_destination: int = 4,

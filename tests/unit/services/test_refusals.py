@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from keyguard.audit.models import AuditEvent
 from keyguard.audit.refusals import ACTION, RefusalRecorder
 from keyguard.audit.service import verify_chain
 from keyguard.crypto.keys import issue_key
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.errors import InvalidKey, IpNotAllowed
 from keyguard.keys.service import KeySpec, create_key
-from keyguard.storage.models import AuditEvent
 
 
 async def failed_checks(runtime) -> list[AuditEvent]:

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from keyguard.storage.db import alembic_config
-from keyguard.storage.models import Base
+from keyguard.tables import metadata
 
 
 def test_migrations_match_the_models(tmp_path: Path):
@@ -18,7 +18,7 @@ def test_migrations_match_the_models(tmp_path: Path):
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "head")
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
 def test_migrations_downgrade_to_nothing_and_back(tmp_path: Path):

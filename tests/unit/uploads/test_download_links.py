@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from keyguard.errors import DownloadLinkExpired, DownloadLinkInvalid
+from keyguard.uploads.errors import DownloadLinkExpired, DownloadLinkInvalid
 from keyguard.uploads.links import sign_download_link, verify_download_link
 
 KEY = b"p" * 32

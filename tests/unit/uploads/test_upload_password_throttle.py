@@ -11,10 +11,11 @@ import bcrypt
 import pytest
 
 from keyguard.clock import FrozenClock
-from keyguard.errors import RateLimited, SessionPasswordInvalid
+from keyguard.errors import RateLimited
 from keyguard.state.memory import MemoryRateLimiter
 from keyguard.state.protocols import RateDecision
-from keyguard.storage.models import UploadSession
+from keyguard.uploads.errors import SessionPasswordInvalid
+from keyguard.uploads.models import UploadSession
 from keyguard.uploads.photos import IP_ATTEMPTS, SESSION_ATTEMPTS, check_password
 
 PASSWORD = "claim-4521-pin"

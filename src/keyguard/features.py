@@ -1,0 +1,21 @@
+"""Every feature of the application, in the order their routes are matched.
+
+The hot session routes come first; the verify API (a door, see ``keyguard.app``) is
+matched before the key routes, so "/v1/keys/verify" is not taken for "/v1/keys/{key_id}".
+"""
+
+from __future__ import annotations
+
+from keyguard.audit.feature import FEATURE as AUDIT
+from keyguard.feature import AuditSubscriber, Feature
+from keyguard.keys.feature import FEATURE as KEYS
+from keyguard.projects.feature import FEATURE as PROJECTS
+from keyguard.restrictions.feature import FEATURE as RESTRICTIONS
+from keyguard.uploads.feature import FEATURE as UPLOADS
+from keyguard.webhooks.feature import FEATURE as WEBHOOKS
+
+FEATURES: tuple[Feature, ...] = (UPLOADS, WEBHOOKS, KEYS, PROJECTS, AUDIT, RESTRICTIONS)
+
+
+def audit_subscribers() -> tuple[AuditSubscriber, ...]:
+    return tuple(s for feature in FEATURES for s in feature.audit_subscribers)

@@ -1,0 +1,22 @@
+"""Problems of the key lifecycle (409 conflicts)."""
+
+from __future__ import annotations
+
+from keyguard.errors import (
+    Conflict,
+)
+
+
+class KeyAlreadyRevoked(Conflict):
+    code = "key_revoked"
+    title = "The API key has been revoked; revocation is final"
+
+
+class KeyAlreadyRotated(Conflict):
+    code = "key_already_rotated"
+    title = "This key was already rotated; rotate its successor"
+
+
+class KeyExpiredConflict(Conflict):
+    code = "key_expired"
+    title = "The API key has expired"

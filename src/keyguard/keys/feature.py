@@ -1,0 +1,13 @@
+"""What the keys feature registers: API keys (CONTRACT §3)."""
+
+from __future__ import annotations
+
+from keyguard.feature import Feature
+from keyguard.keys import routes
+from keyguard.keys.errors import KeyAlreadyRevoked, KeyAlreadyRotated, KeyExpiredConflict
+
+FEATURE = Feature(
+    name="keys",
+    routers=(routes.router,),
+    errors=(KeyAlreadyRevoked, KeyAlreadyRotated, KeyExpiredConflict),
+)

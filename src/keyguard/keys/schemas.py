@@ -1,0 +1,121 @@
+"""Request and response bodies of the key routes (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from keyguard.api.schema_base import (
+    MAX_METADATA_BYTES,
+    AwareDatetime,
+    DomainEntry,
+    IpEntry,
+    Name,
+    RateLimitBody,
+    Scope,
+    Strict,
+    unique,
+)
+
+
+class _KeySettings(Strict):
+    @field_validator("metadata", check_fields=False)
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
+        return value
+
+
+class KeyCreate(_KeySettings):
+    name: Name
+    environment: Literal["live", "test"]  # required: a key is live or test by choice
+    scopes: list[Scope] = Field(default_factory=list, max_length=100)
+    expires_at: AwareDatetime = None
+    ip_allowlist: Annotated[list[IpEntry], Field(max_length=10_000), AfterValidator(unique)] = (
+        Field(default_factory=list)
+    )
+    allowed_domains: Annotated[
+        list[DomainEntry], Field(max_length=1000), AfterValidator(unique)
+    ] = Field(default_factory=list)
+    rate_limit: RateLimitBody | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class KeyUpdate(_KeySettings):
+    name: Name | None = None
+    scopes: list[Scope] | None = Field(default=None, max_length=100)
+    expires_at: AwareDatetime = None
+    ip_allowlist: Annotated[
+        list[IpEntry] | None, Field(max_length=10_000), AfterValidator(unique)
+    ] = None
+    allowed_domains: Annotated[
+        list[DomainEntry] | None, Field(max_length=1000), AfterValidator(unique)
+    ] = None
+    rate_limit: RateLimitBody | None = None
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> KeyUpdate:
+        # null means "remove" for expires_at, rate_limit and metadata; these cannot be removed.
+        for field in ("name", "scopes", "ip_allowlist", "allowed_domains"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class KeyRotate(Strict):
+    grace_seconds: int = Field(default=86_400, ge=0, le=86_400 * 90)
+
+
+class CertificateOut(BaseModel):
+    fingerprint_sha256: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+
+
+class RateLimitOut(BaseModel):
+    limit: int
+    period_seconds: int
+
+
+class KeyOut(BaseModel):
+    id: str
+    project_id: str | None
+    name: str
+    environment: str
+    status: Literal["active", "expired", "revoked"]
+    scopes: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    rotated_from: str | None
+    rotated_to: str | None
+    ip_allowlist: list[str]
+    allowed_domains: list[str]
+    rate_limit: RateLimitOut | None
+    totp_enabled: bool
+    require_signature: bool
+    certificates: list[CertificateOut]
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The full key, shown only in this response")
+    secret: str = Field(description="The private part of the key, shown only in this response")
+
+
+class KeyPage(BaseModel):
+    data: list[KeyOut]
+    next_cursor: str | None

@@ -1,0 +1,30 @@
+"""Project rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from keyguard.storage.base import Base
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    owner_account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"))
+    # Sealed (AES-GCM) webhook secrets; the previous one stays valid during rotation overlap.
+    webhook_secret_sealed: Mapped[str] = mapped_column(Text)
+    previous_webhook_secret_sealed: Mapped[str | None] = mapped_column(Text)
+    previous_webhook_secret_until: Mapped[datetime | None]
+    max_key_age_days: Mapped[int] = mapped_column(Integer, default=90)
+    created_at: Mapped[datetime]

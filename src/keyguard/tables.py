@@ -1,0 +1,37 @@
+"""Every feature's tables in one metadata: what Alembic compares the migrations against.
+
+The storage layer knows no feature, so it never imports this; the migration test and a
+developer autogenerating a migration (``alembic_config(..., metadata=tables.metadata)``)
+do.
+"""
+
+from __future__ import annotations
+
+from keyguard.accounts.models import Account
+from keyguard.audit.models import AuditEvent, AuditHead
+from keyguard.keys.models import ApiKey, KeyCertificate
+from keyguard.projects.models import Project
+from keyguard.storage.base import Base
+from keyguard.uploads.models import Photo, UploadSession
+from keyguard.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+)
+
+metadata = Base.metadata
+ALL_ROWS = (
+    Account,
+    Project,
+    ApiKey,
+    KeyCertificate,
+    AuditEvent,
+    AuditHead,
+    UploadSession,
+    Photo,
+    WebhookEndpoint,
+    WebhookMessage,
+    WebhookDelivery,
+    WebhookAttempt,
+)

@@ -1,0 +1,138 @@
+"""One dispatch from presented credential to principal, and one authorization question."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from keyguard.crypto.keys import issue_key
+from keyguard.engine.facts import Credentials, RequestFacts
+from keyguard.engine.permissions import Action, authorize
+from keyguard.engine.principals import (
+    AccessToken,
+    KeyPrincipal,
+    SessionCookie,
+    TokenPrincipal,
+    UserPrincipal,
+    identify,
+)
+from keyguard.errors import CredentialsMissing, InvalidKey, NotFound, RootKeyRequired
+from keyguard.wire import SESSION_COOKIE
+
+
+def _jwt() -> str:
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'ES256', 'typ': 'at+jwt'})}.{part({'sub': 'u1'})}.c2ln"
+
+
+KEY = issue_key("aptr", "live")
+
+
+def test_every_key_form_is_a_key_credential():
+    assert identify({"authorization": f"Bearer {KEY.key}"}) == Credentials(KEY.id, KEY.secret)
+    assert identify({"x-api-key": KEY.key}) == Credentials(KEY.id, KEY.secret)
+
+
+def test_a_jwt_in_bearer_is_an_access_token_not_a_malformed_key():
+    token = _jwt()
+    assert identify({"authorization": f"Bearer {token}"}) == AccessToken(token)
+
+
+def test_the_session_cookie_alone_is_a_session():
+    cookie = f"theme=dark; {SESSION_COOKIE}=abc123; other=1"
+    assert identify({"cookie": cookie}) == SessionCookie("abc123")
+
+
+def test_a_key_header_wins_over_the_ambient_cookie():
+    headers = {"x-api-key": KEY.key, "cookie": f"{SESSION_COOKIE}=abc123"}
+    assert identify(headers) == Credentials(KEY.id, KEY.secret)
+
+
+@pytest.mark.parametrize(
+    "cookie", ["", "keyguard-session=abc", f"{SESSION_COOKIE}=", f"x{SESSION_COOKIE}=abc"]
+)
+def test_other_cookies_present_nothing(cookie):
+    assert identify({"cookie": cookie}) is None
+
+
+def test_a_malformed_key_is_still_refused():
+    with pytest.raises(InvalidKey):
+        identify({"authorization": "Bearer not-a-key"})
+
+
+def test_tokens_and_cookies_never_print():
+    assert "abc123" not in repr(SessionCookie("abc123"))
+    assert _jwt() not in repr(AccessToken(_jwt()))
+
+
+def _facts() -> RequestFacts:
+    return RequestFacts(client_ip=None, method="GET", path_with_query="/", https=True)
+
+
+async def test_without_an_oauth_feature_a_token_gets_the_401_of_a_bad_key(runtime):
+    with pytest.raises(InvalidKey):
+        await runtime.engine.authenticate(AccessToken(_jwt()), _facts())
+
+
+async def test_without_an_accounts_feature_a_cookie_is_no_credential(runtime):
+    with pytest.raises(CredentialsMissing):
+        await runtime.engine.authenticate(SessionCookie("abc123"), _facts())
+
+
+class _Tokens:
+    """A verifier in the shape the OAuth feature will plug in: the slot is real."""
+
+    async def verify(self, token, facts, *, required_scopes):
+        return TokenPrincipal("t1", "client1", "p1", frozenset(required_scopes))
+
+
+async def test_a_plugged_token_verifier_gets_the_token(runtime):
+    runtime.engine.token_verifier = _Tokens()
+    principal = await runtime.engine.authenticate(
+        AccessToken(_jwt()), _facts(), required_scopes=["read"]
+    )
+    assert principal == TokenPrincipal("t1", "client1", "p1", frozenset({"read"}))
+    # ...but never on the management API, which only root keys reach today.
+    with pytest.raises(InvalidKey):
+        await runtime.engine.authenticate(AccessToken(_jwt()), _facts(), root=True)
+
+
+ROOT = KeyPrincipal("root1", None, "live", frozenset(), is_root=True)
+PROJECT_KEY = KeyPrincipal("key1", "p1", "live", frozenset(), is_root=False)
+
+
+def test_root_keys_manage_and_project_keys_use():
+    authorize(ROOT, Action.MANAGE, project_id="p1")
+    authorize(PROJECT_KEY, Action.USE, project_id="p1")
+
+
+def test_a_project_key_on_the_management_api_needs_a_root_key():
+    with pytest.raises(RootKeyRequired):
+        authorize(PROJECT_KEY, Action.MANAGE)
+
+
+def test_a_root_key_is_never_a_project_credential():
+    with pytest.raises(InvalidKey):
+        authorize(ROOT, Action.USE, project_id="p1")
+
+
+def test_another_projects_resource_does_not_exist():
+    with pytest.raises(NotFound):
+        authorize(PROJECT_KEY, Action.USE, project_id="p2")
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        TokenPrincipal("t1", "client1", "p1", frozenset({"read"})),
+        UserPrincipal("acct1", "sess1", roles={"p1": "owner"}),
+    ],
+)
+def test_tokens_and_people_are_authorised_for_nothing_until_their_features_land(principal):
+    for action in Action:
+        with pytest.raises(CredentialsMissing):
+            authorize(principal, action, project_id="p1")
