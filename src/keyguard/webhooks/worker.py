@@ -5,10 +5,10 @@ Bounded in two ways so a slow endpoint cannot starve the others: at most
 one endpoint (or upload session URL). A destination at its cap is left out of the next
 claim, so its backlog waits in the database, not in this process.
 
-    worker = DeliveryWorker(runtime)
-    await worker.start()      # app start-up (FastAPI lifespan)
-    ...
-    await worker.stop()       # app shutdown: in-flight attempts finish or are released
+    async with DeliveryWorker(runtime).running():   # the app's lifespan
+        ...   # on exit, in-flight attempts finish or their leases are released
+
+or ``await worker.run_once()`` / ``await worker.drain()`` to deliver what is due now.
 """
 
 from __future__ import annotations
