@@ -44,6 +44,9 @@ class KeyguardError(Exception):
         return f"{type(self).__name__}(code={self.code!r})"
 
 
+# ---- 401: the caller is not authenticated -------------------------------------------
+
+
 class AuthenticationError(KeyguardError):
     status = 401
     code = "unauthenticated"
@@ -97,6 +100,9 @@ class SignatureReplayed(AuthenticationError):
     title = "This request signature was already used"
 
 
+# ---- 403: authenticated, but not allowed -----------------------------------------------
+
+
 class Forbidden(KeyguardError):
     status = 403
     code = "forbidden"
@@ -136,6 +142,10 @@ class HttpsRequired(Forbidden):
 class RootKeyRequired(Forbidden):
     code = "root_key_required"
     title = "This operation needs a root key"
+
+
+# ---- 404 / 409 / 413 / 422 / 429 -------------------------------------------------------
+# (problems of one feature live in its errors.py)
 
 
 class NotFound(KeyguardError):

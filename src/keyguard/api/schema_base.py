@@ -98,6 +98,8 @@ IpEntry = Annotated[str, Field(max_length=100), AfterValidator(ip_entry)]
 DomainEntry = Annotated[str, Field(max_length=300), AfterValidator(normalize_domain_pattern)]
 
 
+# Timestamps arrive as ISO 8601 strings (never numbers): the one place a JSON value is
+# converted.
 AwareDatetime = Annotated[
     datetime | None, StrictMode(False), BeforeValidator(iso_string), AfterValidator(aware)
 ]

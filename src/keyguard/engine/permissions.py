@@ -28,11 +28,16 @@ def needs_root_key(action: Action) -> bool:
     return action is Action.MANAGE
 
 
+def check_key_kind(is_root: bool, *, root_required: bool) -> None:
+    """A root key is a management credential, never a project key, and vice versa."""
+    if is_root != root_required:
+        raise RootKeyRequired() if root_required else InvalidKey()
+
+
 def authorize(principal: Principal, action: Action, *, project_id: str | None = None) -> None:
     """Return if ``principal`` may do ``action`` (on ``project_id``'s resources), else raise."""
     if isinstance(principal, KeyPrincipal):
-        if principal.is_root != needs_root_key(action):
-            raise RootKeyRequired() if principal.is_root is False else InvalidKey()
+        check_key_kind(principal.is_root, root_required=needs_root_key(action))
         if project_id is not None and not principal.is_root and principal.project_id != project_id:
             raise NotFound()
         return

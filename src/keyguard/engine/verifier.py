@@ -19,12 +19,13 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable
 
-from keyguard.clock import Clock
+from keyguard.clock import Clock, has_passed
 from keyguard.crypto.certificates import info_from_der
 from keyguard.crypto.hashing import SecretHasher
 from keyguard.crypto.request_signing import TIMESTAMP_WINDOW, verify_signed_request
 from keyguard.engine.cache import KeyCache
 from keyguard.engine.facts import Credentials, RequestFacts
+from keyguard.engine.permissions import check_key_kind
 from keyguard.engine.principals import (
     AccessToken,
     KeyPrincipal,
@@ -47,7 +48,6 @@ from keyguard.errors import (
     KeyRevoked,
     OriginNotAllowed,
     RateLimited,
-    RootKeyRequired,
     ScopeMissing,
     SignatureInvalid,
     SignatureReplayed,
@@ -153,11 +153,7 @@ class PolicyEngine:
         root: bool,
     ) -> KeyPrincipal:
         self._check_lifecycle(record)
-        if root != record.is_root:
-            # A root key is a management credential, never a project key, and vice versa.
-            if root:
-                raise RootKeyRequired()
-            raise InvalidKey()
+        check_key_kind(record.is_root, root_required=root)
         if not facts.https:
             raise HttpsRequired()
         if record.ip_rules is not None and not record.ip_rules.allows(facts.client_ip):
@@ -228,7 +224,7 @@ class PolicyEngine:
     def _check_lifecycle(self, record: KeyRecord) -> None:
         if record.revoked:
             raise KeyRevoked()
-        if record.expires_at is not None and record.expires_at <= self._clock.now():
+        if has_passed(record.expires_at, self._clock.now()):
             raise KeyExpired()
 
     def _check_certificate(self, record: KeyRecord, facts: RequestFacts) -> None:

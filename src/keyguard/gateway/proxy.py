@@ -34,7 +34,7 @@ from keyguard.doors.asgi import BufferedBody
 from keyguard.doors.authenticate import authenticate_scope
 from keyguard.doors.scope import header_map
 from keyguard.engine.ipallow import TrustedProxies
-from keyguard.engine.principals import KeyPrincipal, Principal
+from keyguard.engine.principals import Principal
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import KeyguardError
 from keyguard.gateway.errors import BadGateway
@@ -209,8 +209,7 @@ class Gateway:
         if host:
             out.append((b"x-forwarded-host", host))
         key_id, project_id, scopes = self._identity_names
-        subject = principal.key_id if isinstance(principal, KeyPrincipal) else principal.actor
-        out.append((key_id, subject.encode()))
+        out.append((key_id, principal.actor.encode()))  # a key principal's actor is its id
         out.append((project_id, (principal.project_id or "").encode()))
         out.append((scopes, " ".join(sorted(principal.scopes)).encode()))
         return out

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from keyguard.api.deps import ContextDep, Manager
 from keyguard.keys import service as keys
 from keyguard.keys.schemas import (
+    CertificateOut,
     KeyCreate,
     KeyCreated,
     KeyOut,
@@ -16,13 +17,17 @@ from keyguard.keys.schemas import (
     KeyRotate,
     KeyUpdate,
 )
-from keyguard.keys.views import CreatedKey, KeyView
+from keyguard.keys.views import CertificateView, CreatedKey, KeyView
 
 router = APIRouter(tags=["keys"])
 
 
 def key_out(view: KeyView) -> KeyOut:
     return KeyOut.model_validate(view, from_attributes=True)
+
+
+def certificate_out(view: CertificateView) -> CertificateOut:
+    return CertificateOut.model_validate(view, from_attributes=True)
 
 
 def created_out(created: CreatedKey) -> KeyCreated:

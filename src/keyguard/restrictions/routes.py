@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from keyguard.api.deps import ContextDep, Manager
 from keyguard.keys import service as keys
-from keyguard.keys.routes import key_out
+from keyguard.keys.routes import certificate_out, key_out
 from keyguard.keys.schemas import CertificateOut, KeyOut
 from keyguard.restrictions import service as restrictions
 from keyguard.restrictions.schemas import (
@@ -59,15 +59,13 @@ async def add_certificate(
     key_id: str, body: CertificateUpload, rt: ContextDep, caller: Manager
 ) -> CertificateOut:
     cert = await restrictions.add_certificate(rt, key_id, body.pem, actor=caller.actor)
-    return CertificateOut.model_validate(cert, from_attributes=True)
+    return certificate_out(cert)
 
 
 @router.get("/v1/keys/{key_id}/certificates", response_model=CertificateList)
 async def list_certificates(key_id: str, rt: ContextDep, _: Manager) -> CertificateList:
     certs = await restrictions.list_certificates(rt, key_id)
-    return CertificateList(
-        data=[CertificateOut.model_validate(c, from_attributes=True) for c in certs]
-    )
+    return CertificateList(data=[certificate_out(c) for c in certs])
 
 
 @router.delete(
