@@ -4,7 +4,8 @@
 - ``API-Key: KEY`` / ``X-API-Key: KEY`` (header names are case-insensitive)
 - ``X-API-Key: base64(id)`` with ``X-API-Secret: base64(secret)``
 - ``Authorization: ApiKey base64(id:secret)``
-A bare public id in ``X-API-Key`` (no secret header) marks a signed request.
+A bare public id in ``X-API-Key`` (no secret header) marks a signed request, and a JWT
+in ``Authorization: Bearer`` is an OAuth access token, not a key.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import binascii
 from collections.abc import Mapping
 
 from keyguard.crypto.keys import check_pair, looks_like_key_id, parse_key
-from keyguard.engine.facts import Credentials
+from keyguard.engine.facts import AccessToken, Credentials
 from keyguard.errors import InvalidKey
 
 _MAX_CREDENTIAL_CHARS = 512
@@ -34,7 +35,13 @@ def _from_key(text: str) -> Credentials:
     return Credentials(parsed.id, parsed.secret)
 
 
-def extract_credentials(headers: Mapping[str, str]) -> Credentials | None:
+def looks_like_jwt(value: str) -> bool:
+    """A compact JWS: three base64url parts, the header a JSON object (``eyJ`` = ``{"``).
+    Keyguard keys contain no dots, so the two can never be confused."""
+    return value.startswith("eyJ") and value.count(".") == 2
+
+
+def extract_credentials(headers: Mapping[str, str]) -> Credentials | AccessToken | None:
     """Credentials from lower-cased headers; None when none were presented.
 
     Raises ``InvalidKey`` for anything malformed, including a bad checksum.
@@ -44,7 +51,10 @@ def extract_credentials(headers: Mapping[str, str]) -> Credentials | None:
         scheme, _, value = auth.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer":
-            return _from_key(value)
+            value = value.strip()
+            # An OAuth access token in the same header (CONTRACT §8): told apart here, in
+            # the one parse of Authorization, and verified by the token verifier.
+            return AccessToken(value) if looks_like_jwt(value) else _from_key(value)
         if scheme == "apikey":
             key_id, sep, secret = _b64(value).partition(":")
             if not sep:

@@ -30,6 +30,16 @@ class Credentials:
         return f"Credentials(key_id={self.key_id!r}, secret=<redacted>)"
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class AccessToken:
+    """A JWT presented as ``Authorization: Bearer`` (verified by a :class:`TokenVerifier`)."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "AccessToken(<redacted>)"
+
+
 @dataclass(slots=True, repr=False)
 class RequestFacts:
     """Everything a check may look at. Doors fill in what they know; the rest stays None.

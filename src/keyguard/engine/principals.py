@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from keyguard.engine.credentials import extract_credentials
-from keyguard.engine.facts import Credentials, RequestFacts
+from keyguard.engine.facts import AccessToken, Credentials, RequestFacts
 from keyguard.engine.records import RateLimitStatus
 from keyguard.wire import SESSION_COOKIE
 
@@ -80,16 +80,6 @@ PRINCIPAL_TYPES = (KeyPrincipal, TokenPrincipal, UserPrincipal)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class AccessToken:
-    """A JWT presented as ``Authorization: Bearer`` (verified by a :class:`TokenVerifier`)."""
-
-    token: str
-
-    def __repr__(self) -> str:
-        return "AccessToken(<redacted>)"
-
-
-@dataclass(frozen=True, slots=True, repr=False)
 class SessionCookie:
     """The session cookie, when no key was presented (verified by a :class:`SessionVerifier`)."""
 
@@ -116,12 +106,6 @@ class SessionVerifier(Protocol):
     async def verify(self, cookie: SessionCookie, facts: RequestFacts) -> UserPrincipal: ...
 
 
-def looks_like_jwt(value: str) -> bool:
-    """A compact JWS: three base64url parts, the header a JSON object (``eyJ`` = ``{"``).
-    Keyguard keys contain no dots, so the two can never be confused."""
-    return value.startswith("eyJ") and value.count(".") == 2
-
-
 def session_cookie(cookie_header: str | None) -> str | None:
     """The value of our session cookie in a ``Cookie`` header, if present and non-empty."""
     if not cookie_header:
@@ -139,13 +123,8 @@ def identify(headers: Mapping[str, str]) -> Presented | None:
     A key header wins over the cookie: a browser adds the cookie by itself, a header is a
     credential the caller chose to send. Raises ``InvalidKey`` for a malformed key.
     """
-    auth = headers.get("authorization")
-    if auth is not None:
-        scheme, _, value = auth.strip().partition(" ")
-        if scheme.lower() == "bearer" and looks_like_jwt(value.strip()):
-            return AccessToken(value.strip())
-    credentials = extract_credentials(headers)
-    if credentials is not None:
-        return credentials
+    presented = extract_credentials(headers)
+    if presented is not None:
+        return presented
     cookie = session_cookie(headers.get("cookie"))
     return SessionCookie(cookie) if cookie is not None else None

@@ -24,10 +24,9 @@ from keyguard.crypto.certificates import info_from_der
 from keyguard.crypto.hashing import SecretHasher
 from keyguard.crypto.request_signing import TIMESTAMP_WINDOW, verify_signed_request
 from keyguard.engine.cache import KeyCache
-from keyguard.engine.facts import Credentials, RequestFacts
+from keyguard.engine.facts import AccessToken, Credentials, RequestFacts
 from keyguard.engine.permissions import check_key_kind
 from keyguard.engine.principals import (
-    AccessToken,
     KeyPrincipal,
     Presented,
     Principal,
