@@ -85,8 +85,7 @@ async def update_key(key_id: str, body: KeyUpdate, rt: ContextDep, caller: Manag
         if field == "rate_limit":
             value = (value.limit, value.period_seconds) if value else None
         changes[field] = value
-    await keys.update_key(rt, key_id, changes, actor=caller.actor)
-    return key_out(await keys.get_key(rt, key_id))
+    return key_out(await keys.update_key(rt, key_id, changes, actor=caller.actor))
 
 
 @router.delete("/v1/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,8 @@
 """API key lifecycle: create, list, get, update, revoke, regenerate, rotate.
 
-Every change runs in one transaction with its audit event, then drops the key from the
-cache so the next request sees it (revocation is immediate).
+Every change runs through ``keys.changes.changing_key``: one transaction with its audit
+event, then the key is dropped from the cache so the next request sees it (revocation
+is immediate).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from keyguard.clock import has_passed, utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.crypto.keys import ROOT_PREFIX, IssuedKey, issue_key, new_secret_for
 from keyguard.errors import NotFound, ValidationFailed
-from keyguard.keys.errors import KeyAlreadyRevoked, KeyAlreadyRotated, KeyExpiredConflict
+from keyguard.keys.changes import changing_key, live_project_key, project_key
+from keyguard.keys.errors import KeyAlreadyRotated, KeyExpiredConflict
 from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.keys.views import CreatedKey, KeyView, key_view
 from keyguard.projects.models import Project
@@ -168,29 +170,9 @@ async def list_keys(
     return page, (_encode_cursor(rows[-1]) if more and rows else None)
 
 
-async def _project_key(session: AsyncSession, key_id: str, *, lock: bool = False) -> ApiKey:
-    row = await session.get(ApiKey, key_id, with_for_update=lock)
-    if row is None or row.is_root:  # root keys are not managed through project routes
-        raise NotFound()
-    return row
-
-
-async def live_project_key(session: AsyncSession, key_id: str) -> ApiKey:
-    """A project key that can still change: ``NotFound``, or ``KeyAlreadyRevoked`` (409).
-
-    Locked for the caller's transaction (PostgreSQL; SQLite serialises every write): a
-    PATCH of ``expires_at`` and a rotation of the same key must not both read it as it
-    was, or the PATCH could revive the key the rotation just retired.
-    """
-    row = await _project_key(session, key_id, lock=True)
-    if row.revoked_at is not None:
-        raise KeyAlreadyRevoked()
-    return row
-
-
 async def get_key(ctx: ServiceContext, key_id: str) -> KeyView:
     async with ctx.sessions() as session:
-        row = await _project_key(session, key_id)
+        row = await project_key(session, key_id)
         certs = (await _certificates_of(session, [key_id]))[key_id]
     return key_view(row, certs, _now(ctx))
 
@@ -230,7 +212,7 @@ _PATCHABLE = {
 
 async def update_key(
     ctx: ServiceContext, key_id: str, changes: dict[str, Any], *, actor: str
-) -> ApiKey:
+) -> KeyView:
     """Apply ``changes`` (field -> new value). No changes: the key as it is, untouched
     (no audit event, no webhook, same ``updated_at``)."""
     unknown = set(changes) - _PATCHABLE
@@ -240,10 +222,10 @@ async def update_key(
         _check_expiry(ctx, changes["expires_at"])
     if not changes:
         async with ctx.sessions() as session:
-            row = await live_project_key(session, key_id)
-        return row
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+            await live_project_key(session, key_id)
+        return await get_key(ctx, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        row = change.row
         # Rotation is final: the old key's expiry is the end of its grace period. Moving
         # it (or removing it) would keep the replaced key alive next to its successor.
         if "expires_at" in changes and row.rotated_to is not None:
@@ -261,19 +243,13 @@ async def update_key(
                 setattr(row, field, list(value))
             else:
                 setattr(row, field, value)
-        row.updated_at = _now(ctx)
         restriction = bool({"ip_allowlist", "allowed_domains", "rate_limit"} & set(changes))
-        await audit.record(
-            session,
-            at=row.updated_at,
-            actor=actor,
-            action="key.restrictions_changed" if restriction else "key.updated",
-            target=row.id,
-            project_id=row.project_id,
-            data={"fields": sorted(changes), **_settings_change(before, _audited_settings(row))},
+        await change.record(
+            "key.restrictions_changed" if restriction else "key.updated",
+            fields=sorted(changes),
+            **_settings_change(before, _audited_settings(row)),
         )
-    ctx.cache.invalidate(key_id)
-    return row
+    return await get_key(ctx, key_id)
 
 
 # Audit entries say what a key may do, not only that something changed: an allowlist
@@ -327,39 +303,21 @@ def _created_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 async def revoke_key(ctx: ServiceContext, key_id: str, *, actor: str) -> None:
-    async with ctx.transaction() as session:
-        row = await _project_key(session, key_id)
-        if row.revoked_at is not None:
+    async with changing_key(ctx, key_id, actor=actor, revoked_ok=True) as change:
+        if change.row.revoked_at is not None:
             return  # idempotent: revoking twice changes nothing
-        row.revoked_at = row.updated_at = _now(ctx)
-        await audit.record(
-            session,
-            at=row.revoked_at,
-            actor=actor,
-            action="key.revoked",
-            target=row.id,
-            project_id=row.project_id,
-        )
-    ctx.cache.invalidate(key_id)
+        change.row.revoked_at = change.now
+        await change.record("key.revoked")
 
 
 async def regenerate_key(ctx: ServiceContext, key_id: str, *, actor: str) -> CreatedKey:
     """New secret for the same id; the old secret stops working at once."""
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        row = change.row
         _refuse_if_expired(ctx, row)
         issued = IssuedKey(row.id, new_secret_for(row.id))
         row.secret_hash = ctx.hasher.hash(issued.secret)
-        row.updated_at = _now(ctx)
-        await audit.record(
-            session,
-            at=row.updated_at,
-            actor=actor,
-            action="key.regenerated",
-            target=row.id,
-            project_id=row.project_id,
-        )
-    ctx.cache.invalidate(key_id)
+        await change.record("key.regenerated")
     return await _created(ctx, row, issued)
 
 
@@ -367,8 +325,8 @@ async def rotate_key(
     ctx: ServiceContext, key_id: str, *, grace_seconds: int, actor: str
 ) -> CreatedKey:
     """A new key with the same settings; the old one keeps working for ``grace_seconds``."""
-    async with ctx.transaction() as session:
-        old = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        session, old, now = change.session, change.row, change.now
         # Rotate the newest key of a chain, and only a live one: rotating a rotated key
         # would hand out a successor that inherits its predecessor's grace-period expiry.
         if old.rotated_to is not None:
@@ -377,7 +335,6 @@ async def rotate_key(
         project = await session.get(Project, old.project_id)
         if project is None:  # pragma: no cover - FK guarantees it
             raise NotFound()
-        now = _now(ctx)
         issued = issue_key(project.key_prefix, old.environment)
         spec = KeySpec(
             name=old.name,
@@ -425,16 +382,6 @@ async def rotate_key(
         if old.expires_at is None or old.expires_at > grace_end:
             old.expires_at = grace_end
         old.rotated_to = new.id
-        old.updated_at = now
-        await audit.record(
-            session,
-            at=now,
-            actor=actor,
-            action="key.rotated",
-            target=old.id,
-            project_id=old.project_id,
-            data={"new_key_id": new.id, "grace_seconds": grace_seconds},
-        )
-    ctx.cache.invalidate(key_id)
+        await change.record("key.rotated", new_key_id=new.id, grace_seconds=grace_seconds)
     ctx.cache.invalidate(new.id)
     return await _created(ctx, new, issued)

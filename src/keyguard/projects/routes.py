@@ -6,13 +6,13 @@ from fastapi import APIRouter, status
 
 from keyguard.api.deps import ContextDep, Manager
 from keyguard.projects import service as projects
-from keyguard.projects.models import Project
 from keyguard.projects.schemas import ProjectCreate, ProjectCreated, ProjectOut
+from keyguard.projects.views import ProjectView
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 
 
-def _out(project: Project) -> ProjectOut:
+def _out(project: ProjectView) -> ProjectOut:
     return ProjectOut(
         id=project.id,
         name=project.name,

@@ -15,12 +15,13 @@ from keyguard.crypto.keys import ROOT_PREFIX, valid_prefix
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.ids import new_id
 from keyguard.projects.models import Project
+from keyguard.projects.views import ProjectView
 from keyguard.webhooks.signing import new_webhook_secret
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class CreatedProject:
-    project: Project
+    project: ProjectView
     webhook_secret: str  # shown once
 
 
@@ -57,21 +58,21 @@ async def create_project(
             project_id=project.id,
             data={"name": name, "key_prefix": prefix},
         )
-    return CreatedProject(project, secret)
+    return CreatedProject(ProjectView.of(project), secret)
 
 
-async def list_projects(ctx: ServiceContext) -> list[Project]:
+async def list_projects(ctx: ServiceContext) -> list[ProjectView]:
     async with ctx.sessions() as session:
         rows = await session.execute(select(Project).order_by(Project.created_at, Project.id))
-        return list(rows.scalars())
+        return [ProjectView.of(row) for row in rows.scalars()]
 
 
-async def get_project(ctx: ServiceContext, project_id: str) -> Project:
+async def get_project(ctx: ServiceContext, project_id: str) -> ProjectView:
     async with ctx.sessions() as session:
         project = await session.get(Project, project_id)
     if project is None:
         raise NotFound()
-    return project
+    return ProjectView.of(project)
 
 
 def active_webhook_secrets(envelope: Envelope, project: Project, now: datetime) -> list[str]:

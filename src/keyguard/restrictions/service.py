@@ -15,12 +15,9 @@ never locks out the clients of a working key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.crypto.certificates import parse_pem_certificate
@@ -28,8 +25,9 @@ from keyguard.crypto.request_signing import new_signing_secret
 from keyguard.crypto.totp import TotpKey, new_totp_secret, provisioning_uri, qr_svg
 from keyguard.engine.totp_guard import TotpGuard
 from keyguard.errors import Conflict, NotFound, TotpInvalid, ValidationFailed
-from keyguard.keys.models import ApiKey, KeyCertificate
-from keyguard.keys.service import get_key, live_project_key
+from keyguard.keys.changes import changing_key, live_project_key
+from keyguard.keys.models import KeyCertificate
+from keyguard.keys.service import get_key
 from keyguard.keys.views import CertificateView
 from keyguard.restrictions.errors import TotpConfirmationInvalid
 
@@ -62,19 +60,7 @@ class TotpEnrolment:
         return "TotpEnrolment(<redacted>)"
 
 
-async def _changed(
-    session: AsyncSession, ctx: ServiceContext, row: ApiKey, actor: str, change: str, **data: Any
-) -> None:
-    row.updated_at = utc_from_ts(ctx.clock.now())
-    await audit.record(
-        session,
-        at=row.updated_at,
-        actor=actor,
-        action="key.restrictions_changed",
-        target=row.id,
-        project_id=row.project_id,
-        data={"change": change, **data},
-    )
+RESTRICTIONS_CHANGED = "key.restrictions_changed"
 
 
 # ---- TOTP -------------------------------------------------------------------------------
@@ -82,13 +68,12 @@ async def _changed(
 
 async def start_totp(ctx: ServiceContext, key_id: str, *, actor: str) -> TotpEnrolment:
     secret = new_totp_secret()
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        row = change.row
         if row.totp_enabled:
             raise Conflict("TOTP is already enabled on this key: disable it before enrolling again")
         row.totp_secret_sealed = ctx.envelope.seal(secret, context=f"totp:{row.id}")
-        await _changed(session, ctx, row, actor, "totp_enrolment_started")
-    ctx.cache.invalidate(key_id)
+        await change.record(RESTRICTIONS_CHANGED, change="totp_enrolment_started")
     uri = provisioning_uri(secret, account_name=key_id, issuer=TOTP_ISSUER)
     return TotpEnrolment(secret=secret, otpauth_uri=uri, qr_svg=qr_svg(uri))
 
@@ -111,24 +96,22 @@ async def confirm_totp(ctx: ServiceContext, key_id: str, code: str, *, actor: st
         await guard.claim(key_id, await guard.match(key_id, TotpKey(secret), code))
     except TotpInvalid:
         raise TotpConfirmationInvalid() from None
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        row = change.row
         if row.totp_secret_sealed is None or row.totp_enabled:
             raise Conflict("the TOTP enrolment changed meanwhile")
         row.totp_enabled = True
-        await _changed(session, ctx, row, actor, "totp_enabled")
-    ctx.cache.invalidate(key_id)
+        await change.record(RESTRICTIONS_CHANGED, change="totp_enabled")
 
 
 async def disable_totp(ctx: ServiceContext, key_id: str, *, actor: str) -> None:
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        row = change.row
         if not row.totp_enabled and row.totp_secret_sealed is None:
             return  # idempotent
         row.totp_enabled = False
         row.totp_secret_sealed = None
-        await _changed(session, ctx, row, actor, "totp_disabled")
-    ctx.cache.invalidate(key_id)
+        await change.record(RESTRICTIONS_CHANGED, change="totp_disabled")
 
 
 # ---- client certificates ----------------------------------------------------------------
@@ -145,8 +128,8 @@ async def add_certificate(
     now = utc_from_ts(ctx.clock.now())
     if info.not_after < now:
         raise ValidationFailed("pem: this certificate has expired")
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        session = change.session
         existing = await session.execute(
             select(KeyCertificate.fingerprint_sha256).where(KeyCertificate.key_id == key_id)
         )
@@ -165,15 +148,11 @@ async def add_certificate(
             created_at=now,
         )
         session.add(cert)
-        await _changed(
-            session,
-            ctx,
-            row,
-            actor,
-            "certificate_added",
+        await change.record(
+            RESTRICTIONS_CHANGED,
+            change="certificate_added",
             fingerprint_sha256=info.fingerprint_sha256,
         )
-    ctx.cache.invalidate(key_id)
     ctx.certificate_pinned(cert.pem)
     return CertificateView.of(cert)
 
@@ -186,8 +165,8 @@ async def remove_certificate(
     ctx: ServiceContext, key_id: str, fingerprint: str, *, actor: str
 ) -> None:
     fingerprint = fingerprint.replace(":", "").lower()  # also accept "AB:CD:…" as openssl prints
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        session = change.session
         cert = (
             await session.execute(
                 select(KeyCertificate).where(
@@ -199,10 +178,9 @@ async def remove_certificate(
         if cert is None:
             raise NotFound()
         await session.delete(cert)
-        await _changed(
-            session, ctx, row, actor, "certificate_removed", fingerprint_sha256=fingerprint
+        await change.record(
+            RESTRICTIONS_CHANGED, change="certificate_removed", fingerprint_sha256=fingerprint
         )
-    ctx.cache.invalidate(key_id)
 
 
 async def all_certificate_pems(ctx: ServiceContext) -> list[str]:
@@ -220,22 +198,22 @@ async def set_signing_secret(ctx: ServiceContext, key_id: str, *, actor: str) ->
     A previous secret stops working at once, like ``regenerate`` for the key secret.
     """
     secret = new_signing_secret()
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        row = change.row
         replaced = row.signing_secret_sealed is not None
         row.signing_secret_sealed = ctx.envelope.seal(secret, context=f"signing:{row.id}")
         row.require_signature = True
-        await _changed(session, ctx, row, actor, "signing_secret_set", replaced_previous=replaced)
-    ctx.cache.invalidate(key_id)
+        await change.record(
+            RESTRICTIONS_CHANGED, change="signing_secret_set", replaced_previous=replaced
+        )
     return secret
 
 
 async def remove_signing_secret(ctx: ServiceContext, key_id: str, *, actor: str) -> None:
-    async with ctx.transaction() as session:
-        row = await live_project_key(session, key_id)
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        row = change.row
         if row.signing_secret_sealed is None and not row.require_signature:
             return
         row.signing_secret_sealed = None
         row.require_signature = False
-        await _changed(session, ctx, row, actor, "signing_secret_removed")
-    ctx.cache.invalidate(key_id)
+        await change.record(RESTRICTIONS_CHANGED, change="signing_secret_removed")

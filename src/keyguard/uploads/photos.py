@@ -35,6 +35,7 @@ from keyguard.uploads.filenames import display_name
 from keyguard.uploads.models import Photo, UploadSession
 from keyguard.uploads.sniff import SNIFF_BYTES, sniff_image_type
 from keyguard.uploads.store import FileStore
+from keyguard.uploads.views import PhotoView, SessionView
 from keyguard.webhooks.events import PHOTO_UPLOADED
 from keyguard.webhooks.outbox import enqueue
 
@@ -54,7 +55,7 @@ class IncomingFile:
     filename: str | None
 
 
-async def session_for_upload(ctx: UploadContext, session_id: str) -> UploadSession:
+async def session_for_upload(ctx: UploadContext, session_id: str) -> SessionView:
     """The session an end user may upload into: 404 unknown, 410 expired."""
     async with ctx.sessions() as db:
         row = await db.get(UploadSession, session_id)
@@ -62,11 +63,11 @@ async def session_for_upload(ctx: UploadContext, session_id: str) -> UploadSessi
         raise NotFound()
     if row.expires_at <= utc_from_ts(ctx.clock.now()):
         raise SessionExpired()
-    return row
+    return SessionView.of(row)
 
 
 async def check_password(
-    row: UploadSession, password: str | None, *, limiter: RateLimiter, client_ip: str
+    row: SessionView, password: str | None, *, limiter: RateLimiter, client_ip: str
 ) -> None:
     """Verify (bcrypt, off the event loop), throttled. Sessions without a password
     accept anyone holding the link.
@@ -101,12 +102,12 @@ async def check_password(
 async def add_photo(
     ctx: UploadContext,
     store: FileStore,
-    row: UploadSession,
+    row: SessionView,
     upload: IncomingFile,
     *,
     download_base: str,
     max_bytes: int,
-) -> Photo:
+) -> PhotoView:
     """Validate and keep one photo; ``download_base`` is ``https://host`` for the link
     the ``photo.uploaded`` webhook carries."""
     if upload.size > max_bytes:
@@ -166,10 +167,10 @@ async def add_photo(
         with anyio.CancelScope(shield=True):
             await store.delete(photo.storage_key)
         raise
-    return photo
+    return PhotoView.of(photo)
 
 
-def photo_event_data(row: UploadSession, photo: Photo, download_base: str) -> dict[str, object]:
+def photo_event_data(row: SessionView, photo: Photo, download_base: str) -> dict[str, object]:
     """The ``data`` of ``photo.uploaded``; the worker signs ``download_url`` per attempt."""
     return {
         "session_id": row.id,
@@ -190,7 +191,7 @@ def photo_metadata(photo: Photo) -> dict[str, object]:
 
 
 async def _check_count(
-    ctx: UploadContext, row: UploadSession, db: AsyncSession | None = None
+    ctx: UploadContext, row: SessionView | UploadSession, db: AsyncSession | None = None
 ) -> None:
     query = select(func.count()).where(Photo.session_id == row.id)
     if db is None:
@@ -209,7 +210,7 @@ def _sha256(stream: BinaryIO) -> str:
     return h.hexdigest()
 
 
-async def list_photos(ctx: UploadContext, session_id: str, *, project_id: str) -> list[Photo]:
+async def list_photos(ctx: UploadContext, session_id: str, *, project_id: str) -> list[PhotoView]:
     async with ctx.sessions() as db:
         row = await db.get(UploadSession, session_id)
         if row is None or row.project_id != project_id:
@@ -217,15 +218,15 @@ async def list_photos(ctx: UploadContext, session_id: str, *, project_id: str) -
         found = await db.execute(
             select(Photo).where(Photo.session_id == session_id).order_by(Photo.created_at, Photo.id)
         )
-        return list(found.scalars())
+        return [PhotoView.of(photo) for photo in found.scalars()]
 
 
-async def get_photo(ctx: UploadContext, photo_id: str) -> Photo:
+async def get_photo(ctx: UploadContext, photo_id: str) -> PhotoView:
     async with ctx.sessions() as db:
         photo = await db.get(Photo, photo_id)
     if photo is None:
         raise NotFound()
-    return photo
+    return PhotoView.of(photo)
 
 
 __all__ = [

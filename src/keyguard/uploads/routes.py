@@ -26,9 +26,9 @@ from keyguard.uploads import page as upload_page
 from keyguard.uploads import photos
 from keyguard.uploads.errors import SessionExpired
 from keyguard.uploads.links import sign_download_link, verify_download_link
-from keyguard.uploads.models import Photo
 from keyguard.uploads.schemas import PhotoOut, PhotoPage
 from keyguard.uploads.store import FileStore, LocalFileStore
+from keyguard.uploads.views import PhotoView
 from keyguard.wire import prefixed
 
 router = APIRouter(tags=["uploads"])
@@ -66,7 +66,7 @@ def _client_ip(request: Request, rt: AppContext) -> str:
     return str(facts.client_ip or "unknown")
 
 
-def photo_out(rt: AppContext, request: Request, photo: Photo, *, with_link: bool) -> PhotoOut:
+def photo_out(rt: AppContext, request: Request, photo: PhotoView, *, with_link: bool) -> PhotoOut:
     url = expires = None
     if with_link:
         url, stamp = sign_download_link(
@@ -105,7 +105,7 @@ async def upload_page_for(session_id: str, rt: ContextDep) -> Response:
     count = len(await photos.list_photos(rt, row.id, project_id=row.project_id))
     return upload_page.upload_form(
         row.id,
-        password_required=row.password_hash is not None,
+        password_required=row.password_protected,
         remaining=max(0, row.max_photos - count),
     )
 

@@ -43,7 +43,7 @@ async def create_session(
 ) -> SessionOut:
     if caller.project_id is None:  # pragma: no cover - root keys never reach here
         raise NotFound()
-    row = await sessions.create_session(
+    view = await sessions.create_session(
         rt,
         project_id=caller.project_id,
         key_id=caller.actor,
@@ -52,7 +52,7 @@ async def create_session(
         password=body.password,
         expires_in=body.expires_in,
     )
-    return session_out(request, SessionView.from_row(row))
+    return session_out(request, view)
 
 
 @router.get(

@@ -26,7 +26,7 @@ async def create_session(
     webhook_url: str | None,
     password: str | None,
     expires_in: int,
-) -> UploadSession:
+) -> SessionView:
     if delivery_mode == "webhook":
         if not webhook_url:
             raise ValidationFailed("webhook_url is required when delivery_mode is 'webhook'")
@@ -62,7 +62,7 @@ async def create_session(
             project_id=project_id,
             data={"delivery_mode": delivery_mode, "password_protected": password is not None},
         )
-    return session_row
+    return SessionView.of(session_row)
 
 
 async def get_session(ctx: UploadContext, session_id: str, *, project_id: str) -> SessionView:

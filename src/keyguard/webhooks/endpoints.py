@@ -31,6 +31,7 @@ from keyguard.webhooks.models import (
 )
 from keyguard.webhooks.outbox import CANCELLED, PENDING, mark_dirty, new_delivery
 from keyguard.webhooks.ssrf import UnsafeWebhookUrl, validate_for_registration
+from keyguard.webhooks.views import DeliveryView, EndpointView
 
 MAX_ENDPOINTS_PER_PROJECT = 50
 _URL_ERRORS = {
@@ -70,7 +71,7 @@ async def create_endpoint(
     events: Sequence[str],
     description: str,
     actor: str,
-) -> WebhookEndpoint:
+) -> EndpointView:
     normalized = await check_webhook_url(ctx, url)
     wanted = check_events(events)
     now = utc_from_ts(ctx.clock.now())
@@ -101,7 +102,7 @@ async def create_endpoint(
             project_id=project_id,
             data={"url": redact_url(normalized), "events": wanted},
         )
-    return endpoint
+    return EndpointView.of(endpoint)
 
 
 async def _live_endpoints(session: AsyncSession, project_id: str) -> list[WebhookEndpoint]:
@@ -113,19 +114,19 @@ async def _live_endpoints(session: AsyncSession, project_id: str) -> list[Webhoo
     return list(rows.scalars())
 
 
-async def list_endpoints(ctx: WebhookContext, project_id: str) -> list[WebhookEndpoint]:
+async def list_endpoints(ctx: WebhookContext, project_id: str) -> list[EndpointView]:
     async with ctx.sessions() as session:
         if await session.get(Project, project_id) is None:
             raise NotFound()
-        return await _live_endpoints(session, project_id)
+        return [EndpointView.of(e) for e in await _live_endpoints(session, project_id)]
 
 
-async def get_endpoint(ctx: WebhookContext, project_id: str, endpoint_id: str) -> WebhookEndpoint:
+async def get_endpoint(ctx: WebhookContext, project_id: str, endpoint_id: str) -> EndpointView:
     async with ctx.sessions() as session:
         endpoint = await session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at is not None:
         raise NotFound()
-    return endpoint
+    return EndpointView.of(endpoint)
 
 
 async def delete_endpoint(
@@ -152,7 +153,7 @@ async def delete_endpoint(
 
 async def enable_endpoint(
     ctx: WebhookContext, project_id: str, endpoint_id: str, *, actor: str
-) -> WebhookEndpoint:
+) -> EndpointView:
     """Turn a disabled endpoint back on (new events only; cancelled ones can be
     redelivered one by one)."""
     now = utc_from_ts(ctx.clock.now())
@@ -174,7 +175,7 @@ async def enable_endpoint(
                 target=endpoint_id,
                 project_id=project_id,
             )
-    return endpoint
+    return EndpointView.of(endpoint)
 
 
 async def _cancel_pending(session: AsyncSession, endpoint_id: str, now: datetime) -> None:
@@ -183,13 +184,6 @@ async def _cancel_pending(session: AsyncSession, endpoint_id: str, now: datetime
         .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == PENDING)
         .values(status=CANCELLED, claimed_until=None, claim_token=None, updated_at=now)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryView:
-    delivery: WebhookDelivery
-    event_type: str
-    attempts: list[WebhookAttempt]
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +264,7 @@ async def destination_deliveries(
             )
             for attempt in found.scalars():
                 attempts[attempt.delivery_id].append(attempt)
-    return [DeliveryView(d, event_type, attempts[d.id]) for d, event_type in rows]
+    return [DeliveryView.of(d, event_type, attempts[d.id]) for d, event_type in rows]
 
 
 async def list_deliveries(
@@ -318,7 +312,7 @@ async def redeliver_to(
             data={"delivery_id": delivery_id, "message_id": message.id},
         )
         event_type = message.event_type
-    return DeliveryView(fresh, event_type, [])
+    return DeliveryView.of(fresh, event_type, [])
 
 
 async def redeliver(
@@ -331,7 +325,6 @@ async def redeliver(
 
 
 __all__ = [
-    "DeliveryView",
     "Destination",
     "check_events",
     "check_webhook_url",

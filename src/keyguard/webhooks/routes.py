@@ -12,9 +12,6 @@ from fastapi import APIRouter, Body, Query, Response, status
 from keyguard.api.deps import ContextDep, Manager
 from keyguard.projects import service as projects
 from keyguard.webhooks import endpoints
-from keyguard.webhooks.endpoints import DeliveryView
-from keyguard.webhooks.models import WebhookEndpoint
-from keyguard.webhooks.outbox import PENDING
 from keyguard.webhooks.schemas import (
     AttemptOut,
     DeliveryOut,
@@ -24,39 +21,39 @@ from keyguard.webhooks.schemas import (
     SecretRotate,
     SecretRotated,
 )
+from keyguard.webhooks.views import DeliveryView, EndpointView
 
 router = APIRouter(prefix="/v1/projects/{project_id}", tags=["webhooks"])
 
 
-def endpoint_out(row: WebhookEndpoint) -> EndpointOut:
+def endpoint_out(view: EndpointView) -> EndpointOut:
     return EndpointOut(
-        id=row.id,
-        project_id=row.project_id,
-        url=row.url,
-        events=list(row.events),
-        description=row.description,
-        enabled=row.enabled,
-        disabled_reason=row.disabled_reason,
-        disabled_at=row.disabled_at,
-        failing_since=row.failing_since,
-        created_at=row.created_at,
+        id=view.id,
+        project_id=view.project_id,
+        url=view.url,
+        events=list(view.events),
+        description=view.description,
+        enabled=view.enabled,
+        disabled_reason=view.disabled_reason,
+        disabled_at=view.disabled_at,
+        failing_since=view.failing_since,
+        created_at=view.created_at,
     )
 
 
 def delivery_out(view: DeliveryView) -> DeliveryOut:
-    d = view.delivery
     return DeliveryOut(
-        id=d.id,
-        message_id=d.message_id,
+        id=view.id,
+        message_id=view.message_id,
         event_type=view.event_type,
-        status=d.status,
-        attempt_count=d.attempt_count,
-        next_attempt_at=d.next_attempt_at if d.status == PENDING else None,
-        last_error=d.last_error,
-        created_at=d.created_at,
+        status=view.status,
+        attempt_count=view.attempt_count,
+        next_attempt_at=view.next_attempt_at,
+        last_error=view.last_error,
+        created_at=view.created_at,
         attempts=[
             AttemptOut(
-                attempt=a.attempt_number,
+                attempt=a.attempt,
                 at=a.at,
                 status_code=a.status_code,
                 latency_ms=a.latency_ms,
@@ -72,7 +69,7 @@ def delivery_out(view: DeliveryView) -> DeliveryOut:
 async def create_endpoint(
     project_id: str, body: EndpointCreate, rt: ContextDep, caller: Manager
 ) -> EndpointOut:
-    row = await endpoints.create_endpoint(
+    view = await endpoints.create_endpoint(
         rt,
         project_id,
         url=body.url,
@@ -80,7 +77,7 @@ async def create_endpoint(
         description=body.description,
         actor=caller.actor,
     )
-    return endpoint_out(row)
+    return endpoint_out(view)
 
 
 @router.get("/webhooks", response_model=list[EndpointOut])
@@ -107,8 +104,8 @@ async def delete_endpoint(
 async def enable_endpoint(
     project_id: str, endpoint_id: str, rt: ContextDep, caller: Manager
 ) -> EndpointOut:
-    row = await endpoints.enable_endpoint(rt, project_id, endpoint_id, actor=caller.actor)
-    return endpoint_out(row)
+    view = await endpoints.enable_endpoint(rt, project_id, endpoint_id, actor=caller.actor)
+    return endpoint_out(view)
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries", response_model=DeliveryPage)

@@ -5,6 +5,7 @@ at, and parallel guesses cannot slip past the count."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 import bcrypt
@@ -15,8 +16,8 @@ from keyguard.errors import RateLimited
 from keyguard.state.memory import MemoryRateLimiter
 from keyguard.state.protocols import RateDecision
 from keyguard.uploads.errors import SessionPasswordInvalid
-from keyguard.uploads.models import UploadSession
 from keyguard.uploads.photos import IP_ATTEMPTS, SESSION_ATTEMPTS, check_password
+from keyguard.uploads.views import SessionView
 
 PASSWORD = "claim-4521-pin"
 # Cheap rounds: these tests verify hundreds of passwords.
@@ -24,11 +25,11 @@ HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 IP = "198.51.100.9"
 
 
-def _session(n: int = 0) -> UploadSession:
+def _session(n: int = 0) -> SessionView:
     now = datetime.now(UTC)
-    return UploadSession(
-        id=f"sess_{n:016d}", project_id="proj_x", key_id="key_x", delivery_mode="poll",
-        password_hash=HASH, max_photos=20, created_at=now, expires_at=now,
+    return SessionView(
+        id=f"sess_{n:016d}", project_id="proj_x", delivery_mode="poll", webhook_url=None,
+        created_at=now, expires_at=now, max_photos=20, password_hash=HASH,
     )  # fmt: skip
 
 
@@ -116,7 +117,6 @@ async def test_a_right_password_clears_the_session_failures(limiter: CountingLim
 
 
 async def test_a_session_without_password_counts_nothing(limiter: CountingLimiter) -> None:
-    row = _session()
-    row.password_hash = None
+    row = dataclasses.replace(_session(), password_hash=None)
     await check_password(row, None, limiter=limiter, client_ip=IP)
     assert limiter.hits == []
