@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,10 @@ from keyguard.app import create_asgi
 from keyguard.clock import FrozenClock
 from keyguard.runtime import Runtime
 from keyguard.settings import Settings
+
+# Test modules in every folder import the shared `helpers`, `webhook_helpers` and
+# `webhook_fixtures` modules that sit beside this file.
+sys.path.insert(0, str(Path(__file__).parent))
 
 POSTGRES_URL = os.environ.get("KEYGUARD_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("KEYGUARD_TEST_REDIS_URL")

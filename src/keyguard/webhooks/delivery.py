@@ -47,7 +47,7 @@ STORED_EXCERPT_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class MessageContent:
     """What the body of an attempt is made of (see :func:`render_body`)."""
 
     id: str
@@ -57,7 +57,7 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class Loaded:
+class ClaimedDelivery:
     """A claimed delivery with everything its attempt needs, read in the claim itself.
 
     The project's secrets stay sealed here; :func:`prepare_many` opens them once per
@@ -68,7 +68,7 @@ class Loaded:
     endpoint_id: str | None
     url: str
     attempt_count: int
-    message: Message
+    message: MessageContent
     project_id: str
     secret_sealed: str
     previous_secret_sealed: str | None
@@ -82,7 +82,7 @@ class Claim:
     destination: str
     token: str
     # Read in the claim's own transaction, so an attempt needs no further read.
-    loaded: Loaded | None = field(default=None, repr=False, compare=False)
+    delivery: ClaimedDelivery | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -164,11 +164,15 @@ async def claim_due(
         )
         # What each attempt needs (delivery, message, project secrets, endpoint state)
         # in the same statement that reads back what was claimed.
-        claimed = await session.execute(_loaded_query().where(WebhookDelivery.claim_token == token))
-        return [Claim(row.id, row.destination, token, _loaded(row)) for row in claimed.all()]
+        claimed = await session.execute(
+            _claimed_delivery_query().where(WebhookDelivery.claim_token == token)
+        )
+        return [
+            Claim(row.id, row.destination, token, _claimed_delivery(row)) for row in claimed.all()
+        ]
 
 
-def _loaded_query() -> Any:
+def _claimed_delivery_query() -> Any:
     return (
         select(
             WebhookDelivery.id,
@@ -195,16 +199,16 @@ def _loaded_query() -> Any:
     )
 
 
-def _loaded(row: Any) -> Loaded:
+def _claimed_delivery(row: Any) -> ClaimedDelivery:
     live = row.endpoint_id is None or (
         row.live_endpoint_id is not None and bool(row.enabled) and row.deleted_at is None
     )
-    return Loaded(
+    return ClaimedDelivery(
         token=row.claim_token,
         endpoint_id=row.endpoint_id,
         url=row.url,
         attempt_count=row.attempt_count,
-        message=Message(row.message_id, row.event_type, row.payload, row.created_at),
+        message=MessageContent(row.message_id, row.event_type, row.payload, row.created_at),
         project_id=row.project_id,
         secret_sealed=row.webhook_secret_sealed,
         previous_secret_sealed=row.previous_webhook_secret_sealed,
@@ -240,18 +244,22 @@ async def prepare_many(
     """
     now_ts = ctx.clock.now()
     now = utc_from_ts(now_ts)
-    loaded: dict[str, Loaded] = {}
-    missing = [c.delivery_id for c in claims if reload or c.loaded is None]
+    reloaded: dict[str, ClaimedDelivery] = {}
+    missing = [c.delivery_id for c in claims if reload or c.delivery is None]
     if missing:
         async with ctx.sessions() as session:
-            rows = await session.execute(_loaded_query().where(WebhookDelivery.id.in_(missing)))
-            loaded = {row.id: _loaded(row) for row in rows.all()}
+            rows = await session.execute(
+                _claimed_delivery_query().where(WebhookDelivery.id.in_(missing))
+            )
+            reloaded = {row.id: _claimed_delivery(row) for row in rows.all()}
     secrets_of: dict[str, list[str] | None] = {}  # None: the project's secrets do not open
     jobs: list[Job | None] = []
     dead: list[Claim] = []
     broken: list[Job] = []
     for claim in claims:
-        row = loaded.get(claim.delivery_id) if reload or claim.loaded is None else claim.loaded
+        row = (
+            reloaded.get(claim.delivery_id) if reload or claim.delivery is None else claim.delivery
+        )
         if row is None or row.token != claim.token:
             jobs.append(None)
             continue
@@ -302,7 +310,7 @@ def _internal_error(url: str) -> AttemptResult:
     return AttemptResult(url, None, 0.0, "", INTERNAL_ERROR, None)
 
 
-def _secrets(ctx: WebhookContext, row: Loaded, now: datetime) -> list[str]:
+def _secrets(ctx: WebhookContext, row: ClaimedDelivery, now: datetime) -> list[str]:
     # A transient Project (never added to a session) with just what signing reads.
     project = Project(
         id=row.project_id,
@@ -313,7 +321,7 @@ def _secrets(ctx: WebhookContext, row: Loaded, now: datetime) -> list[str]:
     return active_webhook_secrets(ctx.envelope, project, now)
 
 
-def render_body(ctx: WebhookContext, message: WebhookMessage | Message, now: float) -> bytes:
+def render_body(ctx: WebhookContext, message: WebhookMessage | MessageContent, now: float) -> bytes:
     """The JSON body of one attempt: ``{id, type, timestamp, data}``.
 
     ``photo.uploaded`` gets a freshly signed download link per attempt, so a retry
@@ -532,9 +540,9 @@ def _dialect(session: AsyncSession) -> str:
 __all__ = [
     "DISABLE_AFTER",
     "Claim",
+    "ClaimedDelivery",
     "Job",
-    "Loaded",
-    "Message",
+    "MessageContent",
     "any_due",
     "claim_due",
     "disable_endpoint",

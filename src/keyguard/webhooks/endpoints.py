@@ -75,10 +75,10 @@ async def create_endpoint(
     normalized = await check_webhook_url(ctx, url)
     wanted = check_events(events)
     now = utc_from_ts(ctx.clock.now())
-    async with ctx.transaction() as session:
-        if await session.get(Project, project_id) is None:
+    async with ctx.transaction() as db:
+        if await db.get(Project, project_id) is None:
             raise NotFound()
-        count = len(await _live_endpoints(session, project_id))
+        count = len(await _live_endpoints(db, project_id))
         if count >= MAX_ENDPOINTS_PER_PROJECT:
             raise ValidationFailed(f"a project has at most {MAX_ENDPOINTS_PER_PROJECT} endpoints")
         endpoint = WebhookEndpoint(
@@ -91,10 +91,10 @@ async def create_endpoint(
             created_at=now,
             updated_at=now,
         )
-        session.add(endpoint)
-        await session.flush()
+        db.add(endpoint)
+        await db.flush()
         await audit.record(
-            session,
+            db,
             at=now,
             actor=actor,
             action="webhook.endpoint_created",
@@ -105,8 +105,8 @@ async def create_endpoint(
     return EndpointView.of(endpoint)
 
 
-async def _live_endpoints(session: AsyncSession, project_id: str) -> list[WebhookEndpoint]:
-    rows = await session.execute(
+async def _live_endpoints(db: AsyncSession, project_id: str) -> list[WebhookEndpoint]:
+    rows = await db.execute(
         select(WebhookEndpoint)
         .where(WebhookEndpoint.project_id == project_id, WebhookEndpoint.deleted_at.is_(None))
         .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
@@ -115,15 +115,15 @@ async def _live_endpoints(session: AsyncSession, project_id: str) -> list[Webhoo
 
 
 async def list_endpoints(ctx: WebhookContext, project_id: str) -> list[EndpointView]:
-    async with ctx.sessions() as session:
-        if await session.get(Project, project_id) is None:
+    async with ctx.sessions() as db:
+        if await db.get(Project, project_id) is None:
             raise NotFound()
-        return [EndpointView.of(e) for e in await _live_endpoints(session, project_id)]
+        return [EndpointView.of(e) for e in await _live_endpoints(db, project_id)]
 
 
 async def get_endpoint(ctx: WebhookContext, project_id: str, endpoint_id: str) -> EndpointView:
-    async with ctx.sessions() as session:
-        endpoint = await session.get(WebhookEndpoint, endpoint_id)
+    async with ctx.sessions() as db:
+        endpoint = await db.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at is not None:
         raise NotFound()
     return EndpointView.of(endpoint)
@@ -134,15 +134,15 @@ async def delete_endpoint(
 ) -> None:
     """Soft delete (deliveries keep their history); what still waits is cancelled."""
     now = utc_from_ts(ctx.clock.now())
-    async with ctx.transaction() as session:
-        endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+    async with ctx.transaction() as db:
+        endpoint = await db.get(WebhookEndpoint, endpoint_id, with_for_update=True)
         if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at:
             raise NotFound()
         endpoint.deleted_at = endpoint.updated_at = now
         endpoint.enabled = False
-        await _cancel_pending(session, endpoint_id, now)
+        await _cancel_pending(db, endpoint_id, now)
         await audit.record(
-            session,
+            db,
             at=now,
             actor=actor,
             action="webhook.endpoint_deleted",
@@ -157,8 +157,8 @@ async def enable_endpoint(
     """Turn a disabled endpoint back on (new events only; cancelled ones can be
     redelivered one by one)."""
     now = utc_from_ts(ctx.clock.now())
-    async with ctx.transaction() as session:
-        endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+    async with ctx.transaction() as db:
+        endpoint = await db.get(WebhookEndpoint, endpoint_id, with_for_update=True)
         if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at:
             raise NotFound()
         if not endpoint.enabled:
@@ -168,7 +168,7 @@ async def enable_endpoint(
             endpoint.failing_since = None
             endpoint.updated_at = now
             await audit.record(
-                session,
+                db,
                 at=now,
                 actor=actor,
                 action="webhook.endpoint_enabled",
@@ -178,8 +178,8 @@ async def enable_endpoint(
     return EndpointView.of(endpoint)
 
 
-async def _cancel_pending(session: AsyncSession, endpoint_id: str, now: datetime) -> None:
-    await session.execute(
+async def _cancel_pending(db: AsyncSession, endpoint_id: str, now: datetime) -> None:
+    await db.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == PENDING)
         .values(status=CANCELLED, claimed_until=None, claim_token=None, updated_at=now)
@@ -223,15 +223,15 @@ class _Target:
     enabled: bool
 
 
-async def _target(session: AsyncSession, project_id: str, dest: Destination) -> _Target:
+async def _target(db: AsyncSession, project_id: str, dest: Destination) -> _Target:
     """Where ``dest`` of ``project_id`` sends; 404 when it does not exist there
     (another project's destination is answered the same)."""
     if dest.endpoint_id is not None:
-        endpoint = await session.get(WebhookEndpoint, dest.endpoint_id)
+        endpoint = await db.get(WebhookEndpoint, dest.endpoint_id)
         if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at:
             raise NotFound()
         return _Target(endpoint.url, endpoint.id, endpoint.enabled)
-    upload = await session.get(UploadSession, dest.session_id) if dest.session_id else None
+    upload = await db.get(UploadSession, dest.session_id) if dest.session_id else None
     if upload is None or upload.project_id != project_id:
         raise NotFound()
     # Expiry ends uploads, not the delivery of what was uploaded: history and
@@ -243,10 +243,10 @@ async def destination_deliveries(
     ctx: WebhookContext, project_id: str, dest: Destination, *, limit: int = 50
 ) -> list[DeliveryView]:
     """A destination's latest deliveries, newest first, each with all its attempts."""
-    async with ctx.sessions() as session:
-        await _target(session, project_id, dest)
+    async with ctx.sessions() as db:
+        await _target(db, project_id, dest)
         rows = (
-            await session.execute(
+            await db.execute(
                 select(WebhookDelivery, WebhookMessage.event_type)
                 .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
                 .where(dest.owns())
@@ -257,7 +257,7 @@ async def destination_deliveries(
         ids = [d.id for d, _ in rows]
         attempts: dict[str, list[WebhookAttempt]] = {i: [] for i in ids}
         if ids:
-            found = await session.execute(
+            found = await db.execute(
                 select(WebhookAttempt)
                 .where(WebhookAttempt.delivery_id.in_(ids))
                 .order_by(WebhookAttempt.attempt_number, WebhookAttempt.id)
@@ -282,28 +282,26 @@ async def redeliver_to(
     """A new delivery of the same message (same ``webhook-id``) to the same
     destination, with a fresh retry schedule, sent as soon as the worker sees it."""
     now = utc_from_ts(ctx.clock.now())
-    async with ctx.transaction() as session:
-        target = await _target(session, project_id, dest)
-        old = await session.get(WebhookDelivery, delivery_id)
+    async with ctx.transaction() as db:
+        target = await _target(db, project_id, dest)
+        old = await db.get(WebhookDelivery, delivery_id)
         if old is None or not dest.owns_row(old):
             raise NotFound()
         if not target.enabled:
             raise EndpointDisabled("enable the endpoint before redelivering to it")
         # Key-share lock (PostgreSQL): the retention sweep either skips this message or
         # has deleted it by the time we get it (then 404, not a foreign-key error).
-        message = await session.get(
-            WebhookMessage, old.message_id, with_for_update={"key_share": True}
-        )
+        message = await db.get(WebhookMessage, old.message_id, with_for_update={"key_share": True})
         if message is None or message.project_id != project_id:
             raise NotFound()
         fresh = new_delivery(
             message.id, dest.endpoint_id, dest.session_id, target.url, target.destination, now
         )
-        session.add(fresh)
-        mark_dirty(session)
-        await session.flush()
+        db.add(fresh)
+        mark_dirty(db)
+        await db.flush()
         await audit.record(
-            session,
+            db,
             at=now,
             actor=actor,
             action="webhook.redelivered",

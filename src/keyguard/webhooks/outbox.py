@@ -40,7 +40,7 @@ def dump_payload(data: dict[str, Any]) -> str:
 
 
 async def enqueue(
-    session: AsyncSession,
+    db: AsyncSession,
     *,
     project_id: str,
     event_type: str,
@@ -53,7 +53,7 @@ async def enqueue(
     Returns None (and writes nothing) when no destination wants the event.
     """
     endpoints = (
-        await session.execute(
+        await db.execute(
             select(WebhookEndpoint).where(
                 WebhookEndpoint.project_id == project_id,
                 WebhookEndpoint.enabled.is_(True),
@@ -76,12 +76,12 @@ async def enqueue(
         payload=dump_payload(data),
         created_at=at,
     )
-    session.add(message)
-    await session.flush()  # the deliveries' foreign key needs the message row first
+    db.add(message)
+    await db.flush()  # the deliveries' foreign key needs the message row first
     for endpoint_id, session_id, url, destination in targets:
-        session.add(new_delivery(message.id, endpoint_id, session_id, url, destination, at))
-    session.info[_DIRTY] = True
-    await session.flush()
+        db.add(new_delivery(message.id, endpoint_id, session_id, url, destination, at))
+    db.info[_DIRTY] = True
+    await db.flush()
     return message
 
 
@@ -108,9 +108,9 @@ def new_delivery(
     )
 
 
-def mark_dirty(session: AsyncSession) -> None:
+def mark_dirty(db: AsyncSession) -> None:
     """Wake the in-process worker when this transaction commits."""
-    session.info[_DIRTY] = True
+    db.info[_DIRTY] = True
 
 
 def add_waker(wake: Callable[[], None]) -> None:
@@ -123,15 +123,15 @@ def remove_waker(wake: Callable[[], None]) -> None:
 
 
 @event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    if session.info.pop(_DIRTY, False):
+def _after_commit(db: Session) -> None:
+    if db.info.pop(_DIRTY, False):
         for wake in list(_wakers):
             wake()
 
 
 @event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_DIRTY, None)
+def _after_rollback(db: Session) -> None:
+    db.info.pop(_DIRTY, None)
 
 
 __all__ = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from helpers import counts, create_key
 from sqlalchemy import func, select
 
+from helpers import counts, create_key
 from keyguard.clock import FrozenClock, utc_from_ts
 from keyguard.runtime import Runtime
 from keyguard.webhooks.models import WebhookMessage

@@ -13,16 +13,6 @@ import anyio
 import httpx
 import pytest
 from sqlalchemy import delete, select, text, update
-from webhook_helpers import (
-    PNG,
-    Receiver,
-    Reply,
-    add_endpoint,
-    attempts,
-    deliveries,
-    messages,
-    project_key,
-)
 
 from keyguard.accounts.service import InitResult
 from keyguard.audit import service as audit
@@ -42,6 +32,16 @@ from keyguard.webhooks.models import (
     WebhookMessage,
 )
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import (
+    PNG,
+    Receiver,
+    Reply,
+    add_endpoint,
+    attempts,
+    deliveries,
+    messages,
+    project_key,
+)
 
 DAY = 86_400
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from helpers import create_key
-
 from keyguard.crypto.keys import issue_key
 
 

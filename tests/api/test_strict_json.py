@@ -7,6 +7,7 @@ period of one second, ``"10"`` is not a rate limit.
 from __future__ import annotations
 
 import pytest
+
 from helpers import counts, create_key
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from helpers import POLL_SESSION, bearer, counts, create_key
 from sqlalchemy import event
 
+from helpers import POLL_SESSION, bearer, counts, create_key
 from keyguard.crypto.keys import issue_key
 
 

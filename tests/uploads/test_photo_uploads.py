@@ -11,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import update
 from standardwebhooks import Webhook
-from webhook_helpers import PNG, Receiver, project_key
 
 from keyguard.accounts.service import InitResult
 from keyguard.clock import FrozenClock
@@ -21,6 +20,7 @@ from keyguard.uploads import photos
 from keyguard.uploads import routes as upload_routes
 from keyguard.uploads.models import UploadSession
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import PNG, Receiver, project_key
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 PASSWORD = "claim-4521-pin"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from helpers import create_key
 from sqlalchemy import update
 
+from helpers import create_key
 from keyguard.audit.models import AuditEvent
 from keyguard.audit.service import verify_chain
 

@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import POLL_SESSION, bearer, create_key
 from sqlalchemy import select
 
+from helpers import POLL_SESSION, bearer, create_key
 from keyguard.audit.models import AuditEvent
 from keyguard.client.auth import SignedRequestAuth, TotpAuth
 from keyguard.keys.models import ApiKey

@@ -6,7 +6,6 @@ import base64
 import json
 
 from helpers import POLL_SESSION, bearer, counts, create_key
-
 from keyguard.wire import SESSION_COOKIE
 
 
