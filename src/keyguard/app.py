@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from keyguard import __version__
@@ -16,10 +17,12 @@ from keyguard.api.json_body import StrictJsonBodies
 from keyguard.api.limits import RequestLimits
 from keyguard.doors import verify_api as verify
 from keyguard.features import FEATURES
+from keyguard.mail.worker import MailWorker
 from keyguard.retention.service import RetentionSweeper
 from keyguard.runtime import Runtime
 from keyguard.uploads import routes as upload_routes
 from keyguard.uploads import session_routes as sessions
+from keyguard.web import pages
 from keyguard.webhooks.worker import DeliveryWorker
 
 
@@ -28,7 +31,11 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         # The webhook worker lives as long as the server; stopping it releases its leases.
         sweeper = RetentionSweeper(runtime, started.state.file_store)
-        async with DeliveryWorker(runtime).running(), sweeper.running():
+        async with (
+            DeliveryWorker(runtime).running(),
+            sweeper.running(),
+            MailWorker(runtime).running(),
+        ):
             yield
         if close_runtime:
             await runtime.close()
@@ -45,6 +52,8 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     app.state.context = runtime
     app.state.file_store = upload_routes.local_file_store(runtime)
     problems.install(app)
+    pages.install(app)
+    app.mount("/static", StaticFiles(packages=[("keyguard.web", "static")]), name="static")
     # Routes are matched in order: the verify API before the features (so that
     # "/v1/keys/verify" does not match "/v1/keys/{key_id}"), then each feature's.
     for router in (meta.router, verify.router):

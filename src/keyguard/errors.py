@@ -144,6 +144,11 @@ class RootKeyRequired(Forbidden):
     title = "This operation needs a root key"
 
 
+class RoleTooLow(Forbidden):
+    code = "role_too_low"
+    title = "Your role in this project does not allow this"
+
+
 # ---- 404 / 409 / 413 / 422 / 429 -------------------------------------------------------
 # (problems of one feature live in its errors.py)
 
@@ -220,6 +225,7 @@ __all__ = [
     "OriginNotAllowed",
     "PayloadTooLarge",
     "RateLimited",
+    "RoleTooLow",
     "RootKeyRequired",
     "ScopeMissing",
     "SignatureExpired",

@@ -6,15 +6,26 @@ matched before the key routes, so "/v1/keys/verify" is not taken for "/v1/keys/{
 
 from __future__ import annotations
 
+from keyguard.accounts.feature import FEATURE as ACCOUNTS
 from keyguard.audit.feature import FEATURE as AUDIT
 from keyguard.feature import AuditSubscriber, Feature
 from keyguard.keys.feature import FEATURE as KEYS
+from keyguard.mail.feature import FEATURE as MAIL
 from keyguard.projects.feature import FEATURE as PROJECTS
 from keyguard.restrictions.feature import FEATURE as RESTRICTIONS
 from keyguard.uploads.feature import FEATURE as UPLOADS
 from keyguard.webhooks.feature import FEATURE as WEBHOOKS
 
-FEATURES: tuple[Feature, ...] = (UPLOADS, WEBHOOKS, KEYS, PROJECTS, AUDIT, RESTRICTIONS)
+FEATURES: tuple[Feature, ...] = (
+    UPLOADS,
+    WEBHOOKS,
+    KEYS,
+    PROJECTS,
+    AUDIT,
+    RESTRICTIONS,
+    ACCOUNTS,
+    MAIL,
+)
 
 
 def audit_subscribers() -> tuple[AuditSubscriber, ...]:

@@ -15,6 +15,7 @@ import anyio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from keyguard.accounts.context import AccountKeys
 from keyguard.audit.refusals import RefusalRecorder
 from keyguard.audit.service import AUDIT_KEY, AUDIT_SUBSCRIBERS
 from keyguard.clock import Clock, SystemClock
@@ -58,6 +59,8 @@ class Runtime:
     session_cache: ReadThroughCache[SessionView]
     # Signs short-lived photo download links (its own subkey of the master key).
     link_key: bytes
+    # Subkeys of the accounts feature (CSRF tokens, device cookies, recovery codes).
+    account_keys: AccountKeys
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
     # KEYGUARD_CLIENT_CERT_HEADER: the only header trusted proxies forward certificates in.
     client_cert_header: str | None = None
@@ -127,6 +130,7 @@ class Runtime:
             state=state,
             session_cache=session_cache,
             link_key=derive_subkey(master, "keyguard/download-links"),
+            account_keys=AccountKeys.derive(master),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
             client_cert_header=settings.client_cert_header,
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,

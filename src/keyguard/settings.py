@@ -59,7 +59,15 @@ class Settings(BaseSettings):
     # is the only one of the three present.
     client_cert_header: Annotated[ClientCertHeader | None, BeforeValidator(_header_name)] = None
     webhook_allow_private: CommaList = Field(default_factory=list)
-    smtp_url: str | None = None
+    smtp_url: str | None = None  # smtp://user:pass@host:587 (STARTTLS when offered), smtps://
+    mail_from: str | None = None  # default: keyguard@<host of the public URL>
+    # Accounts (CONTRACT §9). "invite": people join by invitation; "open": anyone signs up.
+    signup: Literal["invite", "open"] = "invite"
+    # NIST SP 800-63B AAL2: sign in again after 30 idle minutes, and at least every 12 h.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Changing password, email, two-factor or passkeys needs a sign-in this recent.
+    reauth_minutes: int = Field(default=10, ge=1, le=24 * 60)
     master_key: SecretStr | None = None  # generated into data_dir when unset (embedded)
     key_cache_ttl_seconds: float = 30.0
     max_body_bytes: int = 1_048_576

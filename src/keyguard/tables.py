@@ -7,9 +7,19 @@ do.
 
 from __future__ import annotations
 
-from keyguard.accounts.models import Account
+from keyguard.accounts.models import (
+    Account,
+    AccountSession,
+    Invitation,
+    KnownDevice,
+    KnownNetwork,
+    Membership,
+    Passkey,
+    RecoveryCode,
+)
 from keyguard.audit.models import AuditEvent, AuditHead
 from keyguard.keys.models import ApiKey, KeyCertificate
+from keyguard.mail.models import MailMessage
 from keyguard.projects.models import Project
 from keyguard.storage.base import Base
 from keyguard.uploads.models import Photo, UploadSession
@@ -34,4 +44,12 @@ ALL_ROWS = (
     WebhookMessage,
     WebhookDelivery,
     WebhookAttempt,
+    AccountSession,
+    RecoveryCode,
+    Passkey,
+    Membership,
+    Invitation,
+    KnownDevice,
+    KnownNetwork,
+    MailMessage,
 )

@@ -68,7 +68,7 @@ class Setup:
         base = memory_state(self.clock)
         self.limiter = CountingLimiter(base.rate_limiter)
         self.replay = CountingReplay(base.replay_guard)
-        state = StateStores(self.limiter, self.replay, base.cache_bus)
+        state = StateStores(self.limiter, self.replay, base.cache_bus, base.vault)
 
         async def load(key_id: str) -> KeyRecord | None:
             return self.records.get(key_id)

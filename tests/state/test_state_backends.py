@@ -36,6 +36,38 @@ async def test_a_token_is_first_used_once(stores: StateStores) -> None:
     assert await stores.replay_guard.first_use(unique("sig"), 600)
 
 
+async def test_a_vault_value_is_taken_once_even_by_racing_takers(stores: StateStores) -> None:
+    name = unique("challenge")
+    await stores.vault.put(name, "value", 60)
+    assert await stores.vault.peek(name) == "value"  # peeking leaves it in place
+    taken = await asyncio.gather(*(stores.vault.take(name) for _ in range(8)))
+    assert taken.count("value") == 1
+    assert taken.count(None) == 7
+    assert await stores.vault.peek(name) is None
+
+
+async def test_a_memory_vault_value_expires() -> None:
+    clock = FrozenClock()
+    vault = memory_state(clock).vault
+    await vault.put("challenge", "value", 60)
+    clock.advance(61)
+    assert await vault.peek("challenge") is None
+    assert await vault.take("challenge") is None
+
+
+@pytest.mark.redis
+async def test_a_redis_vault_value_expires_after_its_ttl(redis_url: str) -> None:
+    state = redis_state(redis_url)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        name = unique("challenge")
+        await state.vault.put(name, "value", 300)
+        assert 290_000 < await client.pttl(f"{PREFIX}:vault:{name}") <= 300_000
+    finally:
+        await client.aclose()
+        await state.close()
+
+
 # A day-long window: on Redis the window runs on real time, and a window boundary between
 # two hits of a 60 s one would turn the counts fractional.
 DAY = 86_400

@@ -1,29 +1,30 @@
-"""Accounts. For now: the first admin, created by ``keyguard init``."""
+"""Accounts: the first admin (``keyguard init``), and changes people make to their own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import anyio
 from sqlalchemy import func, select
 
+from keyguard.accounts.context import AccountContext
+from keyguard.accounts.errors import ReauthenticationRequired
 from keyguard.accounts.models import Account
+from keyguard.accounts.passwords import check_new_password, hash_password, verify_password
+from keyguard.accounts.sessions import is_recent, revoke_all
+from keyguard.accounts.views import AccountView, SignedIn
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
-from keyguard.crypto.passwords import hash_account_password
 from keyguard.errors import Conflict, ValidationFailed
 from keyguard.ids import new_id
 from keyguard.keys.service import create_root_key
 from keyguard.keys.views import CreatedKey
 from keyguard.projects.service import CreatedProject, create_project
 
-MIN_PASSWORD_CHARS = 12
-
 
 @dataclass(frozen=True, slots=True, repr=False)
 class InitResult:
-    account: Account
+    account: AccountView
     root_key: CreatedKey
     project: CreatedProject
 
@@ -44,9 +45,7 @@ def _check_email(email: str) -> str:
 
 async def init_admin(ctx: ServiceContext, *, email: str, password: str) -> InitResult:
     email = _check_email(email)
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise ValidationFailed(f"password must be at least {MIN_PASSWORD_CHARS} characters")
-    password_hash = await anyio.to_thread.run_sync(hash_account_password, password)
+    password_hash = await hash_password(check_new_password(password, email=email))
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as session:
         if (await session.execute(select(func.count()).select_from(Account))).scalar_one():
@@ -72,4 +71,37 @@ async def init_admin(ctx: ServiceContext, *, email: str, password: str) -> InitR
     project = await create_project(
         ctx, name="Default project", key_prefix=None, actor=account.id, owner=account.id
     )
-    return InitResult(account, root, project)
+    return InitResult(AccountView.of(account), root, project)
+
+
+async def change_password(
+    ctx: AccountContext, signed_in: SignedIn, current: str, new: str, *, recent: bool
+) -> None:
+    """Needs the current password and a recent sign-in; ends every other session."""
+    if not recent:
+        raise ReauthenticationRequired()
+    password = check_new_password(new, email=signed_in.account.email)
+    async with ctx.sessions() as db:
+        account = await db.get(Account, signed_in.account.id)
+    if account is None or not await verify_password(account.password_hash, current):
+        raise ValidationFailed("the current password is not right")
+    password_hash = await hash_password(password)
+    now = utc_from_ts(ctx.clock.now())
+    async with ctx.transaction() as db:
+        row = await db.get(Account, signed_in.account.id, with_for_update=True)
+        if row is None:  # pragma: no cover
+            raise ValidationFailed("the account no longer exists")
+        row.password_hash = password_hash
+        row.password_changed_at = now
+        ended = await revoke_all(db, row.id, now, keep=signed_in.session.id)
+        await audit.record(
+            db,
+            at=now,
+            actor=row.id,
+            action="account.password_changed",
+            target=row.id,
+            data={"other_sessions_ended": ended},
+        )
+
+
+__all__ = ["InitResult", "change_password", "init_admin", "is_recent"]

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request, Response
 
+from keyguard.accounts.context import AccountContext
 from keyguard.doors.authenticate import authenticate_scope
+from keyguard.doors.scope import facts_from_scope, header_map
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.permissions import Action, authorize, needs_root_key
 from keyguard.engine.principals import Principal
@@ -19,7 +21,7 @@ from keyguard.engine.verifier import PolicyEngine
 from keyguard.uploads.context import UploadContext
 
 
-class AppContext(UploadContext, Protocol):
+class AppContext(UploadContext, AccountContext, Protocol):
     """Every service's context (uploads' is the widest), plus what the doors need."""
 
     engine: PolicyEngine
@@ -31,6 +33,18 @@ class AppContext(UploadContext, Protocol):
 def context_of(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
+
+
+def client_ip(request: Request) -> str:
+    """The client's address: the peer, or what a trusted proxy forwarded for it."""
+    context = context_of(request)
+    facts = facts_from_scope(
+        request.scope,
+        header_map(request.scope),
+        context.settings.header_prefix,
+        context.trusted_proxies,
+    )
+    return str(facts.client_ip or "unknown")
 
 
 async def get_context(request: Request) -> Any:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from keyguard.engine.principals import KeyPrincipal, Principal
-from keyguard.errors import CredentialsMissing, InvalidKey, NotFound, RootKeyRequired
+from keyguard.engine.principals import KeyPrincipal, Principal, UserPrincipal
+from keyguard.errors import CredentialsMissing, InvalidKey, NotFound, RoleTooLow, RootKeyRequired
 
 
 class Action(StrEnum):
@@ -20,6 +20,58 @@ class Action(StrEnum):
     MANAGE = "manage"
     # A project's own resources: upload sessions, photos, webhooks (CONTRACT §6, §7).
     USE = "use"
+
+
+class Role(StrEnum):
+    """What a person may do in one project (CONTRACT §9; docs/accounts.md has the table)."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    DEVELOPER = "developer"
+    VIEWER = "viewer"
+
+
+class Permission(StrEnum):
+    READ = "read"  # the project, its keys, webhooks, deliveries, sessions, audit log
+    WRITE_KEYS = "write_keys"  # create, change, rotate, regenerate, revoke keys; restrictions
+    WRITE_WEBHOOKS = "write_webhooks"  # endpoints, redelivery
+    ROTATE_SECRETS = "rotate_secrets"  # the project's webhook signing secret
+    MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
+
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset({Permission.READ}),
+    Role.DEVELOPER: frozenset({Permission.READ, Permission.WRITE_KEYS, Permission.WRITE_WEBHOOKS}),
+    Role.ADMIN: frozenset(
+        {
+            Permission.READ,
+            Permission.WRITE_KEYS,
+            Permission.WRITE_WEBHOOKS,
+            Permission.ROTATE_SECRETS,
+        }
+    ),
+    Role.OWNER: frozenset(Permission),
+}
+
+
+def may(role: str | None, permission: Permission) -> bool:
+    try:
+        return role is not None and permission in GRANTS[Role(role)]
+    except ValueError:  # a role this version does not know grants nothing
+        return False
+
+
+def authorize_person(
+    principal: UserPrincipal, project_id: str, permission: Permission = Permission.READ
+) -> Role:
+    """The person's role in ``project_id``: a project they are not a member of is a 404
+    (as if it did not exist); a role without ``permission`` is a 403 ``role_too_low``."""
+    role = principal.roles.get(project_id)
+    if role is None:
+        raise NotFound()
+    if not may(role, permission):
+        raise RoleTooLow()
+    return Role(role)
 
 
 def needs_root_key(action: Action) -> bool:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from keyguard.accounts.models import Membership
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
@@ -14,6 +15,7 @@ from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.keys import ROOT_PREFIX, valid_prefix
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.ids import new_id
+from keyguard.keys.models import ApiKey
 from keyguard.projects.models import Project
 from keyguard.projects.views import ProjectView
 from keyguard.webhooks.signing import new_webhook_secret
@@ -47,8 +49,16 @@ async def create_project(
     )
     project.webhook_secret_sealed = ctx.envelope.seal(secret, context=f"webhook:{project.id}")
     async with ctx.transaction() as session:
+        if owner is None:  # made with a root key: the key's account owns the project
+            key = await session.get(ApiKey, actor)
+            owner = key.account_id if key is not None and key.is_root else None
+        project.owner_account_id = owner
         session.add(project)
         await session.flush()
+        if owner is not None:
+            session.add(
+                Membership(project_id=project.id, account_id=owner, role="owner", created_at=now)
+            )
         await audit.record(
             session,
             at=now,

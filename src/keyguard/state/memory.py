@@ -139,6 +139,36 @@ class MemoryReplayGuard:
         return True
 
 
+class MemoryVault:
+    """Values with expiry in one process (expired ones are dropped as they are met)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._values: dict[str, tuple[float, str]] = {}
+
+    def _sweep(self, now: float) -> None:
+        if len(self._values) > 1024:  # bounded: drop what expired once in a while
+            for name in [n for n, (until, _) in self._values.items() if until <= now]:
+                del self._values[name]
+
+    async def put(self, name: str, value: str, ttl_seconds: float) -> None:
+        now = self._clock.now()
+        self._sweep(now)
+        self._values[name] = (now + ttl_seconds, value)
+
+    async def take(self, name: str) -> str | None:
+        found = self._values.pop(name, None)
+        if found is None or found[0] <= self._clock.now():
+            return None
+        return found[1]
+
+    async def peek(self, name: str) -> str | None:
+        found = self._values.get(name)
+        if found is None or found[0] <= self._clock.now():
+            return None
+        return found[1]
+
+
 class LocalCacheBus:
     """One process: invalidation already happened locally, nothing to broadcast."""
 
@@ -157,4 +187,5 @@ def memory_state(clock: Clock) -> StateStores:
         rate_limiter=MemoryRateLimiter(clock),
         replay_guard=MemoryReplayGuard(clock),
         cache_bus=LocalCacheBus(),
+        vault=MemoryVault(clock),
     )

@@ -42,6 +42,22 @@ class ReplayGuard(Protocol):
         ...
 
 
+class Vault(Protocol):
+    """Short-lived values taken at most once: WebAuthn challenges, half-finished sign-ins.
+
+    :meth:`take` reads and deletes in one step (atomic across instances), so a value
+    can never be used twice, even by two requests racing each other.
+    """
+
+    async def put(self, name: str, value: str, ttl_seconds: float) -> None: ...
+
+    async def take(self, name: str) -> str | None: ...
+
+    async def peek(self, name: str) -> str | None:
+        """The value, left in place (for a page that shows a pending step)."""
+        ...
+
+
 Invalidation = Callable[[str], Awaitable[None] | None]
 
 
@@ -64,5 +80,6 @@ class StateStores:
     rate_limiter: RateLimiter
     replay_guard: ReplayGuard
     cache_bus: CacheBus
+    vault: Vault
     # Releases connections (Redis); the runtime awaits it on shutdown.
     close: Callable[[], Awaitable[None]] = _nothing

@@ -96,6 +96,24 @@ class RedisReplayGuard:
         return bool(stored)
 
 
+class RedisVault:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    async def put(self, name: str, value: str, ttl_seconds: float) -> None:
+        await self._redis.set(
+            f"{PREFIX}:vault:{name}", value.encode(), px=max(1, int(ttl_seconds * 1000))
+        )
+
+    async def take(self, name: str) -> str | None:
+        found = await self._redis.getdel(f"{PREFIX}:vault:{name}")  # atomic: one taker
+        return None if found is None else _text(found)
+
+    async def peek(self, name: str) -> str | None:
+        found = await self._redis.get(f"{PREFIX}:vault:{name}")
+        return None if found is None else _text(found)
+
+
 class RedisCacheBus:
     """Key invalidations over Redis pub/sub; an instance ignores its own messages."""
 
@@ -164,5 +182,6 @@ def redis_state(url: str) -> StateStores:
         rate_limiter=RedisRateLimiter(url, client),
         replay_guard=RedisReplayGuard(client),
         cache_bus=bus,
+        vault=RedisVault(client),
         close=close,
     )

@@ -18,9 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from keyguard.api import problems
-from keyguard.api.deps import AppContext, ContextDep, ProjectCaller
+from keyguard.api.deps import AppContext, ContextDep, ProjectCaller, client_ip
 from keyguard.clock import utc_from_ts
-from keyguard.doors.scope import facts_from_scope, header_map
 from keyguard.errors import KeyguardError, NotFound, UnsupportedMediaType, ValidationFailed
 from keyguard.uploads import page as upload_page
 from keyguard.uploads import photos
@@ -57,13 +56,6 @@ def file_store(request: Request, rt: AppContext) -> FileStore:
     """The app's store (``app.state.file_store``, set by ``create_app``; another store,
     such as S3, may be put there before the app starts)."""
     return cast(FileStore, request.app.state.file_store)
-
-
-def _client_ip(request: Request, rt: AppContext) -> str:
-    facts = facts_from_scope(
-        request.scope, header_map(request.scope), rt.settings.header_prefix, rt.trusted_proxies
-    )
-    return str(facts.client_ip or "unknown")
 
 
 def photo_out(rt: AppContext, request: Request, photo: PhotoView, *, with_link: bool) -> PhotoOut:
@@ -146,7 +138,7 @@ def _error_page(error: KeyguardError, session_id: str) -> Response:
 async def _upload_photo(session_id: str, request: Request, rt: AppContext) -> Response:
     row = await photos.session_for_upload(rt, session_id)
     limiter = rt.state.rate_limiter
-    ip = _client_ip(request, rt)
+    ip = client_ip(request)
     header_password = request.headers.get(prefixed(rt.settings.header_prefix).session_password)
     if header_password is not None:  # checked before the body is even read
         await photos.check_password(row, header_password, limiter=limiter, client_ip=ip)

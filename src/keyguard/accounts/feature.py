@@ -1,0 +1,31 @@
+"""What the accounts feature registers (CONTRACT §9): its pages and its problems."""
+
+from __future__ import annotations
+
+from keyguard.accounts import pages
+from keyguard.accounts.errors import (
+    CsrfInvalid,
+    InvitationInvalid,
+    PasskeyInvalid,
+    ReauthenticationRequired,
+    SecondFactorInvalid,
+    SessionExpired,
+    SignInFailed,
+    SignUpClosed,
+)
+from keyguard.feature import Feature
+
+FEATURE = Feature(
+    name="accounts",
+    routers=(pages.router,),
+    errors=(
+        SignInFailed,
+        SecondFactorInvalid,
+        SessionExpired,
+        ReauthenticationRequired,
+        CsrfInvalid,
+        InvitationInvalid,
+        SignUpClosed,
+        PasskeyInvalid,
+    ),
+)

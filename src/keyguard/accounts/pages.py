@@ -1,0 +1,362 @@
+"""The account pages (CONTRACT §9): sign-in, two-factor, security settings, sessions.
+
+Every POST checks its CSRF token (``read_form``); sensitive changes (password,
+two-factor) need a recent sign-in and send the person through ``/account/reauth`` first.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from keyguard.accounts import second_factor, sessions, signin
+from keyguard.accounts import service as accounts
+from keyguard.accounts.alerts import DEVICE_COOKIE_DAYS
+from keyguard.accounts.errors import SecondFactorInvalid, SignInFailed
+from keyguard.accounts.sessions import Client
+from keyguard.accounts.useragent import describe
+from keyguard.accounts.views import SignedIn
+from keyguard.api.deps import client_ip, context_of
+from keyguard.errors import Conflict, NotFound, RateLimited, ValidationFailed
+from keyguard.i18n import translate
+from keyguard.mail import service as mail
+from keyguard.web.pages import (
+    PageError,
+    Redirect,
+    local_path,
+    read_form,
+    redirect,
+    render,
+    require_person,
+)
+from keyguard.wire import SESSION_COOKIE
+
+router = APIRouter(include_in_schema=False)
+
+PENDING_COOKIE = "__Host-keyguard-pending"
+DEVICE_COOKIE = "__Host-keyguard-device"
+
+
+def _client(request: Request) -> Client:
+    return Client(ip=client_ip(request), user_agent=request.headers.get("user-agent", "")[:300])
+
+
+def _cookie(response: Response, name: str, value: str, *, max_age: int | None = None) -> None:
+    # __Host-: Secure, no Domain, Path=/ (RFC 6265bis); a subdomain cannot set or read it.
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax"
+    )
+
+
+def _signed_in_response(request: Request, done: signin.SignedInNow, next_path: str) -> Response:
+    response = redirect(local_path(next_path))
+    # A session cookie (no Max-Age): the server-side timeouts end the session anyway.
+    _cookie(response, SESSION_COOKIE, done.session.token)
+    response.delete_cookie(PENDING_COOKIE, path="/", secure=True, httponly=True)
+    if done.device_cookie is not None:
+        _cookie(response, DEVICE_COOKIE, done.device_cookie, max_age=DEVICE_COOKIE_DAYS * 86400)
+    return response
+
+
+def _throttled(exc: RateLimited) -> str:
+    return translate("login.throttled", seconds=exc.retry_after)
+
+
+async def _sensitive(request: Request) -> SignedIn:
+    """The signed-in person, who proved it recently (else off to /account/reauth)."""
+    me = await require_person(request)
+    if not sessions.is_recent(me, context_of(request)):
+        raise Redirect(f"/account/reauth?next={request.url.path}")
+    return me
+
+
+# ---- sign in / out ------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    if await sessions.resolve(context_of(request), request.cookies.get(SESSION_COOKIE)):
+        return redirect(local_path(request.query_params.get("next")))
+    return await render(
+        request,
+        "accounts/login.html",
+        email="",
+        next=local_path(request.query_params.get("next")),
+        error=None,
+    )
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await read_form(request)
+    email, password, next_path = form.get("email"), form.get("password"), form.get("next")
+
+    async def again(error: str, status: int, headers: dict[str, str] | None = None) -> Response:
+        page = await render(
+            request,
+            "accounts/login.html",
+            status=status,
+            email=email,
+            next=local_path(next_path),
+            error=error,
+        )
+        page.headers.update(headers or {})
+        return page
+
+    if not email or not password:
+        return await again(translate("login.required"), 422)
+    try:
+        result = await signin.with_password(
+            context_of(request),
+            email,
+            password,
+            _client(request),
+            device_cookie=request.cookies.get(DEVICE_COOKIE),
+            replaces=request.cookies.get(SESSION_COOKIE),
+        )
+    except SignInFailed:
+        return await again(translate("login.failed"), 401)
+    except RateLimited as exc:
+        return await again(_throttled(exc), 429, {"Retry-After": str(exc.retry_after)})
+    if isinstance(result, signin.SecondFactorNeeded):
+        response = redirect(f"/login/two-factor?next={local_path(next_path)}")
+        _cookie(response, PENDING_COOKIE, result.pending_token, max_age=signin.PENDING_SECONDS)
+        return response
+    return _signed_in_response(request, result, next_path)
+
+
+@router.get("/login/two-factor")
+async def two_factor_page(request: Request) -> Response:
+    ctx = context_of(request)
+    if await signin.pending_account(ctx, request.cookies.get(PENDING_COOKIE)) is None:
+        return redirect("/login")
+    return await render(
+        request,
+        "accounts/two_factor_prompt.html",
+        next=local_path(request.query_params.get("next")),
+        error=None,
+    )
+
+
+@router.post("/login/two-factor")
+async def two_factor(request: Request) -> Response:
+    form = await read_form(request)
+    next_path = form.get("next")
+
+    async def again(error: str, status: int) -> Response:
+        return await render(
+            request,
+            "accounts/two_factor_prompt.html",
+            status=status,
+            next=local_path(next_path),
+            error=error,
+        )
+
+    ctx = context_of(request)
+    pending = request.cookies.get(PENDING_COOKIE)
+    if await signin.pending_account(ctx, pending) is None:
+        return redirect("/login?flash=sign_in_expired")
+    try:
+        done = await signin.with_code(
+            ctx,
+            pending,
+            form.get("code"),
+            _client(request),
+            device_cookie=request.cookies.get(DEVICE_COOKIE),
+            replaces=request.cookies.get(SESSION_COOKIE),
+        )
+    except SecondFactorInvalid:
+        return await again(translate("two_factor.prompt.failed"), 401)
+    except RateLimited as exc:
+        page = await again(_throttled(exc), 429)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    return _signed_in_response(request, done, next_path)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await read_form(request)
+    await signin.sign_out(context_of(request), request.cookies.get(SESSION_COOKIE))
+    response = redirect("/login?flash=signed_out")
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True)
+    return response
+
+
+# ---- account settings ---------------------------------------------------------------
+
+
+@router.get("/account")
+async def account_home(request: Request) -> Response:
+    await require_person(request)
+    return redirect("/account/security")
+
+
+@router.get("/account/security")
+async def security_page(request: Request, error: str | None = None) -> Response:
+    me = await require_person(request)
+    left = await second_factor.remaining_codes(context_of(request), me.account.id)
+    return await render(request, "accounts/security.html", codes_left=left, error=error)
+
+
+@router.get("/account/reauth")
+async def reauth_page(request: Request) -> Response:
+    await require_person(request)
+    return await render(
+        request,
+        "accounts/reauth.html",
+        next=local_path(request.query_params.get("next"), "/account/security"),
+        error=None,
+    )
+
+
+@router.post("/account/reauth")
+async def reauth(request: Request) -> Response:
+    me = await require_person(request)
+    form = await read_form(request)
+    next_path = local_path(form.get("next"), "/account/security")
+    try:
+        await signin.reauthenticate(
+            context_of(request), me, form.get("password"), form.get("code"), _client(request)
+        )
+    except (SignInFailed, SecondFactorInvalid):
+        error = translate("login.failed")
+        return await render(
+            request, "accounts/reauth.html", status=401, next=next_path, error=error
+        )
+    except RateLimited as exc:
+        page = await render(
+            request, "accounts/reauth.html", status=429, next=next_path, error=_throttled(exc)
+        )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    return redirect(next_path)
+
+
+@router.get("/account/password")
+async def password_page(request: Request) -> Response:
+    await _sensitive(request)
+    return await render(request, "accounts/password.html", error=None)
+
+
+@router.post("/account/password")
+async def change_password(request: Request) -> Response:
+    me = await require_person(request)
+    form = await read_form(request)
+    ctx = context_of(request)
+    try:
+        await accounts.change_password(
+            ctx, me, form.get("current"), form.get("new"), recent=sessions.is_recent(me, ctx)
+        )
+    except ValidationFailed as exc:
+        return await render(request, "accounts/password.html", status=422, error=exc.detail)
+    return redirect("/account/security?flash=password_changed")
+
+
+@router.post("/account/two-factor/start")
+async def two_factor_start(request: Request) -> Response:
+    me = await _sensitive(request)
+    await read_form(request)
+    try:
+        await second_factor.start_enrolment(context_of(request), me.account.id)
+    except Conflict:
+        return redirect("/account/security")
+    return redirect("/account/two-factor/confirm")
+
+
+@router.get("/account/two-factor/confirm")
+async def two_factor_enrol_page(request: Request) -> Response:
+    me = await _sensitive(request)
+    enrolment = await second_factor.pending_enrolment(context_of(request), me.account.id)
+    if enrolment is None:
+        return redirect("/account/security")
+    return await render(request, "accounts/two_factor_enrol.html", enrolment=enrolment, error=None)
+
+
+@router.post("/account/two-factor/confirm")
+async def two_factor_confirm(request: Request) -> Response:
+    me = await _sensitive(request)
+    form = await read_form(request)
+    ctx = context_of(request)
+    try:
+        codes = await second_factor.confirm_enrolment(
+            ctx, me.account.id, form.get("code"), actor=me.account.id
+        )
+    except (SecondFactorInvalid, RateLimited):
+        enrolment = await second_factor.pending_enrolment(ctx, me.account.id)
+        if enrolment is None:
+            return redirect("/account/security")
+        error = translate("two_factor.enrol.failed")
+        return await render(
+            request, "accounts/two_factor_enrol.html", status=422, enrolment=enrolment, error=error
+        )
+    except Conflict:
+        return redirect("/account/security")
+    return await render(request, "accounts/recovery_codes.html", codes=codes.codes)
+
+
+@router.post("/account/two-factor/recovery-codes")
+async def regenerate_codes(request: Request) -> Response:
+    me = await _sensitive(request)
+    await read_form(request)
+    try:
+        codes = await second_factor.regenerate_codes(
+            context_of(request), me.account.id, actor=me.account.id
+        )
+    except Conflict:
+        return redirect("/account/security")
+    return await render(request, "accounts/recovery_codes.html", codes=codes.codes)
+
+
+@router.post("/account/two-factor/disable")
+async def two_factor_disable(request: Request) -> Response:
+    me = await _sensitive(request)
+    form = await read_form(request)
+    try:
+        await second_factor.disable(
+            context_of(request), me.account.id, form.get("code"), actor=me.account.id
+        )
+    except (SecondFactorInvalid, RateLimited):
+        return await security_page(request, error=translate("security.two_factor.disable_failed"))
+    return redirect("/account/security?flash=two_factor_disabled")
+
+
+# ---- sessions and email -------------------------------------------------------------
+
+
+@router.get("/account/sessions")
+async def sessions_page(request: Request) -> Response:
+    me = await require_person(request)
+    found = await sessions.list_sessions(context_of(request), me.account.id)
+    return await render(request, "accounts/sessions.html", sessions=found, describe=describe)
+
+
+@router.post("/account/sessions/revoke-others")
+async def revoke_other_sessions(request: Request) -> Response:
+    me = await require_person(request)
+    await read_form(request)
+    await sessions.revoke_others(context_of(request), me)
+    return redirect("/account/sessions?flash=sessions_revoked")
+
+
+@router.post("/account/sessions/{session_id}/revoke")
+async def revoke_session(request: Request, session_id: str) -> Response:
+    me = await require_person(request)
+    await read_form(request)
+    try:
+        await sessions.revoke(
+            context_of(request), me.account.id, session_id, actor=me.account.id, reason="revoked"
+        )
+    except NotFound:
+        raise PageError(404, "error.not_found") from None
+    return redirect("/account/sessions?flash=session_revoked")
+
+
+@router.get("/account/outbox")
+async def outbox_page(request: Request) -> Response:
+    me = await require_person(request)
+    ctx = context_of(request)
+    messages = await mail.for_account(ctx, me.account.id)
+    return await render(
+        request, "accounts/outbox.html", messages=messages, smtp=bool(ctx.settings.smtp_url)
+    )
