@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
-from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
 
 from keyguard.accounts.service import InitResult
 from keyguard.clock import FrozenClock
@@ -20,6 +19,7 @@ from keyguard.webhooks import delivery as dl
 from keyguard.webhooks import endpoints
 from keyguard.webhooks.sender import send_webhook
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
 
 CLAIM = dict(in_flight={}, per_destination=4, lease_seconds=25.0)
 

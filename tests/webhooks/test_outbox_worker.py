@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 from sqlalchemy import select
-from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries, messages
 
 from keyguard.accounts.service import InitResult
 from keyguard.audit.models import AuditEvent
@@ -23,6 +22,7 @@ from keyguard.webhooks.models import WebhookEndpoint
 from keyguard.webhooks.outbox import enqueue
 from keyguard.webhooks.schedule import JITTER, MAX_ATTEMPTS, RETRY_DELAYS
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries, messages
 
 
 async def _key_created(runtime: Runtime, project_id: str, name: str = "k") -> str:

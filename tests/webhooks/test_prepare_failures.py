@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import httpx
 from sqlalchemy import update
-from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
 
 from keyguard.clock import FrozenClock, ts_from_utc
 from keyguard.keys import service as keys
@@ -15,6 +14,7 @@ from keyguard.projects.models import Project
 from keyguard.runtime import Runtime
 from keyguard.webhooks.schedule import JITTER, MAX_ATTEMPTS, RETRY_DELAYS
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
 
 
 async def test_an_unpreparable_delivery_is_recorded_retried_then_failed_alone(

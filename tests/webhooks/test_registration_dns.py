@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from webhook_helpers import FakeDns, Receiver, attempts, deliveries, project_key
 
 from keyguard.runtime import Runtime
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import FakeDns, Receiver, attempts, deliveries, project_key
 
 
 def _no_private(runtime: Runtime) -> None:

@@ -8,13 +8,13 @@ import logging
 
 import httpx
 import pytest
-from webhook_helpers import Receiver, Reply
 
 from keyguard.accounts.service import InitResult
 from keyguard.projects import service as projects
 from keyguard.runtime import Runtime
 from keyguard.webhooks import delivery as dl
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver, Reply
 
 PASSWORD = "claim-4521-pin"
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"\x00" * 32

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from webhook_helpers import Receiver
 
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver
 
 
 async def test_key_lifecycle_events_are_delivered_without_secrets(

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
-from webhook_helpers import Receiver, Reply, Seen, add_endpoint, attempts, deliveries
 
 from keyguard.accounts.service import InitResult
 from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
 from keyguard.webhooks.sender import send_webhook
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver, Reply, Seen, add_endpoint, attempts, deliveries
 
 
 # The seed's Python verifier, copied verbatim (its imports are at the top of this module).

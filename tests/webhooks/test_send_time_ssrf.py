@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries
-
 from keyguard.accounts.service import InitResult
 from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
 from keyguard.webhooks.ssrf import ResolutionFailed
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver, Reply, add_endpoint, attempts, deliveries
 
 
 async def _one_event(runtime: Runtime, project_id: str) -> None:

@@ -7,10 +7,10 @@ import io
 from typing import Any
 
 import httpx
-from webhook_helpers import PNG, Receiver, Reply, project_key
 
 from keyguard.clock import FrozenClock
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import PNG, Receiver, Reply, project_key
 
 
 def _bearer(key: str) -> dict[str, str]:

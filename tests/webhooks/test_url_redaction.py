@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import httpx
 from sqlalchemy import select
-from webhook_helpers import Receiver, Reply, messages
 
 from keyguard.audit.models import AuditEvent
 from keyguard.runtime import Runtime
 from keyguard.webhooks.events import redact_url
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver, Reply, messages
 
 TOKEN = "tok3n-s3cret-9f2a"
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
-from webhook_helpers import Receiver, Reply, create_project_key
 
 from keyguard.clock import FrozenClock
 from keyguard.runtime import Runtime
 from keyguard.webhooks.worker import DeliveryWorker
+from webhook_helpers import Receiver, Reply, create_project_key
 
 
 async def _endpoint(

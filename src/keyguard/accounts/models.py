@@ -52,7 +52,7 @@ class AccountSession(Base):
     expires_at: Mapped[datetime]  # the absolute timeout
     ip: Mapped[str] = mapped_column(String(64))
     user_agent: Mapped[str] = mapped_column(String(300))
-    method: Mapped[str] = mapped_column(String(20))  # password | password+totp | passkey | …
+    method: Mapped[str] = mapped_column(String(40))  # password | password+totp | passkey | …
     revoked_at: Mapped[datetime | None]
 
 

@@ -140,7 +140,7 @@ def upgrade() -> None:
         sa.Column("expires_at", keyguard.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=False),
         sa.Column("user_agent", sa.String(length=300), nullable=False),
-        sa.Column("method", sa.String(length=20), nullable=False),
+        sa.Column("method", sa.String(length=40), nullable=False),
         sa.Column("revoked_at", keyguard.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
