@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from keyguard.accounts import second_factor, sessions, signin
+from keyguard.accounts import passkeys, second_factor, sessions, signin
 from keyguard.accounts import service as accounts
 from keyguard.accounts.alerts import DEVICE_COOKIE_DAYS
 from keyguard.accounts.errors import SecondFactorInvalid, SignInFailed
@@ -37,32 +37,32 @@ PENDING_COOKIE = "__Host-keyguard-pending"
 DEVICE_COOKIE = "__Host-keyguard-device"
 
 
-def _client(request: Request) -> Client:
+def client_of(request: Request) -> Client:
     return Client(ip=client_ip(request), user_agent=request.headers.get("user-agent", "")[:300])
 
 
-def _cookie(response: Response, name: str, value: str, *, max_age: int | None = None) -> None:
+def set_cookie(response: Response, name: str, value: str, *, max_age: int | None = None) -> None:
     # __Host-: Secure, no Domain, Path=/ (RFC 6265bis); a subdomain cannot set or read it.
     response.set_cookie(
         name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax"
     )
 
 
-def _signed_in_response(request: Request, done: signin.SignedInNow, next_path: str) -> Response:
+def signed_in_response(request: Request, done: signin.SignedInNow, next_path: str) -> Response:
     response = redirect(local_path(next_path))
     # A session cookie (no Max-Age): the server-side timeouts end the session anyway.
-    _cookie(response, SESSION_COOKIE, done.session.token)
+    set_cookie(response, SESSION_COOKIE, done.session.token)
     response.delete_cookie(PENDING_COOKIE, path="/", secure=True, httponly=True)
     if done.device_cookie is not None:
-        _cookie(response, DEVICE_COOKIE, done.device_cookie, max_age=DEVICE_COOKIE_DAYS * 86400)
+        set_cookie(response, DEVICE_COOKIE, done.device_cookie, max_age=DEVICE_COOKIE_DAYS * 86400)
     return response
 
 
-def _throttled(exc: RateLimited) -> str:
+def throttled_message(exc: RateLimited) -> str:
     return translate("login.throttled", seconds=exc.retry_after)
 
 
-async def _sensitive(request: Request) -> SignedIn:
+async def sensitive(request: Request) -> SignedIn:
     """The signed-in person, who proved it recently (else off to /account/reauth)."""
     me = await require_person(request)
     if not sessions.is_recent(me, context_of(request)):
@@ -73,17 +73,34 @@ async def _sensitive(request: Request) -> SignedIn:
 # ---- sign in / out ------------------------------------------------------------------
 
 
+async def login_form(
+    request: Request,
+    *,
+    email: str = "",
+    next_path: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The sign-in page, again with an error where a sign-in failed."""
+    page = await render(
+        request,
+        "accounts/login.html",
+        status=status,
+        email=email,
+        next=local_path(next_path),
+        error=error,
+        passkeys_available=passkeys.relying_party(context_of(request).settings) is not None,
+    )
+    page.headers.update(headers or {})
+    return page
+
+
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     if await sessions.resolve(context_of(request), request.cookies.get(SESSION_COOKIE)):
         return redirect(local_path(request.query_params.get("next")))
-    return await render(
-        request,
-        "accounts/login.html",
-        email="",
-        next=local_path(request.query_params.get("next")),
-        error=None,
-    )
+    return await login_form(request, next_path=request.query_params.get("next"))
 
 
 @router.post("/login")
@@ -92,16 +109,9 @@ async def login(request: Request) -> Response:
     email, password, next_path = form.get("email"), form.get("password"), form.get("next")
 
     async def again(error: str, status: int, headers: dict[str, str] | None = None) -> Response:
-        page = await render(
-            request,
-            "accounts/login.html",
-            status=status,
-            email=email,
-            next=local_path(next_path),
-            error=error,
+        return await login_form(
+            request, email=email, next_path=next_path, error=error, status=status, headers=headers
         )
-        page.headers.update(headers or {})
-        return page
 
     if not email or not password:
         return await again(translate("login.required"), 422)
@@ -110,19 +120,19 @@ async def login(request: Request) -> Response:
             context_of(request),
             email,
             password,
-            _client(request),
+            client_of(request),
             device_cookie=request.cookies.get(DEVICE_COOKIE),
             replaces=request.cookies.get(SESSION_COOKIE),
         )
     except SignInFailed:
         return await again(translate("login.failed"), 401)
     except RateLimited as exc:
-        return await again(_throttled(exc), 429, {"Retry-After": str(exc.retry_after)})
+        return await again(throttled_message(exc), 429, {"Retry-After": str(exc.retry_after)})
     if isinstance(result, signin.SecondFactorNeeded):
         response = redirect(f"/login/two-factor?next={local_path(next_path)}")
-        _cookie(response, PENDING_COOKIE, result.pending_token, max_age=signin.PENDING_SECONDS)
+        set_cookie(response, PENDING_COOKIE, result.pending_token, max_age=signin.PENDING_SECONDS)
         return response
-    return _signed_in_response(request, result, next_path)
+    return signed_in_response(request, result, next_path)
 
 
 @router.get("/login/two-factor")
@@ -161,17 +171,17 @@ async def two_factor(request: Request) -> Response:
             ctx,
             pending,
             form.get("code"),
-            _client(request),
+            client_of(request),
             device_cookie=request.cookies.get(DEVICE_COOKIE),
             replaces=request.cookies.get(SESSION_COOKIE),
         )
     except SecondFactorInvalid:
         return await again(translate("two_factor.prompt.failed"), 401)
     except RateLimited as exc:
-        page = await again(_throttled(exc), 429)
+        page = await again(throttled_message(exc), 429)
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
-    return _signed_in_response(request, done, next_path)
+    return signed_in_response(request, done, next_path)
 
 
 @router.post("/logout")
@@ -193,10 +203,26 @@ async def account_home(request: Request) -> Response:
 
 
 @router.get("/account/security")
-async def security_page(request: Request, error: str | None = None) -> Response:
+async def security_page(request: Request) -> Response:
+    return await security_form(request)
+
+
+async def security_form(
+    request: Request, *, error: str | None = None, status: int = 200
+) -> Response:
+    """The security page, again with an error where a change was refused."""
     me = await require_person(request)
-    left = await second_factor.remaining_codes(context_of(request), me.account.id)
-    return await render(request, "accounts/security.html", codes_left=left, error=error)
+    ctx = context_of(request)
+    left = await second_factor.remaining_codes(ctx, me.account.id)
+    return await render(
+        request,
+        "accounts/security.html",
+        codes_left=left,
+        passkeys=await passkeys.list_passkeys(ctx, me.account.id),
+        passkeys_available=passkeys.relying_party(ctx.settings) is not None,
+        error=error,
+        status=status,
+    )
 
 
 @router.get("/account/reauth")
@@ -217,7 +243,7 @@ async def reauth(request: Request) -> Response:
     next_path = local_path(form.get("next"), "/account/security")
     try:
         await signin.reauthenticate(
-            context_of(request), me, form.get("password"), form.get("code"), _client(request)
+            context_of(request), me, form.get("password"), form.get("code"), client_of(request)
         )
     except (SignInFailed, SecondFactorInvalid):
         error = translate("login.failed")
@@ -226,7 +252,11 @@ async def reauth(request: Request) -> Response:
         )
     except RateLimited as exc:
         page = await render(
-            request, "accounts/reauth.html", status=429, next=next_path, error=_throttled(exc)
+            request,
+            "accounts/reauth.html",
+            status=429,
+            next=next_path,
+            error=throttled_message(exc),
         )
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
@@ -235,7 +265,7 @@ async def reauth(request: Request) -> Response:
 
 @router.get("/account/password")
 async def password_page(request: Request) -> Response:
-    await _sensitive(request)
+    await sensitive(request)
     return await render(request, "accounts/password.html", error=None)
 
 
@@ -255,7 +285,7 @@ async def change_password(request: Request) -> Response:
 
 @router.post("/account/two-factor/start")
 async def two_factor_start(request: Request) -> Response:
-    me = await _sensitive(request)
+    me = await sensitive(request)
     await read_form(request)
     try:
         await second_factor.start_enrolment(context_of(request), me.account.id)
@@ -266,7 +296,7 @@ async def two_factor_start(request: Request) -> Response:
 
 @router.get("/account/two-factor/confirm")
 async def two_factor_enrol_page(request: Request) -> Response:
-    me = await _sensitive(request)
+    me = await sensitive(request)
     enrolment = await second_factor.pending_enrolment(context_of(request), me.account.id)
     if enrolment is None:
         return redirect("/account/security")
@@ -275,7 +305,7 @@ async def two_factor_enrol_page(request: Request) -> Response:
 
 @router.post("/account/two-factor/confirm")
 async def two_factor_confirm(request: Request) -> Response:
-    me = await _sensitive(request)
+    me = await sensitive(request)
     form = await read_form(request)
     ctx = context_of(request)
     try:
@@ -297,7 +327,7 @@ async def two_factor_confirm(request: Request) -> Response:
 
 @router.post("/account/two-factor/recovery-codes")
 async def regenerate_codes(request: Request) -> Response:
-    me = await _sensitive(request)
+    me = await sensitive(request)
     await read_form(request)
     try:
         codes = await second_factor.regenerate_codes(
@@ -310,14 +340,15 @@ async def regenerate_codes(request: Request) -> Response:
 
 @router.post("/account/two-factor/disable")
 async def two_factor_disable(request: Request) -> Response:
-    me = await _sensitive(request)
+    me = await sensitive(request)
     form = await read_form(request)
     try:
         await second_factor.disable(
             context_of(request), me.account.id, form.get("code"), actor=me.account.id
         )
     except (SecondFactorInvalid, RateLimited):
-        return await security_page(request, error=translate("security.two_factor.disable_failed"))
+        error = translate("security.two_factor.disable_failed")
+        return await security_form(request, error=error, status=422)
     return redirect("/account/security?flash=two_factor_disabled")
 
 

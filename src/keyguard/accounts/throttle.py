@@ -56,13 +56,22 @@ class SignInThrottle:
         failures, last = json.loads(state)
         return int(failures), float(last)
 
-    async def admit(self, subject: str, ip: str) -> None:
-        """Raise ``RateLimited`` unless an attempt for ``subject`` from ``ip`` may be
-        checked now."""
+    async def admit_address(self, ip: str) -> None:
+        """Raise ``RateLimited`` while ``ip`` has failed too often (for attempts that name
+        no account, such as a passkey's)."""
         limit, period = IP_FAILURES
         wait = await self._limiter.blocked(f"{self._what}:ip:{ip}", limit, period)
         if wait:
             raise RateLimited("Too many failed attempts from this address", retry_after=wait)
+
+    async def failed_address(self, ip: str) -> None:
+        limit, period = IP_FAILURES
+        await self._limiter.hit(f"{self._what}:ip:{ip}", limit, period)
+
+    async def admit(self, subject: str, ip: str) -> None:
+        """Raise ``RateLimited`` unless an attempt for ``subject`` from ``ip`` may be
+        checked now."""
+        await self.admit_address(ip)
         failures, last = await self._failures(subject)
         now = self._clock.now()
         if failures >= LOCK_AFTER:
@@ -83,8 +92,7 @@ class SignInThrottle:
         return failures >= LOCK_AFTER and last + LOCK_WINDOW > self._clock.now()
 
     async def failed(self, subject: str, ip: str) -> None:
-        limit, period = IP_FAILURES
-        await self._limiter.hit(f"{self._what}:ip:{ip}", limit, period)
+        await self.failed_address(ip)
         failures, _ = await self._failures(subject)
         state = json.dumps([failures + 1, self._clock.now()])
         await self._vault.put(f"{self._account(subject)}:failures", state, LOCK_WINDOW)

@@ -91,10 +91,10 @@ def _binding(request: Request, signed_in: SignedIn | None) -> str | None:
     return request.cookies.get(csrf.ANONYMOUS_COOKIE)
 
 
-async def read_form(request: Request) -> Form:
+async def read_form(request: Request, *, max_part_size: int = 4096) -> Form:
     """The submitted form, after its CSRF token was checked (403 page if not)."""
     try:
-        values = await request.form(max_files=0, max_fields=20, max_part_size=4096)
+        values = await request.form(max_files=0, max_fields=20, max_part_size=max_part_size)
     except HTTPException:
         raise PageError(400, "error.form_invalid") from None
     token = values.get(csrf.FIELD)

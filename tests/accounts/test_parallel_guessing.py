@@ -1,0 +1,128 @@
+"""Password guesses sent all at once, racing the per-account back-off and lock, still check
+no more passwords than ``RACE_BOUND`` (every attempt is counted atomically before its
+password is hashed); and the account ends up locked, the right password included. With
+the in-process state and with Redis (shared by instances)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from account_pages import csrf_of
+from keyguard.accounts.service import init_admin
+from keyguard.accounts.throttle import BACKOFF_AFTER, LOCK_AFTER, LOCK_WINDOW, RACE_BOUND
+from keyguard.app import create_asgi
+from keyguard.audit.models import AuditEvent
+from keyguard.mail.models import MailMessage
+from keyguard.runtime import Runtime
+from keyguard.settings import Settings
+from keyguard.web.csrf import FIELD
+from keyguard.wire import SESSION_COOKIE
+
+GUESSES = 60  # three times the bound, all in flight together
+PASSWORD = "the owner's real passphrase"
+
+
+def _redis_url() -> str:
+    url = os.environ.get("KEYGUARD_TEST_REDIS_URL")
+    if url:
+        return url
+    if os.environ.get("CI") == "true":
+        pytest.fail("KEYGUARD_TEST_REDIS_URL is required in CI (scripts/test-services starts it)")
+    pytest.skip("KEYGUARD_TEST_REDIS_URL not configured (run: eval $(scripts/test-services))")
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def state_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def settings(settings: Settings, state_backend: str) -> Settings:
+    if state_backend == "redis":
+        return settings.model_copy(update={"redis_url": _redis_url()})
+    return settings
+
+
+@pytest.fixture
+async def email(runtime: Runtime) -> str:
+    # Redis outlives the test (its windows run on real time): an address and a client IP
+    # of this test's own, so no earlier run's counts are found there.
+    address = f"owner-{uuid.uuid4().hex[:12]}@example.com"
+    await init_admin(runtime, email=address, password=PASSWORD)
+    return address
+
+
+@pytest.fixture
+async def attacker(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    ip = f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"  # noqa: S311
+    transport = httpx.ASGITransport(app=create_asgi(runtime), client=(ip, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+        yield c
+
+
+async def attempt(client: httpx.AsyncClient, token: str, email: str, password: str):
+    return await client.post("/login", data={FIELD: token, "email": email, "password": password})
+
+
+async def burst(client: httpx.AsyncClient, email: str) -> Counter[int]:
+    """GUESSES wrong passwords posted concurrently (one form, one CSRF token); the
+    statuses answered."""
+    token = csrf_of((await client.get("/login")).text)
+    responses = await asyncio.gather(
+        *(attempt(client, token, email, f"wrong guess number {i:03}") for i in range(GUESSES))
+    )
+    return Counter(response.status_code for response in responses)
+
+
+async def audited(runtime: Runtime, action: str) -> list[AuditEvent]:
+    async with runtime.sessions() as db:
+        rows = await db.execute(select(AuditEvent).where(AuditEvent.action == action))
+        return list(rows.scalars())
+
+
+async def test_parallel_guesses_check_at_most_the_race_bound_then_the_account_is_locked(
+    runtime, email, attacker
+):
+    statuses = await burst(attacker, email)
+    # 401: the password was hashed and was wrong; 429: refused before any hashing.
+    assert set(statuses) <= {401, 429}
+    assert statuses[401] + statuses[429] == GUESSES
+    checked = statuses[401]
+    failures = await audited(runtime, "account.sign_in_failed")
+    assert len(failures) == checked
+    assert all(event.data["reason"] == "password" for event in failures)
+    # More than the sequential back-off lets through (so the guesses did race past it),
+    # and never more than the atomic bound.
+    assert BACKOFF_AFTER < checked <= RACE_BOUND
+    assert checked >= LOCK_AFTER
+
+    # Locked: the right password is refused too, and the owner gets one email about it.
+    right = await attempt(attacker, csrf_of((await attacker.get("/login")).text), email, PASSWORD)
+    assert right.status_code == 429
+    assert int(right.headers["retry-after"]) > 0
+    assert SESSION_COOKIE not in attacker.cookies
+    assert len(await audited(runtime, "account.sign_in_failed")) == checked
+    assert len(await audited(runtime, "account.locked")) == 1
+    async with runtime.sessions() as db:
+        mails = (await db.execute(select(MailMessage.kind, MailMessage.to_address))).all()
+    assert [tuple(mail) for mail in mails] == [("account_locked", email)]
+
+
+@pytest.mark.parametrize("state_backend", ["memory"])  # Redis windows run on real time
+async def test_after_the_lock_window_the_owner_signs_in(runtime, email, attacker, clock):
+    statuses = await burst(attacker, email)
+    assert statuses[401] >= LOCK_AFTER
+    clock.advance(LOCK_WINDOW + 1)
+    token = csrf_of((await attacker.get("/login")).text)
+    right = await attempt(attacker, token, email, PASSWORD)
+    assert right.status_code == 303
+    assert SESSION_COOKIE in attacker.cookies
