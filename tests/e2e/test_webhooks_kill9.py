@@ -132,7 +132,7 @@ def test_kill_9_mid_delivery_loses_no_event(tmp_path: Path, inbox: Inbox) -> Non
     }
     env.pop("KEYGUARD_DATABASE_URL", None)
     init = subprocess.run(
-        [str(KEYGUARD), "init", "--email", "ops@example.com", "--password", "x" * 16,
+        [str(KEYGUARD), "init", "--email", "ops@example.com", "--password", "kill nine password 42",
          "--json", "--data", str(tmp_path / "data")],
         env=env, capture_output=True, check=True, timeout=60,
     )  # fmt: skip
