@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keyguard.accounts.context import AccountKeys
+from keyguard.accounts.principal import SessionPrincipals
 from keyguard.audit.refusals import RefusalRecorder
 from keyguard.audit.service import AUDIT_KEY, AUDIT_SUBSCRIBERS
 from keyguard.clock import Clock, SystemClock
@@ -139,6 +140,8 @@ class Runtime:
         # Failed checks of known keys reach the audit log, counted and written in batches.
         runtime.refusals = RefusalRecorder(runtime)
         runtime.engine.on_refusal = runtime.refusals
+        # A signed-in person's session cookie is a management API credential too.
+        runtime.engine.session_verifier = SessionPrincipals(runtime)
         runtime.refusals.start()
         return runtime
 

@@ -1,4 +1,5 @@
-"""Until OAuth and accounts land, a JWT or a session cookie is refused like any bad key."""
+"""Until OAuth lands, a JWT is refused like any bad key; a session cookie is a credential
+of the management API only, never of a project's own API or the verify API."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ async def test_a_jwt_is_refused_by_protected_and_management_routes(client, runti
     assert await counts(runtime) == before
 
 
-async def test_a_session_cookie_alone_is_no_credential(client, runtime, project_id):
+async def test_a_session_cookie_is_no_credential_of_a_projects_own_api(client, runtime, project_id):
     before = await counts(runtime)
     cookie = {"Cookie": f"{SESSION_COOKIE}=forged-or-not"}
     for method, path in (("GET", "/v1/sessions/sess_x"), ("POST", "/v1/sessions")):
@@ -57,3 +58,14 @@ async def test_the_verify_api_answers_the_same(client, root_headers):
     assert (await verify({"Authorization": f"Bearer {_jwt()}"}))["code"] == "invalid_key"
     cookie_only = await verify({"Cookie": f"{SESSION_COOKIE}=x"})
     assert cookie_only == {**cookie_only, "valid": False, "code": "credentials_missing"}
+
+
+async def test_a_forged_session_cookie_on_the_management_api_is_an_ended_session(
+    client, runtime, project_id
+):
+    before = await counts(runtime)
+    cookie = {"Cookie": f"{SESSION_COOKIE}=forged-or-not"}
+    r = await client.get(f"/v1/projects/{project_id}/keys", headers=cookie)
+    assert r.status_code == 401
+    assert r.json()["code"] == "session_expired"
+    assert await counts(runtime) == before

@@ -9,7 +9,7 @@ import pytest
 
 from keyguard.crypto.keys import issue_key
 from keyguard.engine.facts import Credentials, RequestFacts
-from keyguard.engine.permissions import Action, authorize
+from keyguard.engine.permissions import Action, Permission, Role, authorize, authorize_person
 from keyguard.engine.principals import (
     AccessToken,
     KeyPrincipal,
@@ -18,7 +18,7 @@ from keyguard.engine.principals import (
     UserPrincipal,
     identify,
 )
-from keyguard.errors import CredentialsMissing, InvalidKey, NotFound, RootKeyRequired
+from keyguard.errors import CredentialsMissing, InvalidKey, NotFound, RoleTooLow, RootKeyRequired
 from keyguard.wire import SESSION_COOKIE
 
 
@@ -125,14 +125,43 @@ def test_another_projects_resource_does_not_exist():
         authorize(PROJECT_KEY, Action.USE, project_id="p2")
 
 
-@pytest.mark.parametrize(
-    "principal",
-    [
-        TokenPrincipal("t1", "client1", "p1", frozenset({"read"})),
-        UserPrincipal("acct1", "sess1", roles={"p1": "owner"}),
-    ],
-)
-def test_tokens_and_people_are_authorised_for_nothing_until_their_features_land(principal):
+def test_tokens_are_authorised_for_nothing_until_oauth_lands():
+    token = TokenPrincipal("t1", "client1", "p1", frozenset({"read"}))
     for action in Action:
         with pytest.raises(CredentialsMissing):
-            authorize(principal, action, project_id="p1")
+            authorize(token, action, project_id="p1")
+
+
+def test_people_may_use_the_management_api_and_never_a_projects_own_api():
+    person = UserPrincipal("acct1", "sess1", roles={"p1": "owner"})
+    authorize(person, Action.MANAGE)
+    with pytest.raises(CredentialsMissing):
+        authorize(person, Action.USE, project_id="p1")
+
+
+@pytest.mark.parametrize(
+    ("role", "permission", "allowed"),
+    [
+        ("viewer", Permission.READ, True),
+        ("viewer", Permission.WRITE_KEYS, False),
+        ("developer", Permission.WRITE_KEYS, True),
+        ("developer", Permission.WRITE_WEBHOOKS, True),
+        ("developer", Permission.ROTATE_SECRETS, False),
+        ("admin", Permission.ROTATE_SECRETS, True),
+        ("admin", Permission.MANAGE_MEMBERS, False),
+        ("owner", Permission.MANAGE_MEMBERS, True),
+    ],
+)
+def test_each_role_grants_what_the_roles_table_says(role, permission, allowed):
+    person = UserPrincipal("acct1", "sess1", roles={"p1": role})
+    if allowed:
+        assert authorize_person(person, "p1", permission) == Role(role)
+    else:
+        with pytest.raises(RoleTooLow):
+            authorize_person(person, "p1", permission)
+
+
+def test_a_project_a_person_is_not_a_member_of_does_not_exist():
+    person = UserPrincipal("acct1", "sess1", roles={"p1": "owner"})
+    with pytest.raises(NotFound):
+        authorize_person(person, "p2")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keyguard.accounts import pages, passkey_pages
+from keyguard.accounts import member_pages, pages, passkey_pages
 from keyguard.accounts.errors import (
     CsrfInvalid,
     InvitationInvalid,
@@ -17,7 +17,7 @@ from keyguard.feature import Feature
 
 FEATURE = Feature(
     name="accounts",
-    routers=(pages.router, passkey_pages.router),
+    routers=(pages.router, passkey_pages.router, member_pages.router),
     errors=(
         SignInFailed,
         SecondFactorInvalid,

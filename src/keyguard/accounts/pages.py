@@ -91,6 +91,7 @@ async def login_form(
         next=local_path(next_path),
         error=error,
         passkeys_available=passkeys.relying_party(context_of(request).settings) is not None,
+        signup_open=context_of(request).settings.signup == "open",
     )
     page.headers.update(headers or {})
     return page

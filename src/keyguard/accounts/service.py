@@ -29,7 +29,7 @@ class InitResult:
     project: CreatedProject
 
 
-def _check_email(email: str) -> str:
+def check_email(email: str) -> str:
     email = email.strip()
     local, at, domain = email.rpartition("@")
     if (
@@ -44,7 +44,7 @@ def _check_email(email: str) -> str:
 
 
 async def init_admin(ctx: ServiceContext, *, email: str, password: str) -> InitResult:
-    email = _check_email(email)
+    email = check_email(email)
     password_hash = await hash_password(check_new_password(password, email=email))
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as session:
@@ -104,4 +104,4 @@ async def change_password(
         )
 
 
-__all__ = ["InitResult", "change_password", "init_admin", "is_recent"]
+__all__ = ["InitResult", "change_password", "check_email", "init_admin", "is_recent"]

@@ -94,7 +94,12 @@ class SignInThrottle:
     async def failed(self, subject: str, ip: str) -> None:
         await self.failed_address(ip)
         failures, _ = await self._failures(subject)
-        state = json.dumps([failures + 1, self._clock.now()])
+        # Read-then-write loses counts when failures finish together (Redis, several
+        # instances). The atomic attempt counter of ``admit`` counted every attempt
+        # since the last success, so the failure count never falls below it.
+        attempts = await self._limiter.peek(self._account(subject), RACE_BOUND, LOCK_WINDOW)
+        failures = max(failures + 1, RACE_BOUND - attempts.remaining)
+        state = json.dumps([failures, self._clock.now()])
         await self._vault.put(f"{self._account(subject)}:failures", state, LOCK_WINDOW)
 
     async def succeeded(self, subject: str) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from keyguard.accounts.models import Account, AccountSession, Passkey
+from keyguard.engine.principals import UserPrincipal
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +79,8 @@ class SignedIn:
     account: AccountView
     session: BrowserSessionView
     roles: dict[str, str]
+
+    @property
+    def principal(self) -> UserPrincipal:
+        """The same person as the engine's principal, for the one authorization question."""
+        return UserPrincipal(self.account.id, self.session.id, roles=dict(self.roles))

@@ -7,18 +7,28 @@ route's action.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request, Response
 
 from keyguard.accounts.context import AccountContext
+from keyguard.accounts.principal import CSRF_HEADER, check_csrf
 from keyguard.doors.authenticate import authenticate_scope
 from keyguard.doors.scope import facts_from_scope, header_map
 from keyguard.engine.ipallow import TrustedProxies
-from keyguard.engine.permissions import Action, authorize, needs_root_key
-from keyguard.engine.principals import Principal
+from keyguard.engine.permissions import (
+    Action,
+    Permission,
+    authorize,
+    authorize_person,
+    needs_root_key,
+)
+from keyguard.engine.principals import KeyPrincipal, Principal, UserPrincipal
 from keyguard.engine.verifier import PolicyEngine
+from keyguard.errors import NotFound, RootKeyRequired
 from keyguard.uploads.context import UploadContext
+from keyguard.wire import SESSION_COOKIE
 
 
 class AppContext(UploadContext, AccountContext, Protocol):
@@ -81,9 +91,66 @@ async def _caller(request: Request, response: Response, action: Action) -> Princ
     return principal
 
 
-async def manager(request: Request, response: Response) -> Principal:
-    """Who may use the management API: a root key (a person with the right role, later)."""
-    return await _caller(request, response, Action.MANAGE)
+# A path parameter naming a resource -> the project it belongs to (None: no such
+# resource). Each feature registers its own kinds beside its routes.
+ProjectOf = Callable[[Any, str], Awaitable[str | None]]
+_PROJECT_OF: dict[str, ProjectOf] = {}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _the_project(ctx: Any, project_id: str) -> str | None:
+    return project_id
+
+
+def resource_kind(path_parameter: str, project_of: ProjectOf) -> None:
+    _PROJECT_OF[path_parameter] = project_of
+
+
+resource_kind("project_id", _the_project)
+
+
+async def _person_may(request: Request, principal: UserPrincipal, write: Permission) -> None:
+    """A person's role in the project of the resource the path names: READ for safe
+    methods, ``write`` otherwise (which also needs the session's CSRF token)."""
+    ctx = context_of(request)
+    unsafe = request.method not in SAFE_METHODS
+    if unsafe:
+        check_csrf(ctx, request.cookies.get(SESSION_COOKIE), request.headers.get(CSRF_HEADER))
+    permission = write if unsafe else Permission.READ
+    for name, value in request.path_params.items():
+        project_of = _PROJECT_OF.get(name)
+        if project_of is None:
+            continue
+        project_id = await project_of(ctx, value)
+        if project_id is None:
+            raise NotFound()
+        authorize_person(principal, project_id, permission)
+        return
+    # No resource in the path (listing or creating projects): the route scopes it.
+
+
+def manager_with(write: Permission) -> Callable[[Request, Response], Awaitable[Principal]]:
+    """Who may use the management API: a root key, or a signed-in person whose role in
+    the resource's project allows it (``write`` for changes)."""
+
+    async def manager(request: Request, response: Response) -> Principal:
+        principal = await _caller(request, response, Action.MANAGE)
+        if isinstance(principal, UserPrincipal):
+            await _person_may(request, principal, write)
+        return principal
+
+    return manager
+
+
+async def root_only(request: Request, response: Response) -> Principal:
+    """A root key and nothing else (e.g. verifying any project's keys)."""
+    principal = await _caller(request, response, Action.MANAGE)
+    if not isinstance(principal, KeyPrincipal):
+        raise RootKeyRequired()
+    return principal
+
+
+manager = manager_with(Permission.WRITE_KEYS)
 
 
 async def project_caller(request: Request, response: Response) -> Principal:
@@ -93,6 +160,10 @@ async def project_caller(request: Request, response: Response) -> Principal:
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
 Manager = Annotated[Principal, Depends(manager)]
+WebhookManager = Annotated[Principal, Depends(manager_with(Permission.WRITE_WEBHOOKS))]
+SecretRotator = Annotated[Principal, Depends(manager_with(Permission.ROTATE_SECRETS))]
+ProjectOwner = Annotated[Principal, Depends(manager_with(Permission.MANAGE_MEMBERS))]
+RootOnly = Annotated[Principal, Depends(root_only)]
 ProjectCaller = Annotated[Principal, Depends(project_caller)]
 
 

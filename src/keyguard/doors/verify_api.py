@@ -9,7 +9,7 @@ import hmac
 
 from fastapi import APIRouter
 
-from keyguard.api.deps import ContextDep, Manager
+from keyguard.api.deps import ContextDep, RootOnly
 from keyguard.doors.verify_schemas import RateLimitState, VerifyRequest, VerifyResult
 from keyguard.engine.credentials import from_key_or_id
 from keyguard.engine.facts import RequestFacts
@@ -52,7 +52,7 @@ def _raw_body(body: VerifyRequest) -> bytes | None:
 
 
 @router.post("/v1/keys/verify", response_model=VerifyResult)
-async def verify_key(body: VerifyRequest, rt: ContextDep, _: Manager) -> VerifyResult:
+async def verify_key(body: VerifyRequest, rt: ContextDep, _: RootOnly) -> VerifyResult:
     """Run every check of the key on a request another service received.
 
     The caller reports the request as it saw it: ``ip`` is the client address it

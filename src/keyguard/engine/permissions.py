@@ -93,6 +93,10 @@ def authorize(principal: Principal, action: Action, *, project_id: str | None = 
         if project_id is not None and not principal.is_root and principal.project_id != project_id:
             raise NotFound()
         return
-    # Access tokens and people get their rules with the OAuth and accounts features
-    # (roles → scopes → entitlements); until then they are authorised for nothing.
+    if isinstance(principal, UserPrincipal) and action is Action.MANAGE:
+        # A person may use the management API; each resource then asks
+        # :func:`authorize_person` for the role its project gives them.
+        return
+    # A session is no credential of a project's own API; access tokens get their rules
+    # with the OAuth feature.
     raise CredentialsMissing()

@@ -102,8 +102,10 @@ class PolicyEngine:
             return await self.token_verifier.verify(
                 presented, facts, required_scopes=required_scopes
             )
-        if self.session_verifier is None:
-            raise CredentialsMissing()  # a cookie alone is no credential until accounts land
+        if self.session_verifier is None or not root:
+            # A person's session is a credential of the management API only: never of a
+            # project's own API, the gateway or the verify API.
+            raise CredentialsMissing()
         return await self.session_verifier.verify(presented, facts)
 
     async def verify(

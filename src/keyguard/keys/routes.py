@@ -1,4 +1,4 @@
-"""API key management (CONTRACT §3), root key only."""
+"""API key management (CONTRACT §3): a root key, or a person whose role allows it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from keyguard.api.deps import ContextDep, Manager
+from keyguard.api.deps import ContextDep, Manager, resource_kind
 from keyguard.keys import service as keys
 from keyguard.keys.schemas import (
     CertificateOut,
@@ -20,6 +20,7 @@ from keyguard.keys.schemas import (
 from keyguard.keys.views import CertificateView, CreatedKey, KeyView
 
 router = APIRouter(tags=["keys"])
+resource_kind("key_id", keys.project_of_key)
 
 
 def key_out(view: KeyView) -> KeyOut:

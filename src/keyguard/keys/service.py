@@ -170,6 +170,13 @@ async def list_keys(
     return page, (_encode_cursor(rows[-1]) if more and rows else None)
 
 
+async def project_of_key(ctx: ServiceContext, key_id: str) -> str | None:
+    """The project a key belongs to (None for a root key or no such key)."""
+    async with ctx.sessions() as session:
+        found = await session.execute(select(ApiKey.project_id).where(ApiKey.id == key_id))
+        return found.scalar_one_or_none()
+
+
 async def get_key(ctx: ServiceContext, key_id: str) -> KeyView:
     async with ctx.sessions() as session:
         row = await project_key(session, key_id)

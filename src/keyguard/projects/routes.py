@@ -1,10 +1,12 @@
-"""Projects (CONTRACT §3), root key only."""
+"""Projects (CONTRACT §3): a root key sees them all; a signed-in person the projects
+they are a member of, and owns the ones they create."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
 
 from keyguard.api.deps import ContextDep, Manager
+from keyguard.engine.principals import UserPrincipal
 from keyguard.projects import service as projects
 from keyguard.projects.schemas import ProjectCreate, ProjectCreated, ProjectOut
 from keyguard.projects.views import ProjectView
@@ -23,8 +25,9 @@ def _out(project: ProjectView) -> ProjectOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectCreated)
 async def create_project(body: ProjectCreate, rt: ContextDep, caller: Manager) -> ProjectCreated:
+    person = caller.account_id if isinstance(caller, UserPrincipal) else None
     created = await projects.create_project(
-        rt, name=body.name, key_prefix=body.key_prefix, actor=caller.actor, owner=None
+        rt, name=body.name, key_prefix=body.key_prefix, actor=caller.actor, owner=person
     )
     return ProjectCreated(
         **_out(created.project).model_dump(), webhook_secret=created.webhook_secret
@@ -32,8 +35,9 @@ async def create_project(body: ProjectCreate, rt: ContextDep, caller: Manager) -
 
 
 @router.get("", response_model=list[ProjectOut])
-async def list_projects(rt: ContextDep, _: Manager) -> list[ProjectOut]:
-    return [_out(p) for p in await projects.list_projects(rt)]
+async def list_projects(rt: ContextDep, caller: Manager) -> list[ProjectOut]:
+    member = caller.account_id if isinstance(caller, UserPrincipal) else None
+    return [_out(p) for p in await projects.list_projects(rt, member=member)]
 
 
 @router.get("/{project_id}", response_model=ProjectOut)

@@ -71,9 +71,15 @@ async def create_project(
     return CreatedProject(ProjectView.of(project), secret)
 
 
-async def list_projects(ctx: ServiceContext) -> list[ProjectView]:
+async def list_projects(ctx: ServiceContext, *, member: str | None = None) -> list[ProjectView]:
+    """Every project, or only those ``member`` (an account id) belongs to."""
+    query = select(Project).order_by(Project.created_at, Project.id)
+    if member is not None:
+        query = query.join(Membership, Membership.project_id == Project.id).where(
+            Membership.account_id == member
+        )
     async with ctx.sessions() as session:
-        rows = await session.execute(select(Project).order_by(Project.created_at, Project.id))
+        rows = await session.execute(query)
         return [ProjectView.of(row) for row in rows.scalars()]
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from keyguard.api.deps import ContextDep, Manager
+from keyguard.api.deps import ContextDep, SecretRotator, WebhookManager
 from keyguard.projects import service as projects
 from keyguard.webhooks import endpoints
 from keyguard.webhooks.schemas import (
@@ -67,7 +67,7 @@ def delivery_out(view: DeliveryView) -> DeliveryOut:
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=EndpointOut)
 async def create_endpoint(
-    project_id: str, body: EndpointCreate, rt: ContextDep, caller: Manager
+    project_id: str, body: EndpointCreate, rt: ContextDep, caller: WebhookManager
 ) -> EndpointOut:
     view = await endpoints.create_endpoint(
         rt,
@@ -81,20 +81,20 @@ async def create_endpoint(
 
 
 @router.get("/webhooks", response_model=list[EndpointOut])
-async def list_endpoints(project_id: str, rt: ContextDep, _: Manager) -> list[EndpointOut]:
+async def list_endpoints(project_id: str, rt: ContextDep, _: WebhookManager) -> list[EndpointOut]:
     return [endpoint_out(e) for e in await endpoints.list_endpoints(rt, project_id)]
 
 
 @router.get("/webhooks/{endpoint_id}", response_model=EndpointOut)
 async def get_endpoint(
-    project_id: str, endpoint_id: str, rt: ContextDep, _: Manager
+    project_id: str, endpoint_id: str, rt: ContextDep, _: WebhookManager
 ) -> EndpointOut:
     return endpoint_out(await endpoints.get_endpoint(rt, project_id, endpoint_id))
 
 
 @router.delete("/webhooks/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_endpoint(
-    project_id: str, endpoint_id: str, rt: ContextDep, caller: Manager
+    project_id: str, endpoint_id: str, rt: ContextDep, caller: WebhookManager
 ) -> Response:
     await endpoints.delete_endpoint(rt, project_id, endpoint_id, actor=caller.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -102,7 +102,7 @@ async def delete_endpoint(
 
 @router.post("/webhooks/{endpoint_id}/enable", response_model=EndpointOut)
 async def enable_endpoint(
-    project_id: str, endpoint_id: str, rt: ContextDep, caller: Manager
+    project_id: str, endpoint_id: str, rt: ContextDep, caller: WebhookManager
 ) -> EndpointOut:
     view = await endpoints.enable_endpoint(rt, project_id, endpoint_id, actor=caller.actor)
     return endpoint_out(view)
@@ -113,7 +113,7 @@ async def list_deliveries(
     project_id: str,
     endpoint_id: str,
     rt: ContextDep,
-    _: Manager,
+    _: WebhookManager,
     limit: int = Query(default=50, ge=1, le=200),
 ) -> DeliveryPage:
     views = await endpoints.list_deliveries(rt, project_id, endpoint_id, limit=limit)
@@ -126,7 +126,7 @@ async def list_deliveries(
     response_model=DeliveryOut,
 )
 async def redeliver(
-    project_id: str, endpoint_id: str, delivery_id: str, rt: ContextDep, caller: Manager
+    project_id: str, endpoint_id: str, delivery_id: str, rt: ContextDep, caller: WebhookManager
 ) -> DeliveryOut:
     view = await endpoints.redeliver(rt, project_id, endpoint_id, delivery_id, actor=caller.actor)
     return delivery_out(view)
@@ -138,7 +138,7 @@ async def redeliver(
 async def rotate_webhook_secret(
     project_id: str,
     rt: ContextDep,
-    caller: Manager,
+    caller: SecretRotator,
     body: Annotated[SecretRotate | None, Body()] = None,
 ) -> SecretRotated:
     overlap = (body or SecretRotate()).overlap_seconds

@@ -1,0 +1,274 @@
+"""Project members: owners invite by a single-use, expiring link, change roles and remove
+people; other roles see and change nothing they may not; open sign-up proves the email
+first and never tells who has an account."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_of, sign_in, submit
+from keyguard.accounts.members import INVITATION_DAYS
+from keyguard.accounts.models import Account, Membership
+from keyguard.app import create_asgi
+from keyguard.mail.models import MailMessage
+from keyguard.runtime import Runtime
+from keyguard.wire import SESSION_COOKIE
+
+NEW_PASSWORD = "a long and private phrase"
+
+
+@pytest.fixture
+def browser(runtime: Runtime) -> Callable[[], AsyncIterator[httpx.AsyncClient]]:
+    """Another browser (its own cookies) on the same Keyguard."""
+
+    @asynccontextmanager
+    async def open_one() -> AsyncIterator[httpx.AsyncClient]:
+        transport = httpx.ASGITransport(app=create_asgi(runtime), client=("198.51.100.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+            yield c
+
+    return open_one
+
+
+async def last_link(runtime: Runtime, to: str, path: str) -> str:
+    async with runtime.sessions() as db:
+        bodies = (
+            await db.execute(
+                select(MailMessage.body)
+                .where(MailMessage.to_address == to)
+                .order_by(MailMessage.created_at.desc(), MailMessage.id.desc())
+            )
+        ).scalars()
+        body = next(iter(bodies))
+    found = re.search(rf"https://[^/\s]+({path}/\S+)", body)
+    assert found, body
+    return found.group(1)
+
+
+async def invite(client, project_id: str, email: str, role: str) -> httpx.Response:
+    return await submit(
+        client,
+        f"/projects/{project_id}/members",
+        f"/projects/{project_id}/members/invite",
+        {"email": email, "role": role},
+    )
+
+
+async def join(runtime, browser, project_id, client, email, role) -> str:
+    """Invite ``email`` as ``role`` and accept as a new account; returns the link path."""
+    assert (await invite(client, project_id, email, role)).status_code == 303
+    link = await last_link(runtime, email, "/invitations")
+    async with browser() as other:
+        joined = await submit(other, link, link, {"password": NEW_PASSWORD})
+        assert joined.status_code == 303, joined.text
+    return link
+
+
+@pytest.fixture
+async def owner(client, admin) -> httpx.AsyncClient:
+    assert (await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
+    return client
+
+
+async def test_an_invited_person_creates_an_account_and_joins_with_the_role(
+    owner, runtime, browser, project_id
+):
+    sent = await invite(owner, project_id, "dev@example.com", "developer")
+    assert sent.headers["location"].endswith("flash=members_changed")
+    link = await last_link(runtime, "dev@example.com", "/invitations")
+    async with browser() as other:
+        page = await other.get(link)
+        assert page.status_code == 200
+        assert "Join the project Default project as Developer" in page.text
+        weak = await submit(other, link, link, {"password": "password1234"})
+        assert weak.status_code == 422
+        joined = await submit(other, link, link, {"password": NEW_PASSWORD})
+        assert joined.headers["location"] == "/projects?flash=invitation_accepted"
+        assert SESSION_COOKIE in other.cookies
+        projects = await other.get("/projects")
+        assert "Default project" in projects.text
+        assert "Developer" in projects.text
+    async with runtime.sessions() as db:
+        member = (
+            await db.execute(
+                select(Membership)
+                .join(Account, Account.id == Membership.account_id)
+                .where(Account.email == "dev@example.com")
+            )
+        ).scalar_one()
+    assert member.role == "developer"
+    members = await owner.get(f"/projects/{project_id}/members")
+    assert "dev@example.com" in members.text
+
+
+async def test_an_invitation_link_works_once(owner, runtime, browser, project_id):
+    link = await join(runtime, browser, project_id, owner, "once@example.com", "viewer")
+    async with browser() as other:
+        assert (await other.get(link)).status_code == 410
+        token = csrf_of((await other.get("/login")).text)
+        again = await other.post(link, data={"csrf_token": token, "password": NEW_PASSWORD})
+        assert again.status_code == 410
+
+
+async def test_an_invitation_link_expires(owner, runtime, browser, project_id, clock):
+    await invite(owner, project_id, "late@example.com", "viewer")
+    link = await last_link(runtime, "late@example.com", "/invitations")
+    clock.advance(INVITATION_DAYS * 86400 + 1)
+    async with browser() as other:
+        assert (await other.get(link)).status_code == 410
+    async with runtime.sessions() as db:
+        found = await db.execute(select(Account).where(Account.email == "late@example.com"))
+        assert found.first() is None
+
+
+async def test_an_invitation_never_sets_the_password_of_an_existing_account(
+    owner, runtime, browser, project_id, root_headers
+):
+    await join(runtime, browser, project_id, owner, "twice@example.com", "viewer")
+    # A second project's owner invites the same person: the link must not reset anything.
+    async with runtime.sessions() as db:
+        before = (
+            await db.execute(select(Account).where(Account.email == "twice@example.com"))
+        ).scalar_one()
+    second = await owner.post("/v1/projects", json={"name": "Second"}, headers=root_headers)
+    assert second.status_code == 201, second.text
+    second_id = second.json()["id"]
+    await invite(owner, second_id, "twice@example.com", "developer")
+    link = await last_link(runtime, "twice@example.com", "/invitations")
+    async with browser() as other:
+        page = await other.get(link)
+        assert "already has a Keyguard account" in page.text
+        # The page offers no password form; a forged POST is refused all the same.
+        token = csrf_of((await other.get("/login")).text)
+        forged = {"csrf_token": token, "password": "attacker chosen phrase"}
+        refused = await other.post(link, data=forged)
+        assert refused.status_code == 409
+        assert (await sign_in(other, "twice@example.com", NEW_PASSWORD)).status_code == 303
+        accepted = await submit(other, link, link, {})
+        assert accepted.headers["location"] == "/projects?flash=invitation_accepted"
+    async with runtime.sessions() as db:
+        after = (
+            await db.execute(select(Account).where(Account.email == "twice@example.com"))
+        ).scalar_one()
+        roles = (
+            await db.execute(select(Membership.role).where(Membership.account_id == after.id))
+        ).scalars()
+        assert sorted(roles) == ["developer", "viewer"]
+    assert after.password_hash == before.password_hash
+
+
+async def test_a_viewer_sees_members_but_cannot_change_anything(
+    owner, runtime, browser, project_id
+):
+    await join(runtime, browser, project_id, owner, "viewer@example.com", "viewer")
+    async with browser() as viewer:
+        assert (await sign_in(viewer, "viewer@example.com", NEW_PASSWORD)).status_code == 303
+        page = await viewer.get(f"/projects/{project_id}/members")
+        assert page.status_code == 200
+        assert "only owners manage members" in page.text
+        assert "/members/invite" not in page.text
+        refused = await invite(viewer, project_id, "friend@example.com", "owner")
+        assert refused.status_code == 403
+        async with runtime.sessions() as db:
+            admin_id = (
+                await db.execute(select(Account.id).where(Account.email == ADMIN_EMAIL))
+            ).scalar_one()
+        token = csrf_of(page.text)
+        demote = await viewer.post(
+            f"/projects/{project_id}/members/{admin_id}/role",
+            data={"csrf_token": token, "role": "viewer"},
+        )
+        assert demote.status_code == 403
+    async with runtime.sessions() as db:
+        roles = (await db.execute(select(Membership.role))).scalars().all()
+    assert sorted(roles) == ["owner", "viewer"]
+
+
+async def test_a_project_you_are_not_a_member_of_does_not_exist(
+    owner, browser, runtime, project_id, root_headers
+):
+    await join(runtime, browser, project_id, owner, "x@example.com", "viewer")
+    other_project = await owner.post("/v1/projects", json={"name": "Private"}, headers=root_headers)
+    private_id = other_project.json()["id"]
+    async with browser() as stranger:
+        assert (await sign_in(stranger, "x@example.com", NEW_PASSWORD)).status_code == 303
+        hidden = await stranger.get(f"/projects/{private_id}/members")
+        missing = await stranger.get("/projects/proj_doesnotexist/members")
+        assert hidden.status_code == missing.status_code == 404
+        refused = await invite(stranger, project_id, "y@example.com", "viewer")
+        assert refused.status_code == 403
+
+
+async def test_owners_change_roles_and_remove_but_never_the_last_owner(
+    owner, runtime, browser, project_id
+):
+    await join(runtime, browser, project_id, owner, "dev@example.com", "developer")
+    async with runtime.sessions() as db:
+        ids = dict((await db.execute(select(Account.email, Account.id))).all())
+    page = await owner.get(f"/projects/{project_id}/members")
+    token = csrf_of(page.text)
+    demote_self = await owner.post(
+        f"/projects/{project_id}/members/{ids[ADMIN_EMAIL]}/role",
+        data={"csrf_token": token, "role": "admin"},
+    )
+    assert demote_self.status_code == 409
+    assert "at least one owner" in demote_self.text
+    promoted = await owner.post(
+        f"/projects/{project_id}/members/{ids['dev@example.com']}/role",
+        data={"csrf_token": token, "role": "admin"},
+    )
+    assert promoted.status_code == 303
+    bad_role = await owner.post(
+        f"/projects/{project_id}/members/{ids['dev@example.com']}/role",
+        data={"csrf_token": token, "role": "superuser"},
+    )
+    assert bad_role.status_code == 422
+    removed = await owner.post(
+        f"/projects/{project_id}/members/{ids['dev@example.com']}/remove",
+        data={"csrf_token": token},
+    )
+    assert removed.status_code == 303
+    async with browser() as gone:
+        assert (await sign_in(gone, "dev@example.com", NEW_PASSWORD)).status_code == 303
+        assert (await gone.get(f"/projects/{project_id}/members")).status_code == 404
+
+
+async def test_sign_up_is_closed_unless_configured(client, admin):
+    assert (await client.get("/signup")).status_code == 404
+
+
+@pytest.fixture
+def open_signup(runtime: Runtime) -> Runtime:
+    runtime.settings.signup = "open"
+    return runtime
+
+
+async def test_open_sign_up_proves_the_email_and_never_tells_who_has_an_account(
+    client, admin, open_signup, browser
+):
+    runtime = open_signup
+    taken = await submit(client, "/signup", "/signup", {"email": ADMIN_EMAIL})
+    fresh = await submit(client, "/signup", "/signup", {"email": "new@example.com"})
+    assert taken.status_code == fresh.status_code == 303
+    assert taken.headers["location"] == fresh.headers["location"] == "/signup?flash=signup_sent"
+    async with runtime.sessions() as db:
+        accounts = (await db.execute(select(Account.email))).scalars().all()
+    assert "new@example.com" not in accounts  # nothing exists before the link is used
+    link = await last_link(runtime, "new@example.com", "/signup")
+    async with browser() as other:
+        done = await submit(other, link, link, {"password": NEW_PASSWORD})
+        assert done.headers["location"] == "/projects?flash=signed_up"
+        assert SESSION_COOKIE in other.cookies
+    async with browser() as other:
+        assert (await other.get(link)).status_code == 410
+    async with runtime.sessions() as db:
+        body = (
+            await db.execute(select(MailMessage.body).where(MailMessage.to_address == ADMIN_EMAIL))
+        ).scalar_one()
+    assert "already has one" in body
