@@ -5,11 +5,11 @@ new device, none for a repeat from a known one, and an alert that waits in the o
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as email_policy
+from typing import cast
 
 import httpx
 import pytest
@@ -44,13 +44,13 @@ class Inbox:
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
 
     def messages(self) -> list[EmailMessage]:
         return [
-            message_from_bytes(envelope.original_content or b"", policy=email_policy)  # type: ignore[misc]
+            cast(EmailMessage, message_from_bytes(envelope.original_content, policy=email_policy))
             for envelope in self.envelopes
         ]
 
@@ -101,12 +101,14 @@ def settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
     )
 
 
-@asynccontextmanager
-async def browser(runtime: Runtime, ip: str, user_agent: str) -> AsyncIterator[httpx.AsyncClient]:
-    """Another browser (own cookie jar, so no device cookie) at ``ip``."""
-    transport = httpx.ASGITransport(app=create_asgi(runtime), client=(ip, 40000))
+@pytest.fixture
+async def firefox(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """A second browser (its own cookie jar: no device cookie yet) on the same network."""
+    transport = httpx.ASGITransport(app=create_asgi(runtime), client=(SAME_NETWORK_IP, 40000))
     async with httpx.AsyncClient(
-        transport=transport, base_url="https://testserver", headers={"user-agent": user_agent}
+        transport=transport,
+        base_url="https://testserver",
+        headers={"user-agent": FIREFOX_ON_WINDOWS},
     ) as other:
         yield other
 
@@ -129,25 +131,21 @@ async def signed_out(client: httpx.AsyncClient) -> None:
     assert response.headers["location"] == "/login?flash=signed_out"
 
 
-@asynccontextmanager
 async def first_sign_in_then_a_new_device(
-    client: httpx.AsyncClient, runtime: Runtime, clock
-) -> AsyncIterator[httpx.AsyncClient]:
+    client: httpx.AsyncClient, firefox: httpx.AsyncClient, runtime: Runtime, clock
+) -> None:
     """The account's first-ever sign-in (nothing to compare with: no alert), then one from
-    a second browser on the same network, at SIGN_IN_AT; that second browser."""
+    a second browser on the same network, at SIGN_IN_AT."""
     await signed_in(client)
     assert await outbox(runtime) == []
     clock.advance(SIGN_IN_AT - clock.now())
-    async with browser(runtime, SAME_NETWORK_IP, FIREFOX_ON_WINDOWS) as firefox:
-        await signed_in(firefox)
-        yield firefox
+    await signed_in(firefox)
 
 
 async def test_a_new_device_gets_one_alert_over_smtp_with_time_ip_browser_and_link(
-    client, admin, runtime, clock, smtp_server
+    client, firefox, admin, runtime, clock, smtp_server
 ):
-    async with first_sign_in_then_a_new_device(client, runtime, clock):
-        pass
+    await first_sign_in_then_a_new_device(client, firefox, runtime, clock)
     # Queued in the sign-in's transaction, not sent inside the request.
     assert smtp_server.inbox.envelopes == []
     assert await send_due(runtime) == 1
@@ -168,14 +166,14 @@ async def test_a_new_device_gets_one_alert_over_smtp_with_time_ip_browser_and_li
 
 
 async def test_a_repeat_sign_in_from_a_known_device_and_network_sends_nothing(
-    client, admin, runtime, clock, smtp_server
+    client, firefox, admin, runtime, clock, smtp_server
 ):
-    async with first_sign_in_then_a_new_device(client, runtime, clock) as firefox:
-        assert await send_due(runtime) == 1
-        # The same browser (it holds the device cookie now), same address, again.
-        assert DEVICE_COOKIE in firefox.cookies
-        await signed_out(firefox)
-        await signed_in(firefox)
+    await first_sign_in_then_a_new_device(client, firefox, runtime, clock)
+    assert await send_due(runtime) == 1
+    # The same browser (it holds the device cookie now), same address, again.
+    assert DEVICE_COOKIE in firefox.cookies
+    await signed_out(firefox)
+    await signed_in(firefox)
     # And the very first browser, back (its session ended while idle, years ago).
     await signed_in(client)
     assert await send_due(runtime) == 0
@@ -184,11 +182,10 @@ async def test_a_repeat_sign_in_from_a_known_device_and_network_sends_nothing(
 
 
 async def test_an_alert_waits_in_the_outbox_while_smtp_is_down_and_is_sent_later(
-    client, admin, runtime, clock, smtp_server, settings
+    client, firefox, admin, runtime, clock, smtp_server, settings
 ):
     smtp_server.stop()
-    async with first_sign_in_then_a_new_device(client, runtime, clock):
-        pass
+    await first_sign_in_then_a_new_device(client, firefox, runtime, clock)
     [queued] = await outbox(runtime)
     assert (queued.kind, queued.status, queued.attempts) == ("login_alert", PENDING, 0)
 
