@@ -164,6 +164,21 @@ async def test_sensitive_changes_need_a_recent_sign_in(client, admin, clock):
     assert started.headers["location"] == "/account/two-factor/confirm"
 
 
+async def test_proving_it_again_rotates_the_session(client, admin, clock):
+    await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    before = client.cookies.get(SESSION_COOKIE)
+    clock.advance(11 * 60)
+    await client.get("/account/security")
+    fields = {"password": ADMIN_PASSWORD, "next": "/account/security"}
+    assert (await submit(client, "/account/reauth", "/account/reauth", fields)).status_code == 303
+    after = client.cookies.get(SESSION_COOKIE)
+    assert after != before
+    assert (await client.get("/account/security")).status_code == 200
+    # A copy of the cookie from before the privilege change opens nothing.
+    client.cookies.set(SESSION_COOKIE, before)
+    assert (await client.get("/account/security")).headers["location"].startswith("/login")
+
+
 async def test_a_password_change_needs_the_current_one_and_ends_other_sessions(
     client, admin, clock
 ):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from keyguard.accounts import passkeys, second_factor, sessions, signin
+from keyguard.accounts import email_change, passkeys, second_factor, sessions, signin
 from keyguard.accounts import service as accounts
 from keyguard.accounts.alerts import DEVICE_COOKIE_DAYS
-from keyguard.accounts.errors import SecondFactorInvalid, SignInFailed
+from keyguard.accounts.errors import InvitationInvalid, SecondFactorInvalid, SignInFailed
 from keyguard.accounts.sessions import Client
 from keyguard.accounts.useragent import describe
 from keyguard.accounts.views import SignedIn
@@ -243,7 +243,7 @@ async def reauth(request: Request) -> Response:
     form = await read_form(request)
     next_path = local_path(form.get("next"), "/account/security")
     try:
-        await signin.reauthenticate(
+        token = await signin.reauthenticate(
             context_of(request), me, form.get("password"), form.get("code"), client_of(request)
         )
     except (SignInFailed, SecondFactorInvalid):
@@ -261,7 +261,9 @@ async def reauth(request: Request) -> Response:
         )
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
-    return redirect(next_path)
+    response = redirect(next_path)
+    set_cookie(response, SESSION_COOKIE, token)
+    return response
 
 
 @router.get("/account/password")
@@ -282,6 +284,58 @@ async def change_password(request: Request) -> Response:
     except ValidationFailed as exc:
         return await render(request, "accounts/password.html", status=422, error=exc.detail)
     return redirect("/account/security?flash=password_changed")
+
+
+@router.get("/account/email")
+async def email_page(request: Request) -> Response:
+    await sensitive(request)
+    return await render(request, "accounts/email.html", email="", error=None)
+
+
+@router.post("/account/email")
+async def request_email_change(request: Request) -> Response:
+    me = await sensitive(request)
+    form = await read_form(request)
+    ctx = context_of(request)
+    try:
+        await email_change.request_change(
+            ctx, me, form.get("email"), recent=sessions.is_recent(me, ctx)
+        )
+    except ValidationFailed as exc:
+        return await render(
+            request, "accounts/email.html", status=422, email=form.get("email"), error=exc.detail
+        )
+    except RateLimited as exc:
+        error = throttled_message(exc)
+        page = await render(
+            request, "accounts/email.html", status=429, email=form.get("email"), error=error
+        )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    # The same answer whether or not the address is free: it gets a link or a notice.
+    return redirect("/account/security?flash=email_link_sent")
+
+
+@router.get("/account/email/confirm/{token}")
+async def email_confirm_page(request: Request, token: str) -> Response:
+    me = await require_person(request)
+    new = await email_change.pending_email(context_of(request), me, token)
+    if new is None:
+        raise PageError(410, "error.invitation_invalid")
+    return await render(request, "accounts/email_confirm.html", new=new, token=token)
+
+
+@router.post("/account/email/confirm/{token}")
+async def confirm_email_change(request: Request, token: str) -> Response:
+    me = await require_person(request)
+    await read_form(request)
+    try:
+        await email_change.confirm(context_of(request), me, token)
+    except InvitationInvalid:
+        raise PageError(410, "error.invitation_invalid") from None
+    except Conflict as exc:
+        return await security_form(request, error=exc.detail, status=409)
+    return redirect("/account/security?flash=email_changed")
 
 
 @router.post("/account/two-factor/start")

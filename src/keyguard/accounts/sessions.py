@@ -197,12 +197,16 @@ async def revoke_all(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def reauthenticated(db: AsyncSession, session_id: str, now: datetime) -> None:
+async def reauthenticated(db: AsyncSession, session_id: str, now: datetime) -> str:
+    """The person proved it again: the session gets a new token (a privilege change, so
+    a cookie copied before it stops working, ASVS V3.2.1). Returns the new token."""
+    token = secrets.token_urlsafe(32)
     await db.execute(
         update(AccountSession)
         .where(AccountSession.id == session_id)
-        .values(authenticated_at=now, last_seen_at=now)
+        .values(authenticated_at=now, last_seen_at=now, token_hash=token_hash(token))
     )
+    return token
 
 
 def is_recent(signed_in: SignedIn, ctx: ServiceContext) -> bool:

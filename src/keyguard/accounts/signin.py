@@ -235,9 +235,10 @@ async def reauthenticate(
     password: str,
     code: str | None,
     client: Client,
-) -> None:
+) -> str:
     """Prove it is still the person (password, and a code when two-factor is on) before a
-    sensitive change; throttled and audited like a sign-in."""
+    sensitive change; throttled and audited like a sign-in. Returns the session's new
+    token (the session is rotated)."""
     email = signed_in.account.email
     throttle = SignInThrottle(ctx.state, ctx.clock)
     await throttle.admit(email, client.ip)
@@ -257,7 +258,8 @@ async def reauthenticate(
     await throttle.succeeded(email)
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as db:
-        await sessions.reauthenticated(db, signed_in.session.id, now)
+        token = await sessions.reauthenticated(db, signed_in.session.id, now)
         await audit.record(
             db, at=now, actor=account.id, action="account.reauthenticated", target=account.id
         )
+    return token
