@@ -123,6 +123,36 @@ async def test_guessing_is_throttled_with_back_off_then_locked(client, admin, cl
     assert (await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
 
 
+async def lock_by_guessing(client, clock) -> None:
+    """LOCK_AFTER wrong passwords, waiting out each back-off, and not one attempt more."""
+    failures = 0
+    while failures < LOCK_AFTER:
+        response = await sign_in(client, ADMIN_EMAIL, "wrong password guess")
+        if response.status_code == 401:
+            failures += 1
+        else:
+            clock.advance(int(response.headers["retry-after"]))
+
+
+async def test_the_owner_is_told_when_the_lock_happens_even_if_the_guessing_stops(
+    client, admin, clock, runtime
+):
+    await lock_by_guessing(client, clock)
+    async with runtime.sessions() as db:
+        actions = (await db.execute(select(AuditEvent.action))).scalars().all()
+        mails = (await db.execute(select(MailMessage.kind))).scalars().all()
+    assert actions.count("account.locked") == 1
+    assert mails == ["account_locked"]
+
+
+async def test_after_the_lock_one_typo_is_one_failure(client, admin, clock):
+    await lock_by_guessing(client, clock)
+    clock.advance(LOCK_WINDOW + 1)
+    assert (await sign_in(client, ADMIN_EMAIL, "one honest typo")).status_code == 401
+    right = await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert right.status_code == 303, (right.headers.get("retry-after"), right.text[-600:])
+
+
 async def test_an_unknown_email_is_throttled_exactly_like_a_known_one(client, admin, clock):
     async def pattern(email: str) -> list[int]:
         seen = []

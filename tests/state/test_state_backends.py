@@ -46,6 +46,15 @@ async def test_a_vault_value_is_taken_once_even_by_racing_takers(stores: StateSt
     assert await stores.vault.peek(name) is None
 
 
+async def test_a_vault_counter_counts_every_racing_increment(stores: StateStores) -> None:
+    name = unique("counter")
+    seen = await asyncio.gather(*(stores.vault.count(name, 60) for _ in range(50)))
+    assert sorted(seen) == list(range(1, 51))  # each increment saw its own value
+    assert await stores.vault.peek(name) == "50"
+    assert await stores.vault.take(name) == "50"
+    assert await stores.vault.count(name, 60) == 1  # taken: starts again at zero
+
+
 async def test_a_memory_vault_value_expires() -> None:
     clock = FrozenClock()
     vault = memory_state(clock).vault

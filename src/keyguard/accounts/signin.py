@@ -32,7 +32,6 @@ from keyguard.accounts.throttle import SignInThrottle
 from keyguard.accounts.views import SignedIn
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
-from keyguard.errors import RateLimited
 from keyguard.i18n import translate
 from keyguard.mail.outbox import enqueue_mail
 
@@ -121,15 +120,14 @@ async def with_password(
     email = normalise_email(email)
     throttle = SignInThrottle(ctx.state, ctx.clock)
     account = await _account_by_email(ctx, email)
-    try:
-        await throttle.admit(email, client.ip)
-    except RateLimited:
-        if account is not None and await throttle.locked(email):
-            await _lock_notice(ctx, account, client)
-        raise
+    await throttle.admit(email, client.ip)
     if not await verify_password(account.password_hash if account else None, password):
         await throttle.failed(email, client.ip)
         await _record_failure(ctx, account, client, "password")
+        # Told when the failure that locks it happens (not on a later refused attempt,
+        # which an attacker who stops at the limit never makes).
+        if await throttle.locked(email) and account is not None:
+            await _lock_notice(ctx, account, client)
         raise SignInFailed()
     assert account is not None  # verify_password is False without an account
     await throttle.succeeded(email)

@@ -6,9 +6,12 @@
   4 s … up to a minute); ``LOCK_AFTER`` failures in a row lock the account for
   ``LOCK_WINDOW`` after the last one, and its owner gets one email about it. A success
   clears the count.
-- Those counts are read, then written, so guesses sent in parallel could all read the
-  same count; an atomic counter bounds that race: every attempt is counted *before* the
-  password is hashed, at most ``RACE_BOUND`` per ``LOCK_WINDOW``.
+- Failures are counted atomically (the vault's ``count``), so failures finishing
+  together are all counted. Guesses sent in parallel are all *admitted* before any of
+  them fails, though; a second atomic counter bounds that race: every attempt is counted
+  before the password is hashed, at most ``RACE_BOUND`` per ``LOCK_WINDOW``.
+- Failures are remembered ``MEMORY`` after the last one ("in a row" means none further
+  apart); the first attempt after a lock has run its course starts from zero.
 - **Per IP**: only failures count (an office behind one NAT address is never locked out
   by its own successful sign-ins); past ``IP_FAILURES`` in its window every sign-in from
   that address waits, whichever account it names (password spraying).
@@ -18,7 +21,6 @@ State lives in the state stores, so limits hold across instances with Redis.
 
 from __future__ import annotations
 
-import json
 import math
 
 from keyguard.clock import Clock
@@ -31,6 +33,9 @@ LOCK_AFTER = 10
 LOCK_WINDOW = 15 * 60
 RACE_BOUND = 2 * LOCK_AFTER
 IP_FAILURES = (50, 15 * 60)
+# How long failures are remembered after the last one: past a whole lock, so the end of
+# a lock is seen (and resets every count) rather than forgotten.
+MEMORY = 2 * LOCK_WINDOW
 
 
 def _backoff(failures: int) -> int:
@@ -50,11 +55,13 @@ class SignInThrottle:
         return f"{self._what}:acct:{subject}"
 
     async def _failures(self, subject: str) -> tuple[int, float]:
-        state = await self._vault.peek(f"{self._account(subject)}:failures")
-        if not state:
-            return 0, 0.0
-        failures, last = json.loads(state)
-        return int(failures), float(last)
+        """Failures in a row, and when the last one was."""
+        name = self._account(subject)
+        count, last = (
+            await self._vault.peek(f"{name}:failures"),
+            await self._vault.peek(f"{name}:last"),
+        )
+        return int(count or 0), float(last or 0.0)
 
     async def admit_address(self, ip: str) -> None:
         """Raise ``RateLimited`` while ``ip`` has failed too often (for attempts that name
@@ -78,6 +85,9 @@ class SignInThrottle:
             wait = math.ceil(last + LOCK_WINDOW - now)
             if wait > 0:
                 raise RateLimited("This account is locked for a while", retry_after=wait)
+            # The lock was served: start counting afresh, so one typo after it is one
+            # failure (the sliding attempt counter still remembers the burst).
+            await self.succeeded(subject)
         else:
             wait = math.ceil(last + _backoff(failures) - now)
             if wait > 0:
@@ -93,15 +103,13 @@ class SignInThrottle:
 
     async def failed(self, subject: str, ip: str) -> None:
         await self.failed_address(ip)
-        failures, _ = await self._failures(subject)
-        # Read-then-write loses counts when failures finish together (Redis, several
-        # instances). The atomic attempt counter of ``admit`` counted every attempt
-        # since the last success, so the failure count never falls below it.
-        attempts = await self._limiter.peek(self._account(subject), RACE_BOUND, LOCK_WINDOW)
-        failures = max(failures + 1, RACE_BOUND - attempts.remaining)
-        state = json.dumps([failures, self._clock.now()])
-        await self._vault.put(f"{self._account(subject)}:failures", state, LOCK_WINDOW)
+        name = self._account(subject)
+        # Counted atomically: failures finishing together (several instances, Redis) are
+        # all counted. Kept past the lock, so the end of a lock is seen and resets.
+        await self._vault.count(f"{name}:failures", MEMORY)
+        await self._vault.put(f"{name}:last", repr(self._clock.now()), MEMORY)
 
     async def succeeded(self, subject: str) -> None:
         await self._limiter.reset(self._account(subject), RACE_BOUND, LOCK_WINDOW)
         await self._vault.take(f"{self._account(subject)}:failures")
+        await self._vault.take(f"{self._account(subject)}:last")

@@ -168,6 +168,11 @@ class MemoryVault:
             return None
         return found[1]
 
+    async def count(self, name: str, ttl_seconds: float) -> int:
+        value = int(await self.peek(name) or 0) + 1
+        await self.put(name, str(value), ttl_seconds)
+        return value
+
 
 class LocalCacheBus:
     """One process: invalidation already happened locally, nothing to broadcast."""

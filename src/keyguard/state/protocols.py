@@ -57,6 +57,12 @@ class Vault(Protocol):
         """The value, left in place (for a page that shows a pending step)."""
         ...
 
+    async def count(self, name: str, ttl_seconds: float) -> int:
+        """Add one to the counter ``name`` (made at 0) and return it, atomically across
+        instances; the counter lives ``ttl_seconds`` from this call. :meth:`take` and
+        :meth:`peek` read it as text."""
+        ...
+
 
 Invalidation = Callable[[str], Awaitable[None] | None]
 

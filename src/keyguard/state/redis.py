@@ -113,6 +113,14 @@ class RedisVault:
         found = await self._redis.get(f"{PREFIX}:vault:{name}")
         return None if found is None else _text(found)
 
+    async def count(self, name: str, ttl_seconds: float) -> int:
+        key = f"{PREFIX}:vault:{name}"
+        async with self._redis.pipeline(transaction=True) as pipe:  # MULTI/EXEC
+            pipe.incr(key)
+            pipe.pexpire(key, max(1, int(ttl_seconds * 1000)))
+            value, _ = await pipe.execute()
+        return int(value)
+
 
 class RedisCacheBus:
     """Key invalidations over Redis pub/sub; an instance ignores its own messages."""
