@@ -40,7 +40,9 @@ async def test_a_person_signs_in_sees_security_and_signs_out(client, admin):
     client.cookies.set(SESSION_COOKIE, stolen)
     again = await client.get("/account/security")
     assert again.status_code == 303
-    assert again.headers["location"].startswith("/login")
+    assert again.headers["location"] == "/login?next=/account/security&flash=session_ended"
+    told = await client.get(again.headers["location"])
+    assert "Your session has ended" in told.text
 
 
 async def test_unknown_email_and_wrong_password_get_the_same_answer(client, admin, runtime):

@@ -13,7 +13,7 @@ from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_of, sign_in, submit
 from keyguard.audit.models import AuditEvent
 from keyguard.wire import SESSION_COOKIE
 
-SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7]+)</code>')
+SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7 ]+)</code>')  # in groups of four
 CODES = re.compile(r"\b([a-z2-9]{5}-[a-z2-9]{5})\b")
 
 
@@ -29,7 +29,7 @@ async def enrol(client, clock) -> tuple[pyotp.TOTP, list[str]]:
     page = await client.get("/account/two-factor/confirm")
     assert "otpauth://" not in page.text  # the URI is in the QR code, not in the page text
     assert "<svg" in page.text
-    app = pyotp.TOTP(SECRET.search(page.text).group(1))
+    app = pyotp.TOTP(SECRET.search(page.text).group(1).replace(" ", ""))
     confirmed = await client.post(
         "/account/two-factor/confirm",
         data={"csrf_token": csrf_of(page.text), "code": app.at(clock.now())},

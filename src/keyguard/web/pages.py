@@ -71,7 +71,10 @@ async def person(request: Request) -> SignedIn | None:
 async def require_person(request: Request) -> SignedIn:
     found = await person(request)
     if found is None:
-        raise Redirect(f"/login?next={quote(local_path(request.url.path), safe='/')}")
+        back = f"/login?next={quote(local_path(request.url.path), safe='/')}"
+        # A cookie that no longer opens anything: say why the person is asked again.
+        ended = "&flash=session_ended" if request.cookies.get(SESSION_COOKIE) else ""
+        raise Redirect(back + ended)
     return found
 
 

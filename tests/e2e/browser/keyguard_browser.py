@@ -180,10 +180,7 @@ class Visit:
         source = message.location.get("url") or ""
         # A page served with an error status (401 after a wrong password) is logged as a
         # failed load of the document itself: expected, and the tests check the status.
-        # Keyguard has no favicon (yet): Chromium asks once per origin, and gets a 404.
-        if message.text.startswith("Failed to load resource") and (
-            source == self.page.url or source.endswith("/favicon.ico")
-        ):
+        if message.text.startswith("Failed to load resource") and source == self.page.url:
             return
         self.problems.append(f"console error on {self.page.url} ({source}): {message.text}")
 

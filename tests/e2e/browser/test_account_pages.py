@@ -134,7 +134,7 @@ def test_sign_in_lands_on_the_account_and_sign_out_ends_the_session(
     sign_in(visit, keyguard.email, keyguard.password)
     expect_security_page(visit, "account-security")
     expect(visit.page.get_by_role("navigation", name="Account")).to_be_visible()
-    expect(visit.page.get_by_text(keyguard.email)).to_be_visible()
+    expect(visit.page.get_by_text(keyguard.email, exact=True)).to_be_visible()
     assert has_session_cookie(visit)
 
     sign_out(visit)
@@ -230,7 +230,11 @@ def test_revoking_another_session_sends_that_browser_to_sign_in(
     laptop.shot("sessions-after-revoke")
 
     phone.page.reload()
-    expect(phone.page).to_have_url(re.compile(r"/login\?next=/account/security$"))
+    # Sent to sign in, and told why.
+    expect(phone.page).to_have_url(
+        re.compile(r"/login\?next=/account/security&flash=session_ended$")
+    )
+    expect(phone.page.get_by_role("status")).to_have_text(re.compile("Your session has ended"))
     expect(phone.page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
     phone.shot("revoked")
 
