@@ -26,6 +26,7 @@ from keyguard.mail.worker import send_due
 from keyguard.runtime import Runtime
 from keyguard.settings import Settings
 from keyguard.wire import SESSION_COOKIE
+from smtp_sink import LoopbackController
 
 PUBLIC_URL = "https://keyguard.example.com"
 # A fixed instant, so the email's time can be spelled out: 2031-03-14 09:26 UTC.
@@ -53,17 +54,6 @@ class Inbox:
             cast(EmailMessage, message_from_bytes(envelope.original_content, policy=email_policy))
             for envelope in self.envelopes
         ]
-
-
-class LoopbackController(Controller):
-    """aiosmtpd's threaded controller on 127.0.0.1, on the port the OS chose (port 0):
-    the port is read from the bound socket before the controller's self-check connects
-    to it (``Controller`` itself would connect to port 0)."""
-
-    def _trigger_server(self) -> None:
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
 
 
 class SmtpServer:
