@@ -190,7 +190,11 @@ async def test_a_password_change_needs_the_current_one_and_ends_other_sessions(
         {"current": ADMIN_PASSWORD, "new": "Password2024!"},
     )
     assert common.status_code == 422
-    assert "too common" in common.text
+    # The reason sits next to the field it is about, tied to it for screen readers.
+    assert re.search(r'<p class="error" id="e-new">[^<]*too common', common.text)
+    assert re.search(
+        r'id="f-new"[^>]*aria-invalid="true"[^>]*aria-describedby="h-new e-new"', common.text
+    )
     wrong = await submit(
         client,
         "/account/password",

@@ -14,7 +14,15 @@ from keyguard.accounts.pages import DEVICE_COOKIE, client_of, signed_in_response
 from keyguard.api.deps import context_of
 from keyguard.engine.permissions import GRANTS, Permission, Role, may
 from keyguard.errors import Conflict, NotFound, RoleTooLow, ValidationFailed
-from keyguard.web.pages import PageError, person, read_form, redirect, render, require_person
+from keyguard.web.pages import (
+    PageError,
+    person,
+    read_form,
+    redirect,
+    render,
+    require_person,
+    split_error,
+)
 from keyguard.wire import SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -30,7 +38,13 @@ async def projects_page(request: Request) -> Response:
 
 
 async def members_form(
-    request: Request, project_id: str, *, error: str | None = None, status: int = 200
+    request: Request,
+    project_id: str,
+    *,
+    error: str | None = None,
+    errors: dict[str, str] | None = None,
+    invite_email: str = "",
+    status: int = 200,
 ) -> Response:
     me = await require_person(request)
     try:
@@ -51,6 +65,8 @@ async def members_form(
         grants=GRANTS,
         can_manage=may(me.roles.get(project_id), Permission.MANAGE_MEMBERS),
         error=error,
+        errors=errors or {},
+        invite_email=invite_email,
     )
 
 
@@ -59,8 +75,15 @@ async def members_page(request: Request, project_id: str) -> Response:
     return await members_form(request, project_id)
 
 
-async def _managing(request: Request, project_id: str, change: Awaitable[object]) -> Response:
-    """Run a member change; refusals come back as the members page with the reason."""
+async def _managing(
+    request: Request,
+    project_id: str,
+    change: Awaitable[object],
+    *,
+    invite_email: str | None = None,
+) -> Response:
+    """Run a member change; refusals come back as the members page with the reason
+    (beside the invitation's email field when it is about that)."""
     try:
         await change
     except NotFound:
@@ -68,7 +91,16 @@ async def _managing(request: Request, project_id: str, change: Awaitable[object]
     except RoleTooLow:
         raise PageError(403, "error.role_too_low") from None
     except (Conflict, ValidationFailed) as exc:
-        return await members_form(request, project_id, error=exc.detail, status=exc.status)
+        inviting = invite_email is not None
+        error, errors = split_error(exc, {"email": "email"} if inviting else {})
+        return await members_form(
+            request,
+            project_id,
+            error=error,
+            errors=errors,
+            invite_email=invite_email or "",
+            status=exc.status,
+        )
     return redirect(f"/projects/{project_id}/members?flash=members_changed")
 
 
@@ -79,7 +111,7 @@ async def invite(request: Request, project_id: str) -> Response:
     change = members.invite(
         context_of(request), me.principal, project_id, form.get("email"), form.get("role")
     )
-    return await _managing(request, project_id, change)
+    return await _managing(request, project_id, change, invite_email=form.get("email"))
 
 
 @router.post("/projects/{project_id}/members/{account_id}/role")
@@ -112,7 +144,12 @@ async def revoke_invitation(request: Request, project_id: str, invitation_id: st
 
 
 async def _invitation_form(
-    request: Request, token: str, *, error: str | None = None, status: int = 200
+    request: Request,
+    token: str,
+    *,
+    error: str | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
     try:
         found = await members.invitation(context_of(request), token)
@@ -125,6 +162,7 @@ async def _invitation_form(
         invitation=found,
         token=token,
         error=error,
+        errors=errors or {},
     )
 
 
@@ -148,7 +186,8 @@ async def accept_invitation(request: Request, token: str) -> Response:
     except InvitationInvalid:
         raise PageError(410, "error.invitation_invalid") from None
     except (Conflict, ValidationFailed) as exc:
-        return await _invitation_form(request, token, error=exc.detail, status=exc.status)
+        error, errors = split_error(exc, {"password": "password"})
+        return await _invitation_form(request, token, error=error, errors=errors, status=exc.status)
     if me is not None:
         return redirect("/projects?flash=invitation_accepted")
     # A new account: the password just chosen is the sign-in.
@@ -184,8 +223,14 @@ async def signup_start(request: Request) -> Response:
     try:
         await signup.start(context_of(request), form.get("email"), client_of(request))
     except ValidationFailed as exc:
+        error, errors = split_error(exc, {"email": "email"})
         return await render(
-            request, "accounts/signup.html", status=422, email=form.get("email"), error=exc.detail
+            request,
+            "accounts/signup.html",
+            status=422,
+            email=form.get("email"),
+            error=error,
+            errors=errors,
         )
     except SignUpClosed:  # pragma: no cover - _open checked it
         raise PageError(404, "error.sign_up_closed") from None
@@ -194,13 +239,24 @@ async def signup_start(request: Request) -> Response:
 
 
 async def _finish_form(
-    request: Request, token: str, *, error: str | None = None, status: int = 200
+    request: Request,
+    token: str,
+    *,
+    error: str | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
     email = await signup.pending_email(context_of(request), token)
     if email is None:
         raise PageError(410, "error.invitation_invalid")
     return await render(
-        request, "accounts/signup_finish.html", status=status, email=email, token=token, error=error
+        request,
+        "accounts/signup_finish.html",
+        status=status,
+        email=email,
+        token=token,
+        error=error,
+        errors=errors or {},
     )
 
 
@@ -220,7 +276,8 @@ async def signup_finish(request: Request, token: str) -> Response:
     except InvitationInvalid:
         raise PageError(410, "error.invitation_invalid") from None
     except ValidationFailed as exc:
-        return await _finish_form(request, token, error=exc.detail, status=exc.status)
+        error, errors = split_error(exc, {"password": "password"})
+        return await _finish_form(request, token, error=error, errors=errors, status=exc.status)
     done = await signin.finish(
         ctx,
         account_id,

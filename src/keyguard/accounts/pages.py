@@ -28,6 +28,7 @@ from keyguard.web.pages import (
     redirect,
     render,
     require_person,
+    split_error,
 )
 from keyguard.wire import SESSION_COOKIE
 
@@ -282,7 +283,10 @@ async def change_password(request: Request) -> Response:
             ctx, me, form.get("current"), form.get("new"), recent=sessions.is_recent(me, ctx)
         )
     except ValidationFailed as exc:
-        return await render(request, "accounts/password.html", status=422, error=exc.detail)
+        error, errors = split_error(exc, {"current": "current", "password": "new"})
+        return await render(
+            request, "accounts/password.html", status=422, error=error, errors=errors
+        )
     return redirect("/account/security?flash=password_changed")
 
 
@@ -302,8 +306,14 @@ async def request_email_change(request: Request) -> Response:
             ctx, me, form.get("email"), recent=sessions.is_recent(me, ctx)
         )
     except ValidationFailed as exc:
+        error, errors = split_error(exc, {"email": "email"})
         return await render(
-            request, "accounts/email.html", status=422, email=form.get("email"), error=exc.detail
+            request,
+            "accounts/email.html",
+            status=422,
+            email=form.get("email"),
+            error=error,
+            errors=errors,
         )
     except RateLimited as exc:
         error = throttled_message(exc)

@@ -23,6 +23,7 @@ import anyio
 
 from keyguard.crypto.passwords import hash_account_password, verify_account_password
 from keyguard.errors import ValidationFailed
+from keyguard.i18n import translate
 
 MIN_CHARS = 12
 MAX_CHARS = 128
@@ -50,24 +51,28 @@ def _is_run(text: str) -> bool:
     return any(low in run * 13 or low in run[::-1] * 13 for run in _RUNS)
 
 
+def _refused(key: str, **fields: object) -> ValidationFailed:
+    return ValidationFailed(translate(key, **fields), field="password")
+
+
 def check_new_password(password: str, *, email: str | None = None) -> str:
     """The normalised password, or ``ValidationFailed`` saying which rule it breaks."""
     password = normalise(password)
     if len(password) < MIN_CHARS:
-        raise ValidationFailed(f"password must be at least {MIN_CHARS} characters")
+        raise _refused("password.too_short", min=MIN_CHARS)
     if len(password) > MAX_CHARS:
-        raise ValidationFailed(f"password must be at most {MAX_CHARS} characters")
+        raise _refused("password.too_long", max=MAX_CHARS)
     low = password.lower()
     core = _AROUND.sub(r"\1", low)
     common = common_passwords()
     if low in common or core in common or (core and len(set(core)) == 1):
-        raise ValidationFailed("password is too common: choose a longer, less predictable one")
+        raise _refused("password.too_common")
     if len(set(low)) <= 3 or _is_run(low):
-        raise ValidationFailed("password is too predictable: choose a less regular one")
+        raise _refused("password.too_regular")
     if email:
         local = email.split("@", 1)[0].lower()
         if low in (email.lower(), local) or core == local:
-            raise ValidationFailed("password must not be your email address")
+            raise _refused("password.is_email")
     return password
 
 

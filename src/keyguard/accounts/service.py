@@ -16,6 +16,7 @@ from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.errors import Conflict, ValidationFailed
+from keyguard.i18n import translate
 from keyguard.ids import new_id
 from keyguard.keys.service import create_root_key
 from keyguard.keys.views import CreatedKey
@@ -39,7 +40,7 @@ def check_email(email: str) -> str:
         or len(email) > 320
         or any(c.isspace() or ord(c) < 32 for c in email)
     ):
-        raise ValidationFailed("email is not valid")
+        raise ValidationFailed(translate("members.email_invalid"), field="email")
     return email.lower()
 
 
@@ -84,7 +85,7 @@ async def change_password(
     async with ctx.sessions() as db:
         account = await db.get(Account, signed_in.account.id)
     if account is None or not await verify_password(account.password_hash, current):
-        raise ValidationFailed("the current password is not right")
+        raise ValidationFailed(translate("password.current_wrong"), field="current")
     password_hash = await hash_password(password)
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as db:

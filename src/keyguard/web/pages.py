@@ -6,6 +6,7 @@ catalog) and every form through :func:`read_form` (size limits, the CSRF check).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from keyguard.accounts import sessions
 from keyguard.accounts.views import SignedIn
 from keyguard.api.deps import context_of
+from keyguard.errors import KeyguardError
 from keyguard.i18n import DEFAULT_LANGUAGE, has, translate
 from keyguard.web import csrf
 from keyguard.web.headers import protect
@@ -117,6 +119,7 @@ async def render(
     if binding is None:
         binding = new_binding = csrf.new_binding()
     flash = request.query_params.get("flash")
+    values.setdefault("errors", {})  # messages next to their fields, by field name
     page = _env.get_template(template).render(
         request=request,
         me=signed_in,
@@ -132,6 +135,16 @@ async def render(
             csrf.ANONYMOUS_COOKIE, new_binding, secure=True, httponly=True, samesite="lax"
         )
     return protect(response)  # type: ignore[return-value]
+
+
+def split_error(exc: KeyguardError, fields: Mapping[str, str]) -> tuple[str | None, dict[str, str]]:
+    """A refusal as (the message at the top, messages next to their fields): an error
+    naming one of ``fields`` (the service's field name -> the form's) goes beside it."""
+    named = exc.extra.get("field")
+    message = exc.detail or exc.title
+    if isinstance(named, str) and named in fields:
+        return None, {fields[named]: message}
+    return message, {}
 
 
 def redirect(location: str) -> RedirectResponse:
