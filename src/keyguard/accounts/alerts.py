@@ -154,12 +154,11 @@ async def _alert(
     )
     enqueue_mail(
         db,
+        ctx,
         to=account.email,
         subject=translate("mail.login_alert.subject"),
         body=body,
         kind="login_alert",
-        now=now,
-        smtp_configured=bool(ctx.settings.smtp_url),
         account_id=account.id,
     )
     await audit.record(

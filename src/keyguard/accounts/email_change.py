@@ -67,12 +67,11 @@ async def request_change(
             body = translate("mail.email_change.body", old=account.email, link=link, hours=24)
         enqueue_mail(
             db,
+            ctx,
             to=email,
             subject=subject,
             body=body,
             kind="email_change",
-            now=now,
-            smtp_configured=bool(ctx.settings.smtp_url),
         )
         await audit.record(
             db,
@@ -116,12 +115,11 @@ async def confirm(ctx: AccountContext, signed_in: SignedIn, token: str) -> str:
             ended = await revoke_all(db, account.id, now, keep=signed_in.session.id)
             enqueue_mail(
                 db,
+                ctx,
                 to=old,
                 subject=translate("mail.email_changed.subject"),
                 body=translate("mail.email_changed.body", old=old, new=email),
                 kind="email_changed",
-                now=now,
-                smtp_configured=bool(ctx.settings.smtp_url),
                 account_id=account.id,
             )
             await audit.record(

@@ -171,6 +171,7 @@ async def invite(
         link = f"{ctx.settings.public_base_url}/invitations/{token}"
         enqueue_mail(
             db,
+            ctx,
             to=email,
             subject=translate("mail.invitation.subject", project=project.name),
             body=translate(
@@ -182,8 +183,6 @@ async def invite(
                 days=INVITATION_DAYS,
             ),
             kind="invitation",
-            now=now,
-            smtp_configured=bool(ctx.settings.smtp_url),
         )
         await audit.record(
             db,

@@ -84,12 +84,11 @@ async def _lock_notice(ctx: AccountContext, account: Account, client: Client) ->
     async with ctx.transaction() as db:
         enqueue_mail(
             db,
+            ctx,
             to=account.email,
             subject=translate("mail.locked.subject"),
             body=translate("mail.locked.body", ip=client.ip, email=account.email),
             kind="account_locked",
-            now=now,
-            smtp_configured=bool(ctx.settings.smtp_url),
             account_id=account.id,
         )
         await audit.record(

@@ -49,7 +49,6 @@ async def start(ctx: AccountContext, email: str, client: Client) -> None:
     by_email = await limiter.hit(f"signup:email:{email}", *PER_EMAIL)
     if not (by_ip.allowed and by_email.allowed):
         return  # the same answer: nothing tells the caller a limit was reached
-    now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as db:
         existing = (await db.execute(select(Account.id).where(Account.email == email))).first()
         base = ctx.settings.public_base_url
@@ -63,12 +62,11 @@ async def start(ctx: AccountContext, email: str, client: Client) -> None:
             body = translate("mail.signup.body", link=f"{base}/signup/{token}", hours=24)
         enqueue_mail(
             db,
+            ctx,
             to=email,
             subject=subject,
             body=body,
             kind="signup",
-            now=now,
-            smtp_configured=bool(ctx.settings.smtp_url),
         )
 
 
