@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     # is the only one of the three present.
     client_cert_header: Annotated[ClientCertHeader | None, BeforeValidator(_header_name)] = None
     webhook_allow_private: CommaList = Field(default_factory=list)
-    smtp_url: str | None = None  # smtp://user:pass@host:587 (STARTTLS when offered), smtps://
+    # smtp://user:pass@host:587 (STARTTLS when offered), smtps://; it may hold a password,
+    # so it is left out of the settings' repr.
+    smtp_url: str | None = Field(default=None, repr=False)
     mail_from: str | None = None  # default: keyguard@<host of the public URL>
     # Accounts (CONTRACT §9). "invite": people join by invitation; "open": anyone signs up.
     signup: Literal["invite", "open"] = "invite"

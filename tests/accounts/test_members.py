@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_of, sign_in, submit
-from keyguard.accounts.members import INVITATION_DAYS
+from keyguard.accounts.members import INVITATION_DAYS, INVITES_PER_ADDRESS
 from keyguard.accounts.models import Account, Membership
 from keyguard.app import create_asgi
 from keyguard.mail.models import MailMessage
@@ -273,3 +273,50 @@ async def test_open_sign_up_proves_the_email_and_never_tells_who_has_an_account(
             await db.execute(select(MailMessage.body).where(MailMessage.to_address == ADMIN_EMAIL))
         ).scalar_one()
     assert "already has one" in body
+
+
+async def test_invitations_cannot_flood_a_mailbox(owner, runtime, project_id):
+    answers = [
+        (await invite(owner, project_id, "victim@example.org", "viewer")).status_code
+        for _ in range(INVITES_PER_ADDRESS[0] + 2)
+    ]
+    assert answers[: INVITES_PER_ADDRESS[0]] == [303] * INVITES_PER_ADDRESS[0]
+    assert answers[INVITES_PER_ADDRESS[0] :] == [429, 429]
+    async with runtime.sessions() as db:
+        sent = (
+            await db.execute(
+                select(MailMessage.id).where(MailMessage.to_address == "victim@example.org")
+            )
+        ).all()
+    assert len(sent) == INVITES_PER_ADDRESS[0]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "victim@example.org,attacker@evil.example",
+        "(comment)a@example.org",
+        "=?utf-8?q?x?=@example.org",
+        "a@[example.org",
+        "<a@example.org>",
+        '"quoted"@example.org',
+        "a@example",
+    ],
+)
+async def test_an_invitation_goes_to_one_plain_address_or_nowhere(
+    owner, runtime, project_id, address
+):
+    refused = await invite(owner, project_id, address, "viewer")
+    assert refused.status_code == 422
+    assert "valid email address" in refused.text
+    async with runtime.sessions() as db:
+        assert (await db.execute(select(MailMessage))).first() is None
+
+
+async def test_membership_changes_are_in_the_projects_audit_log(
+    owner, runtime, browser, project_id, root_headers
+):
+    await join(runtime, browser, project_id, owner, "dev@example.com", "developer")
+    log = await owner.get(f"/v1/projects/{project_id}/audit", headers=root_headers)
+    actions = [event["action"] for event in log.json()["data"]]
+    assert {"project.member_invited", "project.member_joined"} <= set(actions)

@@ -9,28 +9,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_of, sign_in
+from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, add_passkey, begin, csrf_of, sign_in
 from keyguard.accounts.models import AccountSession, Passkey
 from keyguard.audit.models import AuditEvent
 from keyguard.runtime import Runtime
 from keyguard.web.csrf import FIELD
 from keyguard.wire import SESSION_COOKIE
 from soft_authenticator import SoftAuthenticator
-
-
-async def begin(client: httpx.AsyncClient, page: str, url: str, **fields: str):
-    token = csrf_of((await client.get(page)).text)
-    return token, await client.post(url, data={FIELD: token, **fields})
-
-
-async def add_passkey(
-    client: httpx.AsyncClient, authenticator: SoftAuthenticator, name: str = "Work laptop", **kw
-) -> httpx.Response:
-    token, options = await begin(client, "/account/security", "/account/passkeys/options")
-    assert options.status_code == 200, options.text
-    credential = authenticator.create(options.json(), **kw)
-    fields = {FIELD: token, "name": name, "credential": credential}
-    return await client.post("/account/passkeys", data=fields)
 
 
 async def passkey_sign_in(

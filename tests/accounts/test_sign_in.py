@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_of, sign_in, submit
 from keyguard.accounts.throttle import LOCK_AFTER, LOCK_WINDOW, MAX_BACKOFF
+from keyguard.app import create_asgi
 from keyguard.audit.models import AuditEvent
 from keyguard.mail.models import MailMessage
 from keyguard.runtime import Runtime
@@ -220,3 +221,36 @@ async def test_idle_and_absolute_timeouts_end_a_session(client, admin, clock):
         clock.advance(29 * 60)
         last = await client.get("/account/security")
     assert last.status_code == 303
+
+
+async def test_a_strangers_guesses_never_lock_the_owners_own_browser(client, admin, clock, runtime):
+    # The owner has signed in from this browser before: it holds a device cookie the
+    # account knows.
+    assert (await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
+    page = await client.get("/account/security")
+    await client.post("/logout", data={"csrf_token": csrf_of(page.text)})
+    transport = httpx.ASGITransport(app=create_asgi(runtime), client=("198.51.100.66", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as thief:
+        await lock_by_guessing(thief, clock)
+        locked = await sign_in(thief, ADMIN_EMAIL, ADMIN_PASSWORD)
+        assert locked.status_code == 429  # the email is locked for strangers
+    assert (await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
+
+
+async def test_the_current_password_on_a_change_is_no_free_oracle(client, admin, runtime):
+    await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    statuses = []
+    for i in range(LOCK_AFTER + 2):
+        guess = {"current": f"guess number {i:02}", "new": "a brand new passphrase"}
+        answer = await submit(client, "/account/password", "/account/password", guess)
+        statuses.append(answer.status_code)
+    assert statuses[0] == 422
+    assert 429 in statuses  # the session's guesses back off, then stop
+    right = {"current": ADMIN_PASSWORD, "new": "a brand new passphrase"}
+    assert (
+        await submit(client, "/account/password", "/account/password", right)
+    ).status_code == 429
+    async with runtime.sessions() as db:
+        failed = select(AuditEvent.data).where(AuditEvent.action == "account.sign_in_failed")
+        reasons = {data["reason"] for data in (await db.execute(failed)).scalars()}
+    assert reasons == {"password_change"}

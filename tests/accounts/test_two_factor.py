@@ -9,11 +9,10 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_of, sign_in, submit
+from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, SECRET, csrf_of, sign_in, submit
 from keyguard.audit.models import AuditEvent
 from keyguard.wire import SESSION_COOKIE
 
-SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7 ]+)</code>')  # in groups of four
 CODES = re.compile(r"\b([a-z2-9]{5}-[a-z2-9]{5})\b")
 
 

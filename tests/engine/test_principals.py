@@ -52,6 +52,15 @@ def test_a_key_header_wins_over_the_ambient_cookie():
     assert identify(headers) == Credentials(KEY.id, KEY.secret)
 
 
+def test_two_different_session_cookies_are_no_session():
+    # A cookie planted beside the real one: which one a parser keeps must not matter.
+    planted = f"{SESSION_COOKIE}=victims; {SESSION_COOKIE}=attackers"
+    assert identify({"cookie": planted}) is None
+    assert identify({"cookie": f"{SESSION_COOKIE}=same; {SESSION_COOKIE}=same"}) == (
+        SessionCookie("same")
+    )
+
+
 @pytest.mark.parametrize(
     "cookie", ["", "keyguard-session=abc", f"{SESSION_COOKIE}=", f"x{SESSION_COOKIE}=abc"]
 )

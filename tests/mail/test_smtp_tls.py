@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from keyguard.crypto.tls import ensure_dev_certificates
-from keyguard.mail.smtp import SmtpTarget, send
+from keyguard.mail.smtp import SmtpTarget, Unsendable, send
 from smtp_sink import LoopbackController
 
 
@@ -93,3 +93,13 @@ def test_the_url_password_never_prints(tmp_path: Path):
     assert "hunter2" not in str(target)
     assert (target.host, target.port, target.implicit_tls) == ("mail.example.com", 465, True)
     assert target.ca_file == "/etc/ca.pem"
+
+
+@pytest.mark.parametrize(
+    "to", ["victim@example.org, attacker@evil.example", "Name <a@example.org>", "(x)a@b.org"]
+)
+async def test_a_message_goes_to_its_one_recipient_or_nowhere(plain_server, to):
+    inbox, port = plain_server
+    with pytest.raises(Unsendable):
+        await send(SmtpTarget.parse(f"smtp://localhost:{port}"), "k@localhost", to, "S", "B")
+    assert inbox.received == []

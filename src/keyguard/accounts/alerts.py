@@ -51,6 +51,29 @@ def device_id_of(ctx: AccountContext, cookie: str | None) -> str | None:
     return device_id if hmac.compare_digest(mac, _mac(ctx, device_id)) else None
 
 
+def device_hash_of(device_id: str) -> str:
+    return hashlib.sha256(device_id.encode()).hexdigest()
+
+
+async def known_device(
+    ctx: AccountContext, account_id: str | None, device_cookie: str | None
+) -> str | None:
+    """The hash of the browser's device when it has signed in to this account before,
+    else None. Queries alike for an unknown account, so the answer's timing says nothing."""
+    device_id = device_id_of(ctx, device_cookie)
+    if device_id is None:
+        return None
+    device_hash = device_hash_of(device_id)
+    async with ctx.sessions() as db:
+        found = await db.execute(
+            select(KnownDevice.id).where(
+                KnownDevice.account_id == (account_id or ""),
+                KnownDevice.device_hash == device_hash,
+            )
+        )
+        return device_hash if found.first() is not None else None
+
+
 def network_of(ip: str) -> str:
     try:
         address = ipaddress.ip_address(ip)
@@ -75,7 +98,7 @@ async def note_sign_in(
     if device_id is None:
         fresh_cookie = new_device_cookie(ctx)
         device_id = fresh_cookie.partition(".")[0]
-    device_hash = hashlib.sha256(device_id.encode()).hexdigest()
+    device_hash = device_hash_of(device_id)
     network = network_of(client.ip)
     seen_before = (
         await db.execute(

@@ -13,7 +13,7 @@ from keyguard.accounts.errors import InvitationInvalid, SignUpClosed
 from keyguard.accounts.pages import DEVICE_COOKIE, client_of, signed_in_response
 from keyguard.api.deps import context_of
 from keyguard.engine.permissions import GRANTS, Permission, Role, may
-from keyguard.errors import Conflict, NotFound, RoleTooLow, ValidationFailed
+from keyguard.errors import Conflict, NotFound, RateLimited, RoleTooLow, ValidationFailed
 from keyguard.web.pages import (
     PageError,
     person,
@@ -21,9 +21,9 @@ from keyguard.web.pages import (
     redirect,
     render,
     require_person,
+    session_token,
     split_error,
 )
-from keyguard.wire import SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
 
@@ -90,7 +90,7 @@ async def _managing(
         raise PageError(404, "error.not_found") from None
     except RoleTooLow:
         raise PageError(403, "error.role_too_low") from None
-    except (Conflict, ValidationFailed) as exc:
+    except (Conflict, ValidationFailed, RateLimited) as exc:
         inviting = invite_email is not None
         error, errors = split_error(exc, {"email": "email"} if inviting else {})
         return await members_form(
@@ -197,7 +197,7 @@ async def accept_invitation(request: Request, token: str) -> Response:
         client_of(request),
         method="password",
         device_cookie=request.cookies.get(DEVICE_COOKIE),
-        replaces=request.cookies.get(SESSION_COOKIE),
+        replaces=session_token(request),
     )
     return signed_in_response(request, done, "/projects?flash=invitation_accepted")
 
@@ -284,6 +284,6 @@ async def signup_finish(request: Request, token: str) -> Response:
         client_of(request),
         method="password",
         device_cookie=request.cookies.get(DEVICE_COOKIE),
-        replaces=request.cookies.get(SESSION_COOKIE),
+        replaces=session_token(request),
     )
     return signed_in_response(request, done, "/projects?flash=signed_up")

@@ -35,13 +35,15 @@ from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.engine.permissions import Permission, Role, authorize_person
 from keyguard.engine.principals import UserPrincipal
-from keyguard.errors import Conflict, NotFound, ValidationFailed
+from keyguard.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from keyguard.i18n import translate
 from keyguard.ids import new_id
 from keyguard.mail.outbox import enqueue_mail
 from keyguard.projects.models import Project
 
 INVITATION_DAYS = 7
+INVITES_PER_INVITER = (30, 3600)
+INVITES_PER_ADDRESS = (3, 24 * 3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +131,21 @@ async def invite(
     """Invite ``email`` as ``role``: an email with a link valid for ``INVITATION_DAYS``
     (an earlier pending invitation of the same person to the same project is replaced)."""
     authorize_person(principal, project_id, Permission.MANAGE_MEMBERS)
-    try:
-        email = check_email(email)
-    except ValidationFailed:
-        raise ValidationFailed(translate("members.email_invalid"), field="email") from None
+    email = check_email(email)
     chosen = _role(role)
+    # Each invitation is an email to an address the inviter chose, with text they chose
+    # (the project's name): bounded per inviter and per address, so nobody can use
+    # Keyguard's mail server to flood a mailbox.
+    limiter = ctx.state.rate_limiter
+    for bucket, (limit, period) in (
+        (f"invite:by:{principal.account_id}", INVITES_PER_INVITER),
+        (f"invite:to:{email}", INVITES_PER_ADDRESS),
+    ):
+        sent = await limiter.hit(bucket, limit, period)
+        if not sent.allowed:
+            raise RateLimited(
+                translate("members.invites_throttled"), retry_after=sent.reset_seconds
+            )
     token = secrets.token_urlsafe(32)
     now = utc_from_ts(ctx.clock.now())
     expires = now + timedelta(days=INVITATION_DAYS)
@@ -190,6 +202,7 @@ async def invite(
             actor=principal.account_id,
             action="project.member_invited",
             target=project_id,
+            project_id=project_id,
             data={"invitation_id": row.id, "email": email, "role": chosen.value},
         )
     return InvitationView(row.id, project_id, project.name, email, chosen.value, expires, False)
@@ -216,6 +229,7 @@ async def revoke_invitation(
             actor=principal.account_id,
             action="project.invitation_revoked",
             target=project_id,
+            project_id=project_id,
             data={"invitation_id": invitation_id},
         )
 
@@ -294,6 +308,7 @@ async def accept(
             actor=account.id,
             action="project.member_joined",
             target=found.project_id,
+            project_id=found.project_id,
             data={"invitation_id": found.id, "role": found.role, "account_id": account.id},
         )
         return account.id
@@ -352,6 +367,7 @@ async def change_role(
             actor=principal.account_id,
             action="project.member_role_changed",
             target=project_id,
+            project_id=project_id,
             data={"account_id": account_id, "from": before, "to": chosen.value},
         )
 
@@ -375,5 +391,6 @@ async def remove(
             actor=principal.account_id,
             action="project.member_removed",
             target=project_id,
+            project_id=project_id,
             data={"account_id": account_id, "role": member.role},
         )

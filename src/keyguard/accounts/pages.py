@@ -28,6 +28,7 @@ from keyguard.web.pages import (
     redirect,
     render,
     require_person,
+    session_token,
     split_error,
 )
 from keyguard.wire import SESSION_COOKIE
@@ -100,7 +101,7 @@ async def login_form(
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
-    if await sessions.resolve(context_of(request), request.cookies.get(SESSION_COOKIE)):
+    if await sessions.resolve(context_of(request), session_token(request)):
         return redirect(local_path(request.query_params.get("next")))
     return await login_form(request, next_path=request.query_params.get("next"))
 
@@ -124,7 +125,7 @@ async def login(request: Request) -> Response:
             password,
             client_of(request),
             device_cookie=request.cookies.get(DEVICE_COOKIE),
-            replaces=request.cookies.get(SESSION_COOKIE),
+            replaces=session_token(request),
         )
     except SignInFailed:
         return await again(translate("login.failed"), 401)
@@ -175,7 +176,7 @@ async def two_factor(request: Request) -> Response:
             form.get("code"),
             client_of(request),
             device_cookie=request.cookies.get(DEVICE_COOKIE),
-            replaces=request.cookies.get(SESSION_COOKIE),
+            replaces=session_token(request),
         )
     except SecondFactorInvalid:
         return await again(translate("two_factor.prompt.failed"), 401)
@@ -189,7 +190,7 @@ async def two_factor(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await read_form(request)
-    await signin.sign_out(context_of(request), request.cookies.get(SESSION_COOKIE))
+    await signin.sign_out(context_of(request), session_token(request))
     response = redirect("/login?flash=signed_out")
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True)
     return response
@@ -275,18 +276,25 @@ async def password_page(request: Request) -> Response:
 
 @router.post("/account/password")
 async def change_password(request: Request) -> Response:
-    me = await require_person(request)
+    me = await sensitive(request)
     form = await read_form(request)
     ctx = context_of(request)
+
+    async def again(status: int, error: str | None, errors: dict[str, str]) -> Response:
+        page = "accounts/password.html"
+        return await render(request, page, status=status, error=error, errors=errors)
+
     try:
-        await accounts.change_password(
-            ctx, me, form.get("current"), form.get("new"), recent=sessions.is_recent(me, ctx)
-        )
+        await signin.check_current_password(ctx, me, form.get("current"), client_of(request))
+        await accounts.change_password(ctx, me, form.get("new"), recent=sessions.is_recent(me, ctx))
+    except SignInFailed:
+        return await again(422, None, {"current": translate("password.current_wrong")})
+    except RateLimited as exc:
+        page = await again(429, throttled_message(exc), {})
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     except ValidationFailed as exc:
-        error, errors = split_error(exc, {"current": "current", "password": "new"})
-        return await render(
-            request, "accounts/password.html", status=422, error=error, errors=errors
-        )
+        return await again(422, *split_error(exc, {"password": "new"}))
     return redirect("/account/security?flash=password_changed")
 
 

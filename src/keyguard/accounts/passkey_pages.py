@@ -27,8 +27,7 @@ from keyguard.api.deps import context_of
 from keyguard.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from keyguard.i18n import translate
 from keyguard.web.headers import protect
-from keyguard.web.pages import PageError, read_form, redirect, require_person
-from keyguard.wire import SESSION_COOKIE
+from keyguard.web.pages import PageError, read_form, redirect, require_person, session_token
 
 router = APIRouter(include_in_schema=False)
 
@@ -130,7 +129,7 @@ async def sign_in(request: Request) -> Response:
             form.get("credential"),
             client_of(request),
             device_cookie=request.cookies.get(DEVICE_COOKIE),
-            replaces=request.cookies.get(SESSION_COOKIE),
+            replaces=session_token(request),
         )
     except PasskeyInvalid:
         error = translate("passkeys.sign_in_failed")

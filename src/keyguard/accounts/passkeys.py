@@ -53,12 +53,12 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from keyguard.accounts import signin
+from keyguard.accounts import notices, signin
 from keyguard.accounts.context import AccountContext
 from keyguard.accounts.errors import PasskeyInvalid
 from keyguard.accounts.models import Account, Passkey
 from keyguard.accounts.sessions import Client
-from keyguard.accounts.throttle import SignInThrottle
+from keyguard.accounts.throttle import SignInThrottle, address_key
 from keyguard.accounts.views import PasskeyView
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
@@ -219,6 +219,7 @@ async def register(
                 target=account_id,
                 data={"passkey_id": row.id, "name": name},
             )
+            await notices.credential_changed(db, ctx, account_id, "passkey_added")
     except IntegrityError:
         raise Conflict(translate("passkeys.already_registered")) from None
     return PasskeyView.of(row)
@@ -265,6 +266,7 @@ async def remove(ctx: AccountContext, account_id: str, passkey_id: str, *, actor
             target=account_id,
             data={"passkey_id": passkey_id, "name": row.name},
         )
+        await notices.credential_changed(db, ctx, account_id, "passkey_removed")
 
 
 # ---- signing in with one ------------------------------------------------------------
@@ -279,7 +281,8 @@ async def sign_in_options(ctx: AccountContext, client: Client) -> str:
     authenticator offers the passkeys it holds for this site."""
     party = _party(ctx)
     limit, period = OPTIONS_PER_IP
-    begun = await ctx.state.rate_limiter.hit(f"passkey-options:ip:{client.ip}", limit, period)
+    bucket = f"passkey-options:ip:{address_key(client.ip)}"
+    begun = await ctx.state.rate_limiter.hit(bucket, limit, period)
     if not begun.allowed:
         raise RateLimited("Too many passkey sign-ins begun", retry_after=begun.reset_seconds)
     options = generate_authentication_options(

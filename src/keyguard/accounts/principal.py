@@ -32,6 +32,6 @@ class SessionPrincipals:
 def check_csrf(ctx: AccountContext, session_cookie: str | None, token: str | None) -> None:
     """Refuse (403 ``csrf_invalid``) an unsafe request whose CSRF token is not the one
     bound to its session."""
-    binding = sessions.token_hash(session_cookie) if session_cookie else None
+    binding = csrf.session_binding(sessions.token_hash(session_cookie)) if session_cookie else None
     if not csrf.valid(ctx.account_keys.csrf, binding, token):
         raise CsrfInvalid()

@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keyguard.accounts import notices
 from keyguard.accounts.context import AccountContext
 from keyguard.accounts.errors import SecondFactorInvalid
 from keyguard.accounts.models import Account, RecoveryCode
@@ -140,6 +141,7 @@ async def confirm_enrolment(
         await audit.record(
             db, at=now, actor=actor, action="account.two_factor_enabled", target=account_id
         )
+        await notices.credential_changed(db, ctx, account_id, "two_factor_enabled")
     return RecoveryCodes(codes)
 
 
@@ -173,6 +175,7 @@ async def regenerate_codes(ctx: AccountContext, account_id: str, *, actor: str) 
         await audit.record(
             db, at=now, actor=actor, action="account.recovery_codes_regenerated", target=account_id
         )
+        await notices.credential_changed(db, ctx, account_id, "recovery_codes_regenerated")
     return RecoveryCodes(codes)
 
 
@@ -204,6 +207,7 @@ async def disable(ctx: AccountContext, account_id: str, code: str, *, actor: str
         await audit.record(
             db, at=now, actor=actor, action="account.two_factor_disabled", target=account_id
         )
+        await notices.credential_changed(db, ctx, account_id, "two_factor_disabled")
 
 
 async def verify_sign_in_code(ctx: AccountContext, account_id: str, code: str) -> str:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from keyguard.accounts import notices
 from keyguard.accounts.context import AccountContext
 from keyguard.accounts.errors import ReauthenticationRequired
 from keyguard.accounts.models import Account
-from keyguard.accounts.passwords import check_new_password, hash_password, verify_password
+from keyguard.accounts.passwords import check_new_password, hash_password
 from keyguard.accounts.sessions import is_recent, revoke_all
 from keyguard.accounts.views import AccountView, SignedIn
 from keyguard.audit import service as audit
@@ -30,18 +32,31 @@ class InitResult:
     project: CreatedProject
 
 
+# One plain address (RFC 5321 dot-atom local part, a host name): no comments, quotes,
+# lists or encoded words, which mail software would read as another address, or several.
+_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
 def check_email(email: str) -> str:
-    email = email.strip()
-    local, at, domain = email.rpartition("@")
+    """The address, lower-cased with its domain in ASCII (IDNA), or ``ValidationFailed``."""
+    local, at, domain = email.strip().rpartition("@")
+    try:
+        domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        domain = ""
+    labels = domain.split(".")
     if (
         not at
-        or not local
-        or "." not in domain
-        or len(email) > 320
-        or any(c.isspace() or ord(c) < 32 for c in email)
+        or len(local) > 64
+        or not _LOCAL.fullmatch(local)
+        or "=?" in local  # an RFC 2047 encoded word, which a mail reader would decode
+        or len(labels) < 2
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or len(local) + 1 + len(domain) > 254
     ):
         raise ValidationFailed(translate("members.email_invalid"), field="email")
-    return email.lower()
+    return f"{local.lower()}@{domain}"
 
 
 async def init_admin(ctx: ServiceContext, *, email: str, password: str) -> InitResult:
@@ -76,16 +91,13 @@ async def init_admin(ctx: ServiceContext, *, email: str, password: str) -> InitR
 
 
 async def change_password(
-    ctx: AccountContext, signed_in: SignedIn, current: str, new: str, *, recent: bool
+    ctx: AccountContext, signed_in: SignedIn, new: str, *, recent: bool
 ) -> None:
-    """Needs the current password and a recent sign-in; ends every other session."""
+    """Needs a recent sign-in (and the current password, checked by the page through
+    ``signin.check_current_password``); ends every other session."""
     if not recent:
         raise ReauthenticationRequired()
     password = check_new_password(new, email=signed_in.account.email)
-    async with ctx.sessions() as db:
-        account = await db.get(Account, signed_in.account.id)
-    if account is None or not await verify_password(account.password_hash, current):
-        raise ValidationFailed(translate("password.current_wrong"), field="current")
     password_hash = await hash_password(password)
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as db:
@@ -103,6 +115,7 @@ async def change_password(
             target=row.id,
             data={"other_sessions_ended": ended},
         )
+        await notices.credential_changed(db, ctx, row.id, "password_changed")
 
 
 __all__ = ["InitResult", "change_password", "check_email", "init_admin", "is_recent"]

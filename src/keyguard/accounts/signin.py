@@ -101,6 +101,17 @@ async def _lock_notice(ctx: AccountContext, account: Account, client: Client) ->
         )
 
 
+async def throttle_subject(
+    ctx: AccountContext, email: str, account_id: str | None, device_cookie: str | None
+) -> str:
+    """What failures are counted against: the email, or, for a browser that has signed in
+    to this account before, the email on that device. Anyone can make an email's count
+    lock it (ten wrong passwords), but that lock never reaches the owner's own browsers
+    (OWASP's "device cookies" defence against lockout attacks)."""
+    device = await alerts.known_device(ctx, account_id, device_cookie)
+    return email if device is None else f"{email}#device:{device}"
+
+
 async def _account_by_email(ctx: AccountContext, email: str) -> Account | None:
     async with ctx.sessions() as db:
         found = await db.execute(select(Account).where(Account.email == email))
@@ -119,17 +130,18 @@ async def with_password(
     email = normalise_email(email)
     throttle = SignInThrottle(ctx.state, ctx.clock)
     account = await _account_by_email(ctx, email)
-    await throttle.admit(email, client.ip)
+    subject = await throttle_subject(ctx, email, account.id if account else None, device_cookie)
+    await throttle.admit(subject, client.ip)
     if not await verify_password(account.password_hash if account else None, password):
-        await throttle.failed(email, client.ip)
+        await throttle.failed(subject, client.ip)
         await _record_failure(ctx, account, client, "password")
         # Told when the failure that locks it happens (not on a later refused attempt,
         # which an attacker who stops at the limit never makes).
-        if await throttle.locked(email) and account is not None:
+        if await throttle.locked(subject) and account is not None:
             await _lock_notice(ctx, account, client)
         raise SignInFailed()
     assert account is not None  # verify_password is False without an account
-    await throttle.succeeded(email)
+    await throttle.succeeded(subject)
     if account.totp_enabled_at is not None:
         token = secrets.token_urlsafe(32)
         pending = {"account_id": account.id, "email": email, "at": ctx.clock.now()}
@@ -226,6 +238,41 @@ async def sign_out(ctx: AccountContext, token: str | None) -> None:
     )
 
 
+def _session_subject(signed_in: SignedIn) -> str:
+    # A signed-in person's guesses count against their session: a thief holding one gets
+    # LOCK_AFTER guesses, and a stranger locking the email does not stop its owner here.
+    return f"{signed_in.account.email}#session:{signed_in.session.id}"
+
+
+async def _prove_password(
+    ctx: AccountContext,
+    throttle: SignInThrottle,
+    signed_in: SignedIn,
+    password: str,
+    client: Client,
+    reason: str,
+) -> Account:
+    subject = _session_subject(signed_in)
+    await throttle.admit(subject, client.ip)
+    async with ctx.sessions() as db:
+        account = await db.get(Account, signed_in.account.id)
+    if account is None or not await verify_password(account.password_hash, password):
+        await throttle.failed(subject, client.ip)
+        await _record_failure(ctx, account, client, reason)
+        raise SignInFailed()
+    return account
+
+
+async def check_current_password(
+    ctx: AccountContext, signed_in: SignedIn, password: str, client: Client
+) -> None:
+    """The signed-in person's current password (to change it): throttled and audited
+    like any other password check, so it is no free guessing oracle."""
+    throttle = SignInThrottle(ctx.state, ctx.clock)
+    await _prove_password(ctx, throttle, signed_in, password, client, "password_change")
+    await throttle.succeeded(_session_subject(signed_in))
+
+
 async def reauthenticate(
     ctx: AccountContext,
     signed_in: SignedIn,
@@ -236,23 +283,17 @@ async def reauthenticate(
     """Prove it is still the person (password, and a code when two-factor is on) before a
     sensitive change; throttled and audited like a sign-in. Returns the session's new
     token (the session is rotated)."""
-    email = signed_in.account.email
     throttle = SignInThrottle(ctx.state, ctx.clock)
-    await throttle.admit(email, client.ip)
-    async with ctx.sessions() as db:
-        account = await db.get(Account, signed_in.account.id)
-    if account is None or not await verify_password(account.password_hash, password):
-        await throttle.failed(email, client.ip)
-        await _record_failure(ctx, account, client, "reauthentication")
-        raise SignInFailed()
+    subject = _session_subject(signed_in)
+    account = await _prove_password(ctx, throttle, signed_in, password, client, "reauthentication")
     if account.totp_enabled_at is not None:
         try:
             await second_factor.verify_sign_in_code(ctx, account.id, code or "")
         except SecondFactorInvalid:
-            await throttle.failed(email, client.ip)
+            await throttle.failed(subject, client.ip)
             await _record_failure(ctx, account, client, "reauthentication")
             raise
-    await throttle.succeeded(email)
+    await throttle.succeeded(subject)
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as db:
         token = await sessions.reauthenticated(db, signed_in.session.id, now)

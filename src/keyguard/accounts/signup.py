@@ -21,6 +21,7 @@ from keyguard.accounts.models import Account
 from keyguard.accounts.passwords import check_new_password, hash_password
 from keyguard.accounts.service import check_email
 from keyguard.accounts.sessions import Client
+from keyguard.accounts.throttle import address_key
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.errors import ValidationFailed
@@ -45,7 +46,7 @@ async def start(ctx: AccountContext, email: str, client: Client) -> None:
     except ValidationFailed:
         raise ValidationFailed(translate("members.email_invalid"), field="email") from None
     limiter = ctx.state.rate_limiter
-    by_ip = await limiter.hit(f"signup:ip:{client.ip}", *PER_IP)
+    by_ip = await limiter.hit(f"signup:ip:{address_key(client.ip)}", *PER_IP)
     by_email = await limiter.hit(f"signup:email:{email}", *PER_EMAIL)
     if not (by_ip.allowed and by_email.allowed):
         return  # the same answer: nothing tells the caller a limit was reached

@@ -21,6 +21,7 @@ State lives in the state stores, so limits hold across instances with Redis.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 
 from keyguard.clock import Clock
@@ -36,6 +37,18 @@ IP_FAILURES = (50, 15 * 60)
 # How long failures are remembered after the last one: past a whole lock, so the end of
 # a lock is seen (and resets every count) rather than forgotten.
 MEMORY = 2 * LOCK_WINDOW
+
+
+def address_key(ip: str) -> str:
+    """What per-IP limits count against: the IPv4 address, or the IPv6 /64 (one host is
+    usually handed a whole /64, and could otherwise take a fresh address per attempt)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _backoff(failures: int) -> int:
@@ -67,13 +80,13 @@ class SignInThrottle:
         """Raise ``RateLimited`` while ``ip`` has failed too often (for attempts that name
         no account, such as a passkey's)."""
         limit, period = IP_FAILURES
-        wait = await self._limiter.blocked(f"{self._what}:ip:{ip}", limit, period)
+        wait = await self._limiter.blocked(f"{self._what}:ip:{address_key(ip)}", limit, period)
         if wait:
             raise RateLimited("Too many failed attempts from this address", retry_after=wait)
 
     async def failed_address(self, ip: str) -> None:
         limit, period = IP_FAILURES
-        await self._limiter.hit(f"{self._what}:ip:{ip}", limit, period)
+        await self._limiter.hit(f"{self._what}:ip:{address_key(ip)}", limit, period)
 
     async def admit(self, subject: str, ip: str) -> None:
         """Raise ``RateLimited`` unless an attempt for ``subject`` from ``ip`` may be

@@ -24,11 +24,10 @@ from keyguard.engine.permissions import (
     authorize_person,
     needs_root_key,
 )
-from keyguard.engine.principals import KeyPrincipal, Principal, UserPrincipal
+from keyguard.engine.principals import KeyPrincipal, Principal, UserPrincipal, session_cookie
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import NotFound, RootKeyRequired
 from keyguard.uploads.context import UploadContext
-from keyguard.wire import SESSION_COOKIE
 
 
 class AppContext(UploadContext, AccountContext, Protocol):
@@ -115,7 +114,8 @@ async def _person_may(request: Request, principal: UserPrincipal, write: Permiss
     ctx = context_of(request)
     unsafe = request.method not in SAFE_METHODS
     if unsafe:
-        check_csrf(ctx, request.cookies.get(SESSION_COOKIE), request.headers.get(CSRF_HEADER))
+        cookie = session_cookie(request.headers.get("cookie"))
+        check_csrf(ctx, cookie, request.headers.get(CSRF_HEADER))
     permission = write if unsafe else Permission.READ
     for name, value in request.path_params.items():
         project_of = _PROJECT_OF.get(name)

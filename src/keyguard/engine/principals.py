@@ -107,14 +107,20 @@ class SessionVerifier(Protocol):
 
 
 def session_cookie(cookie_header: str | None) -> str | None:
-    """The value of our session cookie in a ``Cookie`` header, if present and non-empty."""
+    """The value of our session cookie in a ``Cookie`` header, if present and non-empty.
+
+    The one parser of it, for the principal and for the CSRF binding alike. Two
+    different values (a cookie planted beside the real one) are no cookie at all: which
+    one a parser keeps is not something to rely on."""
     if not cookie_header:
         return None
-    for pair in cookie_header.replace(",", ";").split(";"):
-        name, sep, value = pair.strip().partition("=")
-        if sep and name == SESSION_COOKIE and value:
-            return value
-    return None
+    found = {
+        value
+        for pair in cookie_header.replace(",", ";").split(";")
+        for name, sep, value in [pair.strip().partition("=")]
+        if sep and name == SESSION_COOKIE and value
+    }
+    return found.pop() if len(found) == 1 else None
 
 
 def identify(headers: Mapping[str, str]) -> Presented | None:

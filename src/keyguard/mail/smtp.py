@@ -13,6 +13,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import getaddresses
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -56,7 +57,14 @@ def _start_tls(target: SmtpTarget) -> bool | None:
     return True if target.require_starttls else None
 
 
+class Unsendable(ValueError):
+    """A message that can never be sent as it is (retrying will not help)."""
+
+
 async def send(target: SmtpTarget, sender: str, to: str, subject: str, body: str) -> None:
+    # Exactly one recipient, named explicitly: never the header's reading of ``to``.
+    if getaddresses([to]) != [("", to)]:
+        raise Unsendable("the recipient is not one plain address")
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -65,6 +73,7 @@ async def send(target: SmtpTarget, sender: str, to: str, subject: str, body: str
     context = ssl.create_default_context(cafile=target.ca_file)
     await aiosmtplib.send(
         message,
+        recipients=[to],
         hostname=target.host,
         port=target.port,
         username=target.username,

@@ -75,11 +75,18 @@ async def send_due(ctx: ServiceContext) -> int:
         if message is None:  # pragma: no cover - rows are never deleted
             continue
         error: str | None = None
+        hopeless = False
         try:
             await smtp.send(
                 target, sender_address(ctx), message.to_address, message.subject, message.body
             )
+        except (smtp.Unsendable, ValueError, TypeError, AttributeError) as exc:
+            # The message itself is broken (a header that cannot be written): give up on
+            # it now rather than retry it for ever in front of the others.
+            error, hopeless = type(exc).__name__, True
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            error = type(exc).__name__
+        except Exception as exc:  # one message never stops the others
             error = type(exc).__name__
         finished = utc_from_ts(ctx.clock.now())
         async with ctx.transaction() as db:
@@ -92,7 +99,7 @@ async def send_due(ctx: ServiceContext) -> int:
                 sent += 1
             else:
                 row.last_error = error
-                if row.attempts >= MAX_ATTEMPTS:
+                if hopeless or row.attempts >= MAX_ATTEMPTS:
                     row.status = FAILED
                 else:
                     delay = BACKOFF[min(row.attempts - 1, len(BACKOFF) - 1)]

@@ -21,6 +21,16 @@ def new_binding() -> str:
     return secrets.token_urlsafe(24)
 
 
+# Domain separation: a signed-out browser's cookie value can never stand for a session's
+# hash, or the other way round.
+def session_binding(session_token_hash: str) -> str:
+    return f"session:{session_token_hash}"
+
+
+def anonymous_binding(cookie: str) -> str:
+    return f"anonymous:{cookie}"
+
+
 def token_for(key: bytes, binding: str) -> str:
     digest = hmac.new(key, f"csrf:{binding}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode()

@@ -20,11 +20,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from keyguard.accounts import sessions
 from keyguard.accounts.views import SignedIn
 from keyguard.api.deps import context_of
+from keyguard.engine.principals import session_cookie
 from keyguard.errors import KeyguardError
 from keyguard.i18n import DEFAULT_LANGUAGE, has, translate
 from keyguard.web import csrf
 from keyguard.web.headers import protect
-from keyguard.wire import SESSION_COOKIE
 
 _env = Environment(
     loader=PackageLoader("keyguard.web", "templates"),
@@ -60,11 +60,16 @@ class Form:
         return value if isinstance(value, str) else ""
 
 
+def session_token(request: Request) -> str | None:
+    """The session cookie, read by the same parser the API door uses."""
+    return session_cookie(request.headers.get("cookie"))
+
+
 async def person(request: Request) -> SignedIn | None:
     """Who the session cookie belongs to (once per request)."""
     state = request.scope.setdefault("state", {})
     if "keyguard_person" not in state:
-        token = request.cookies.get(SESSION_COOKIE)
+        token = session_token(request)
         state["keyguard_person"] = await sessions.resolve(context_of(request), token)
     found: SignedIn | None = state["keyguard_person"]
     return found
@@ -75,7 +80,7 @@ async def require_person(request: Request) -> SignedIn:
     if found is None:
         back = f"/login?next={quote(local_path(request.url.path), safe='/')}"
         # A cookie that no longer opens anything: say why the person is asked again.
-        ended = "&flash=session_ended" if request.cookies.get(SESSION_COOKIE) else ""
+        ended = "&flash=session_ended" if session_token(request) else ""
         raise Redirect(back + ended)
     return found
 
@@ -92,8 +97,9 @@ def local_path(target: str | None, default: str = "/account") -> str:
 
 def _binding(request: Request, signed_in: SignedIn | None) -> str | None:
     if signed_in is not None:
-        return sessions.token_hash(request.cookies.get(SESSION_COOKIE, ""))
-    return request.cookies.get(csrf.ANONYMOUS_COOKIE)
+        return csrf.session_binding(sessions.token_hash(session_token(request) or ""))
+    anonymous = request.cookies.get(csrf.ANONYMOUS_COOKIE)
+    return csrf.anonymous_binding(anonymous) if anonymous else None
 
 
 async def read_form(request: Request, *, max_part_size: int = 4096) -> Form:
@@ -117,7 +123,8 @@ async def render(
     binding = _binding(request, signed_in)
     new_binding = None
     if binding is None:
-        binding = new_binding = csrf.new_binding()
+        new_binding = csrf.new_binding()
+        binding = csrf.anonymous_binding(new_binding)
     flash = request.query_params.get("flash")
     values.setdefault("errors", {})  # messages next to their fields, by field name
     page = _env.get_template(template).render(
