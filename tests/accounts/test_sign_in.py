@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_of, sign_in, submit
+from keyguard.accounts.models import Account
 from keyguard.accounts.throttle import LOCK_AFTER, LOCK_WINDOW, MAX_BACKOFF
 from keyguard.app import create_asgi
 from keyguard.audit.models import AuditEvent
@@ -254,3 +256,18 @@ async def test_the_current_password_on_a_change_is_no_free_oracle(client, admin,
         failed = select(AuditEvent.data).where(AuditEvent.action == "account.sign_in_failed")
         reasons = {data["reason"] for data in (await db.execute(failed)).scalars()}
     assert reasons == {"password_change"}
+
+
+async def test_a_hash_made_with_older_parameters_is_upgraded_at_sign_in(client, admin, runtime):
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(ADMIN_PASSWORD)
+    async with runtime.transaction() as db:
+        account = (
+            await db.execute(select(Account).where(Account.email == ADMIN_EMAIL))
+        ).scalar_one()
+        account.password_hash = old
+    assert (await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
+    async with runtime.sessions() as db:
+        stored = (
+            await db.execute(select(Account.password_hash).where(Account.email == ADMIN_EMAIL))
+        ).scalar_one()
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")

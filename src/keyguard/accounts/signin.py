@@ -20,18 +20,19 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from keyguard.accounts import alerts, second_factor, sessions
 from keyguard.accounts.context import AccountContext
 from keyguard.accounts.errors import SecondFactorInvalid, SignInFailed
 from keyguard.accounts.models import Account
-from keyguard.accounts.passwords import verify_password
+from keyguard.accounts.passwords import hash_password, normalise, verify_password
 from keyguard.accounts.sessions import Client, NewSession
 from keyguard.accounts.throttle import SignInThrottle
 from keyguard.accounts.views import SignedIn
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
+from keyguard.crypto.passwords import account_hash_outdated
 from keyguard.i18n import translate
 from keyguard.mail.outbox import enqueue_mail
 
@@ -142,6 +143,7 @@ async def with_password(
         raise SignInFailed()
     assert account is not None  # verify_password is False without an account
     await throttle.succeeded(subject)
+    await upgrade_hash(ctx, account, password)
     if account.totp_enabled_at is not None:
         token = secrets.token_urlsafe(32)
         pending = {"account_id": account.id, "email": email, "at": ctx.clock.now()}
@@ -150,6 +152,20 @@ async def with_password(
     return await finish(
         ctx, account.id, client, method="password", device_cookie=device_cookie, replaces=replaces
     )
+
+
+async def upgrade_hash(ctx: AccountContext, account: Account, password: str) -> None:
+    """Rehash at today's parameters a password hashed at older ones (it is known right
+    now, and only now)."""
+    if not account_hash_outdated(account.password_hash):
+        return
+    new_hash = await hash_password(normalise(password))
+    async with ctx.transaction() as db:
+        await db.execute(
+            update(Account)
+            .where(Account.id == account.id, Account.password_hash == account.password_hash)
+            .values(password_hash=new_hash)
+        )
 
 
 async def pending_account(ctx: AccountContext, pending_token: str | None) -> str | None:
