@@ -39,6 +39,7 @@ from keyguard.settings import Settings
 from keyguard.uploads import sessions
 
 VERIFY_TARGET_US = 10.0
+USAGE_TARGET_US = 0.5  # issue 9: the extra cost of usage counting per verified request
 ROUTE_RATIO_TARGET = 0.90
 SECTION_VERIFY = "in-process verification (cache hit, PolicyEngine.verify)"
 SECTION_ROUTES = "in-process ASGI app (no socket, no TLS, no HTTP parsing)"
@@ -150,6 +151,17 @@ async def verification_cost(ctx: InProcessContext) -> list[Row]:
     t_total = await ctx.time_async(headline)
     t_scope = ctx.time_sync(scope_parsing)
     t_door = await ctx.time_async(door)
+    # Usage counting (CONTRACT §10): the hook the engine calls per verified request, timed
+    # on its own, and verify without it, in the same run.
+    counter = engine.on_use
+    assert counter is not None
+    record_id, record_project = credentials.key_id, ctx.project_id
+    t_count = ctx.time_sync(lambda: counter(record_id, record_project, None, facts.client_ip))
+    engine.on_use = None
+    try:
+        t_verify_uncounted = await ctx.time_async(verify_only)
+    finally:
+        engine.on_use = counter
 
     s = SECTION_VERIFY
     return [
@@ -165,6 +177,21 @@ async def verification_cost(ctx: InProcessContext) -> list[Row]:
         Row(s, "  parse_key (regex + CRC32 checksum)", t_parse.us_per_op, "us/op"),
         Row(s, "  extract_credentials (incl. parse_key)", t_extract.us_per_op, "us/op"),
         Row(s, "  PolicyEngine.verify alone", t_verify.us_per_op, "us/op"),
+        Row(
+            s,
+            "  usage counting per verified request",
+            t_count.us_per_op,
+            "us/op",
+            target=f"<= {USAGE_TARGET_US:g} us",
+            meets=t_count.us_per_op <= USAGE_TARGET_US,
+        ),
+        Row(
+            s,
+            "  PolicyEngine.verify, counting off",
+            t_verify_uncounted.us_per_op,
+            "us/op",
+            note="same run, for comparison",
+        ),
         Row(s, "baseline: hmac.digest sha256", t_hmac.us_per_op, "us/op"),
         Row(s, "verification / hmac.digest", t_total.ns_per_op / t_hmac.ns_per_op, "x"),
         Row(

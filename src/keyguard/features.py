@@ -14,6 +14,7 @@ from keyguard.mail.feature import FEATURE as MAIL
 from keyguard.projects.feature import FEATURE as PROJECTS
 from keyguard.restrictions.feature import FEATURE as RESTRICTIONS
 from keyguard.uploads.feature import FEATURE as UPLOADS
+from keyguard.usage.feature import FEATURE as USAGE
 from keyguard.webhooks.feature import FEATURE as WEBHOOKS
 
 FEATURES: tuple[Feature, ...] = (
@@ -25,6 +26,7 @@ FEATURES: tuple[Feature, ...] = (
     RESTRICTIONS,
     ACCOUNTS,
     MAIL,
+    USAGE,
 )
 
 

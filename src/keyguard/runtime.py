@@ -41,6 +41,7 @@ from keyguard.storage.db import create_engine, migrate, session_factory
 # (api_keys.account_id → accounts) that a process may otherwise never import.
 from keyguard.tables import ALL_ROWS  # noqa: F401
 from keyguard.uploads.views import SessionView, load_session_view
+from keyguard.usage.counter import UsageCounter
 from keyguard.webhooks.ssrf import Resolver
 
 log = logging.getLogger("keyguard.runtime")
@@ -69,6 +70,7 @@ class Runtime:
     # added to it, which matters when it cannot accept unknown certificates.
     client_trust: ClientCertificateTrust | None = None
     refusals: RefusalRecorder | None = None
+    usage: UsageCounter | None = None
     # How webhook hosts are resolved (registration and delivery); None: the system's.
     webhook_resolver: Resolver | None = None
     # In-flight cache-bus publications (kept referenced until done).
@@ -143,6 +145,10 @@ class Runtime:
         # A signed-in person's session cookie is a management API credential too.
         runtime.engine.session_verifier = SessionPrincipals(runtime)
         runtime.refusals.start()
+        # Every check of a known key is counted in memory and added to the usage buckets.
+        runtime.usage = UsageCounter(runtime, interval=settings.usage_flush_seconds)
+        runtime.engine.on_use = runtime.usage
+        runtime.usage.start()
         return runtime
 
     async def _join_cache_bus(self) -> None:
@@ -188,6 +194,8 @@ class Runtime:
     async def close(self) -> None:
         if self.refusals is not None:
             await self.refusals.close()
+        if self.usage is not None:
+            await self.usage.close()
         if self._publishing:
             await asyncio.gather(*self._publishing, return_exceptions=True)
         await self.state.close()

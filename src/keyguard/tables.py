@@ -23,6 +23,7 @@ from keyguard.mail.models import MailMessage
 from keyguard.projects.models import Project
 from keyguard.storage.base import Base
 from keyguard.uploads.models import Photo, UploadSession
+from keyguard.usage.models import KeyLastUse, UsageBucket
 from keyguard.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -52,4 +53,6 @@ ALL_ROWS = (
     KnownDevice,
     KnownNetwork,
     MailMessage,
+    UsageBucket,
+    KeyLastUse,
 )

@@ -81,6 +81,9 @@ class PolicyEngine:
         self._totp = TotpGuard(state, clock, failures=totp_failures)
         # Told (key id, project id, code, client ip) of each refusal of an identified key.
         self.on_refusal: Callable[[str, str | None, str, str | None], None] | None = None
+        # Told (key id, project id, refusal code or None, client ip) of every check of an
+        # identified key, answered or refused: usage counting (no I/O allowed).
+        self.on_use: Callable[[str, str | None, str | None, object], None] | None = None
         # The other two kinds of principal: plugged in by the OAuth and accounts features.
         self.token_verifier: TokenVerifier | None = None
         self.session_verifier: SessionVerifier | None = None
@@ -118,8 +121,10 @@ class PolicyEngine:
     ) -> KeyPrincipal:
         record = self._check_secret(await self.cache.get(credentials.key_id), credentials)
         try:
-            return await self._check_request(record, credentials, facts, required_scopes, root)
+            principal = await self._check_request(record, credentials, facts, required_scopes, root)
         except KeyguardError as refusal:
+            if self.on_use is not None:
+                self.on_use(record.id, record.project_id, refusal.code, facts.client_ip)
             # Every response to a rate-limited key says where its limit stands, a refusal
             # too (which counted nothing); but only to a caller who proved the key's
             # secret: a bare public id (a signed request) proves nothing before its
@@ -132,6 +137,9 @@ class PolicyEngine:
                 ip = None if facts.client_ip is None else str(facts.client_ip)
                 self.on_refusal(record.id, record.project_id, refusal.code, ip)
             raise
+        if self.on_use is not None:
+            self.on_use(record.id, record.project_id, None, facts.client_ip)
+        return principal
 
     async def _report_rate_limit(self, record: KeyRecord, refusal: KeyguardError) -> None:
         rule = record.rate_limit

@@ -1,0 +1,35 @@
+"""Usage counts (CONTRACT §10): one row per key, time bucket and answer, never one per
+request. Buckets are minutes, hours and days (``granularity``); a flush adds to all three,
+so a long range is read from hours or days, not from tens of thousands of minutes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from keyguard.storage.base import Base
+
+
+class UsageBucket(Base):
+    __tablename__ = "usage_buckets"
+    __table_args__ = (Index("ix_usage_buckets_project", "granularity", "project_id", "start"),)
+
+    granularity: Mapped[str] = mapped_column(String(6), primary_key=True)  # minute|hour|day
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    start: Mapped[datetime] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)  # "" for a success
+    project_id: Mapped[str | None] = mapped_column(String(40))
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class KeyLastUse(Base):
+    """When and from where each key was last presented (successfully or not)."""
+
+    __tablename__ = "usage_last_use"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    last_used_at: Mapped[datetime]
+    last_ip: Mapped[str | None] = mapped_column(String(64))

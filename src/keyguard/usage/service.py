@@ -1,0 +1,159 @@
+"""Reading usage (CONTRACT §10): totals, a time series and the busiest keys, from the
+buckets of one granularity, so a 30-day hourly chart reads 720 rows per key at most."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from keyguard.clock import utc_from_ts
+from keyguard.context import ServiceContext
+from keyguard.errors import NotFound, ValidationFailed
+from keyguard.keys.models import ApiKey
+from keyguard.projects.models import Project
+from keyguard.usage.counter import GRANULARITIES
+from keyguard.usage.models import KeyLastUse, UsageBucket
+from keyguard.usage.views import BusyKey, Usage, UsagePoint, UsageTotals
+
+MAX_POINTS = 2_000
+BUSIEST = 10
+# Without ``from``, this much before ``to``: one day of hours, one hour of minutes…
+DEFAULT_SPAN = {"minute": 60, "hour": 24, "day": 30}
+
+
+def window(
+    now: float, start: datetime | None, end: datetime | None, granularity: str
+) -> tuple[datetime, datetime]:
+    """[start, end) aligned to whole buckets (``end`` rounded up to include its bucket)."""
+    if granularity not in GRANULARITIES:
+        raise ValidationFailed("granularity must be minute, hour or day", field="granularity")
+    step = GRANULARITIES[granularity]
+    end_ts = end.timestamp() if end else now
+    end_ts = -(-end_ts // step) * step  # the bucket holding ``to`` is included
+    start_ts = start.timestamp() if start else end_ts - DEFAULT_SPAN[granularity] * step
+    start_ts -= start_ts % step
+    if start_ts >= end_ts:
+        raise ValidationFailed("from must be before to", field="from")
+    if (end_ts - start_ts) / step > MAX_POINTS:
+        raise ValidationFailed(
+            f"at most {MAX_POINTS} {granularity}s: choose a coarser granularity",
+            field="granularity",
+        )
+    return utc_from_ts(start_ts), utc_from_ts(end_ts)
+
+
+def _summarise(
+    rows: list[Any], start: datetime, end: datetime, granularity: str
+) -> tuple[UsageTotals, list[UsagePoint]]:
+    """(bucket start, code, count) rows → totals and a dense series (empty buckets are 0)."""
+    by_start: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])
+    by_code: dict[str, int] = defaultdict(int)
+    for at, code, count in rows:
+        point = by_start[at]
+        point[0] += count
+        if code:
+            by_code[code] += count
+        else:
+            point[1] += count
+    step = timedelta(seconds=GRANULARITIES[granularity])
+    series = []
+    at = start
+    while at < end:
+        requests, succeeded = by_start.get(at, (0, 0))
+        series.append(UsagePoint(at, requests, succeeded, requests - succeeded))
+        at += step
+    requests = sum(p.requests for p in series)
+    succeeded = sum(p.succeeded for p in series)
+    return UsageTotals(requests, succeeded, requests - succeeded, dict(by_code)), series
+
+
+async def key_usage(
+    ctx: ServiceContext,
+    key_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    granularity: str = "hour",
+) -> Usage:
+    start, end = window(ctx.clock.now(), start, end, granularity)
+    async with ctx.sessions() as db:
+        if await db.get(ApiKey, key_id) is None:
+            raise NotFound("No such key")
+        rows = await db.execute(
+            select(UsageBucket.start, UsageBucket.code, UsageBucket.count).where(
+                UsageBucket.granularity == granularity,
+                UsageBucket.key_id == key_id,
+                UsageBucket.start >= start,
+                UsageBucket.start < end,
+            )
+        )
+        last = await db.get(KeyLastUse, key_id)
+        totals, series = _summarise(list(rows.all()), start, end, granularity)
+    return Usage(
+        start,
+        end,
+        granularity,
+        totals,
+        series,
+        last.last_used_at if last else None,
+        last.last_ip if last else None,
+        [],
+    )
+
+
+async def project_usage(
+    ctx: ServiceContext,
+    project_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    granularity: str = "hour",
+) -> Usage:
+    start, end = window(ctx.clock.now(), start, end, granularity)
+    in_range = (
+        UsageBucket.granularity == granularity,
+        UsageBucket.project_id == project_id,
+        UsageBucket.start >= start,
+        UsageBucket.start < end,
+    )
+    async with ctx.sessions() as db:
+        if await db.get(Project, project_id) is None:
+            raise NotFound("No such project")
+        rows = await db.execute(
+            select(UsageBucket.start, UsageBucket.code, func.sum(UsageBucket.count))
+            .where(*in_range)
+            .group_by(UsageBucket.start, UsageBucket.code)
+        )
+        total = func.sum(UsageBucket.count)
+        busiest = await db.execute(
+            select(UsageBucket.key_id, total)
+            .where(*in_range)
+            .group_by(UsageBucket.key_id)
+            .order_by(total.desc(), UsageBucket.key_id)
+            .limit(BUSIEST)
+        )
+        last = (
+            await db.execute(
+                select(KeyLastUse)
+                .where(KeyLastUse.project_id == project_id)
+                .order_by(KeyLastUse.last_used_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        totals, series = _summarise(
+            [(at, code, int(n)) for at, code, n in rows.all()], start, end, granularity
+        )
+        busy = [BusyKey(key_id, int(n)) for key_id, n in busiest.all()]
+    return Usage(
+        start,
+        end,
+        granularity,
+        totals,
+        series,
+        last.last_used_at if last else None,
+        last.last_ip if last else None,
+        busy,
+    )
