@@ -36,6 +36,7 @@ from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.uploads.models import Photo, UploadSession
 from keyguard.uploads.store import FileStore
+from keyguard.usage.models import UsageBucket
 from keyguard.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
 
 log = logging.getLogger("keyguard.retention")
@@ -49,6 +50,7 @@ BATCH = 500
 class PruneReport:
     webhook_messages: int = 0
     photos: int = 0
+    usage_buckets: int = 0
 
 
 async def prune(ctx: ServiceContext, store: FileStore, *, batch: int = BATCH) -> PruneReport:
@@ -60,7 +62,31 @@ async def prune(ctx: ServiceContext, store: FileStore, *, batch: int = BATCH) ->
     if ctx.settings.photo_retention_days:
         while removed := await _prune_photos(ctx, store, batch):
             photos += removed
-    return PruneReport(webhook_messages=messages, photos=photos)
+    return PruneReport(
+        webhook_messages=messages, photos=photos, usage_buckets=await _prune_usage(ctx)
+    )
+
+
+async def _prune_usage(ctx: ServiceContext) -> int:
+    """Minute and hour usage buckets past their retention (day buckets are kept: a
+    year of them is 365 rows per key and answer)."""
+    now = ctx.clock.now()
+    removed = 0
+    for granularity, days in (
+        ("minute", ctx.settings.usage_minute_retention_days),
+        ("hour", ctx.settings.usage_hour_retention_days),
+    ):
+        if not days:
+            continue
+        async with ctx.transaction() as db:
+            done = await db.execute(
+                delete(UsageBucket).where(
+                    UsageBucket.granularity == granularity,
+                    UsageBucket.start < utc_from_ts(now - days * 86400),
+                )
+            )
+            removed += int(getattr(done, "rowcount", 0) or 0)
+    return removed
 
 
 async def _prune_webhook_messages(ctx: ServiceContext, batch: int) -> int:
