@@ -16,7 +16,7 @@ def test_a_created_key_never_prints_its_secret():
         scopes=(), metadata={}, created_at=at, updated_at=at, expires_at=None,
         revoked_at=None, rotated_from=None, rotated_to=None, ip_allowlist=(),
         allowed_domains=(), rate_limit=None, totp_enabled=False, require_signature=False,
-        certificates=(),
+        certificates=(), rotate_by=None, rotation_due=False,
     )  # fmt: skip
     text = repr(CreatedKey(view, issued))
     assert issued.id in text

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -47,6 +48,10 @@ class ApiKey(Base):
     totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     signing_secret_sealed: Mapped[str | None] = mapped_column(Text)
     require_signature: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Key age (CONTRACT §3): created (or given a new secret) + the project's maximum age;
+    # None for root keys. ``rotation_warned``: 0 none yet, 1 the 14-day, 2 the 3-day one.
+    rotate_by: Mapped[datetime | None] = mapped_column(index=True)
+    rotation_warned: Mapped[int] = mapped_column(SmallInteger, default=0)
 
 
 class KeyCertificate(Base):

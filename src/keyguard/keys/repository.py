@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keyguard.crypto.envelope import Envelope
 from keyguard.engine.records import KeyRecord, RateLimitRule
 from keyguard.keys.models import ApiKey, KeyCertificate
+from keyguard.projects.models import Project
 
 
 def to_record(
@@ -18,6 +19,8 @@ def to_record(
     envelope: Envelope,
     fingerprints: frozenset[str],
     validity: Mapping[str, tuple[float, float]] | None = None,
+    *,
+    enforce_max_age: bool = False,
 ) -> KeyRecord:
     rate = None
     if row.rate_limit is not None and row.rate_period_seconds is not None:
@@ -35,7 +38,7 @@ def to_record(
         secret_hash=row.secret_hash,
         scopes=frozenset(row.scopes),
         is_root=row.is_root,
-        expires_at=row.expires_at.timestamp() if row.expires_at else None,
+        expires_at=_effective_expiry(row, enforce_max_age),
         revoked=row.revoked_at is not None,
         ip_allowlist=tuple(row.ip_allowlist),
         allowed_domains=tuple(row.allowed_domains),
@@ -46,6 +49,15 @@ def to_record(
         certificate_fingerprints=fingerprints,
         certificate_validity=dict(validity or {}),
     )
+
+
+def _effective_expiry(row: ApiKey, enforce_max_age: bool) -> float | None:
+    """``expires_at``, or ``rotate_by`` when earlier and the project enforces key age."""
+    deadlines = [row.expires_at]
+    if enforce_max_age:
+        deadlines.append(row.rotate_by)
+    present = [d.timestamp() for d in deadlines if d is not None]
+    return min(present) if present else None
 
 
 async def load_key_record(
@@ -60,7 +72,13 @@ async def load_key_record(
         ).where(KeyCertificate.key_id == key_id)
     )
     validity = {fp: (nb.timestamp(), na.timestamp()) for fp, nb, na in certs}
-    return to_record(row, envelope, frozenset(validity), validity)
+    enforce = False
+    if row.project_id is not None:
+        enforced = await session.execute(
+            select(Project.enforce_max_key_age).where(Project.id == row.project_id)
+        )
+        enforce = bool(enforced.scalar_one_or_none())
+    return to_record(row, envelope, frozenset(validity), validity, enforce_max_age=enforce)
 
 
 async def keys_changed_since(

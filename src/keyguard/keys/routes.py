@@ -68,8 +68,11 @@ async def list_keys(
     _: Manager,
     limit: int = Query(default=50, ge=1, le=keys.MAX_PAGE),
     cursor: str | None = Query(default=None, max_length=512),
+    rotation_due: bool = Query(default=False, description="Only keys past their rotate_by"),
 ) -> KeyPage:
-    page, next_cursor = await keys.list_keys(rt, project_id, limit=limit, cursor=cursor)
+    page, next_cursor = await keys.list_keys(
+        rt, project_id, limit=limit, cursor=cursor, rotation_due=rotation_due
+    )
     return KeyPage(data=[key_out(view) for view in page], next_cursor=next_cursor)
 
 

@@ -109,6 +109,11 @@ class KeyOut(BaseModel):
     totp_enabled: bool
     require_signature: bool
     certificates: list[CertificateOut]
+    rotate_by: datetime | None = Field(
+        description="When the key should be rotated: its secret's age reaches the project's "
+        "max_key_age_days (none for root keys)"
+    )
+    rotation_due: bool = Field(description="rotate_by has passed and the key is not revoked")
 
 
 class KeyCreated(KeyOut):

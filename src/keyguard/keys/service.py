@@ -59,8 +59,18 @@ def _refuse_if_expired(ctx: ServiceContext, row: ApiKey) -> None:
         raise KeyExpiredConflict()
 
 
+def rotate_by(now: datetime, max_age_days: int | None) -> datetime | None:
+    """When a key given its secret ``now`` should be rotated (CONTRACT §3)."""
+    return None if max_age_days is None else now + timedelta(days=max_age_days)
+
+
 def _new_row(
-    ctx: ServiceContext, issued: IssuedKey, spec: KeySpec, project_id: str | None
+    ctx: ServiceContext,
+    issued: IssuedKey,
+    spec: KeySpec,
+    project_id: str | None,
+    *,
+    max_age_days: int | None,
 ) -> ApiKey:
     now = _now(ctx)
     limit, period = spec.rate_limit if spec.rate_limit else (None, None)
@@ -82,6 +92,8 @@ def _new_row(
         rate_period_seconds=period,
         totp_enabled=False,
         require_signature=False,
+        rotate_by=rotate_by(now, max_age_days),
+        rotation_warned=0,
     )
 
 
@@ -94,7 +106,7 @@ async def create_key(
         if project is None:
             raise NotFound()
         issued = issue_key(project.key_prefix, spec.environment)
-        row = _new_row(ctx, issued, spec, project_id)
+        row = _new_row(ctx, issued, spec, project_id, max_age_days=project.max_key_age_days)
         session.add(row)
         await session.flush()
         await audit.record(
@@ -119,7 +131,7 @@ async def create_root_key(
 ) -> CreatedKey:
     """Root keys authenticate the management API; they belong to an account, not a project."""
     issued = issue_key(ROOT_PREFIX, "live")
-    row = _new_row(ctx, issued, KeySpec(name=name), None)
+    row = _new_row(ctx, issued, KeySpec(name=name), None, max_age_days=None)
     row.is_root = True
     row.account_id = account_id
     session.add(row)
@@ -146,12 +158,20 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_keys(
-    ctx: ServiceContext, project_id: str, *, limit: int = 50, cursor: str | None = None
+    ctx: ServiceContext,
+    project_id: str,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    rotation_due: bool = False,
 ) -> tuple[list[KeyView], str | None]:
-    """A page of keys in creation order, and the cursor of the next page (None at the end)."""
+    """A page of keys in creation order, and the cursor of the next page (None at the end);
+    with ``rotation_due``, only the live keys past their ``rotate_by``."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}")
     query = select(ApiKey).where(ApiKey.project_id == project_id)
+    if rotation_due:
+        query = query.where(ApiKey.revoked_at.is_(None), ApiKey.rotate_by <= _now(ctx))
     if cursor:
         at, key_id = _decode_cursor(cursor)
         query = query.where(
@@ -324,6 +344,10 @@ async def regenerate_key(ctx: ServiceContext, key_id: str, *, actor: str) -> Cre
         _refuse_if_expired(ctx, row)
         issued = IssuedKey(row.id, new_secret_for(row.id))
         row.secret_hash = ctx.hasher.hash(issued.secret)
+        # A new secret starts a new age.
+        project = await change.session.get(Project, row.project_id)
+        row.rotate_by = rotate_by(change.now, project.max_key_age_days if project else None)
+        row.rotation_warned = 0
         await change.record("key.regenerated")
     return await _created(ctx, row, issued)
 
@@ -355,7 +379,7 @@ async def rotate_key(
             if old.rate_limit is not None and old.rate_period_seconds is not None
             else None,
         )
-        new = _new_row(ctx, issued, spec, old.project_id)
+        new = _new_row(ctx, issued, spec, old.project_id, max_age_days=project.max_key_age_days)
         # TOTP and signing secrets carry over (clients keep their authenticator and signer);
         # each is re-sealed because the seal is bound to the key id.
         for field, purpose in (

@@ -57,6 +57,8 @@ class KeyView:
     totp_enabled: bool
     require_signature: bool
     certificates: tuple[CertificateView, ...]
+    rotate_by: datetime | None
+    rotation_due: bool
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -102,4 +104,6 @@ def key_view(row: ApiKey, certificates: Iterable[KeyCertificate], now: datetime)
         totp_enabled=row.totp_enabled,
         require_signature=row.require_signature,
         certificates=tuple(CertificateView.of(c) for c in certificates),
+        rotate_by=row.rotate_by,
+        rotation_due=row.revoked_at is None and has_passed(row.rotate_by, now),
     )

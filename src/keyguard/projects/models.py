@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     ForeignKey,
     Integer,
     String,
@@ -27,4 +28,6 @@ class Project(Base):
     previous_webhook_secret_sealed: Mapped[str | None] = mapped_column(Text)
     previous_webhook_secret_until: Mapped[datetime | None]
     max_key_age_days: Mapped[int] = mapped_column(Integer, default=90)
+    # With it, a key stops working at its rotate_by (CONTRACT §3).
+    enforce_max_key_age: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from keyguard.api.deps import ContextDep, Manager
+from keyguard.api.deps import ContextDep, Manager, ProjectOwner
 from keyguard.engine.principals import UserPrincipal
 from keyguard.projects import service as projects
-from keyguard.projects.schemas import ProjectCreate, ProjectCreated, ProjectOut
+from keyguard.projects.schemas import ProjectCreate, ProjectCreated, ProjectOut, ProjectUpdate
 from keyguard.projects.views import ProjectView
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
@@ -20,6 +20,8 @@ def _out(project: ProjectView) -> ProjectOut:
         name=project.name,
         key_prefix=project.key_prefix,
         created_at=project.created_at,
+        max_key_age_days=project.max_key_age_days,
+        enforce_max_key_age=project.enforce_max_key_age,
     )
 
 
@@ -27,7 +29,13 @@ def _out(project: ProjectView) -> ProjectOut:
 async def create_project(body: ProjectCreate, rt: ContextDep, caller: Manager) -> ProjectCreated:
     person = caller.account_id if isinstance(caller, UserPrincipal) else None
     created = await projects.create_project(
-        rt, name=body.name, key_prefix=body.key_prefix, actor=caller.actor, owner=person
+        rt,
+        name=body.name,
+        key_prefix=body.key_prefix,
+        actor=caller.actor,
+        owner=person,
+        max_key_age_days=body.max_key_age_days,
+        enforce_max_key_age=body.enforce_max_key_age,
     )
     return ProjectCreated(
         **_out(created.project).model_dump(), webhook_secret=created.webhook_secret
@@ -43,3 +51,17 @@ async def list_projects(rt: ContextDep, caller: Manager) -> list[ProjectOut]:
 @router.get("/{project_id}", response_model=ProjectOut)
 async def get_project(project_id: str, rt: ContextDep, _: Manager) -> ProjectOut:
     return _out(await projects.get_project(rt, project_id))
+
+
+@router.patch("/{project_id}", response_model=ProjectOut)
+async def update_project(
+    project_id: str, body: ProjectUpdate, rt: ContextDep, caller: ProjectOwner
+) -> ProjectOut:
+    updated = await projects.update_key_age(
+        rt,
+        project_id,
+        max_key_age_days=body.max_key_age_days,
+        enforce_max_key_age=body.enforce_max_key_age,
+        actor=caller.actor,
+    )
+    return _out(updated)

@@ -15,6 +15,17 @@ from keyguard.api.schema_base import Name, Strict
 class ProjectCreate(Strict):
     name: Name
     key_prefix: str | None = Field(default=None, max_length=16)
+    max_key_age_days: int = Field(
+        default=90, ge=1, le=3650, description="Keys should be rotated at this age (days)"
+    )
+    enforce_max_key_age: bool = False
+
+
+class ProjectUpdate(Strict):
+    """The key-age policy (CONTRACT §3); each field optional."""
+
+    max_key_age_days: int | None = Field(default=None, ge=1, le=3650)
+    enforce_max_key_age: bool | None = None
 
 
 class ProjectOut(BaseModel):
@@ -22,6 +33,8 @@ class ProjectOut(BaseModel):
     name: str
     key_prefix: str
     created_at: datetime
+    max_key_age_days: int
+    enforce_max_key_age: bool
 
 
 class ProjectCreated(ProjectOut):

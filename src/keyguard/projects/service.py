@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from keyguard.accounts.models import Membership
 from keyguard.audit import service as audit
@@ -27,8 +27,25 @@ class CreatedProject:
     webhook_secret: str  # shown once
 
 
+MAX_KEY_AGE_DAYS = (1, 3650)
+
+
+def _check_max_age(days: int) -> int:
+    low, high = MAX_KEY_AGE_DAYS
+    if not low <= days <= high:
+        raise ValidationFailed(f"max_key_age_days must be between {low} and {high}")
+    return days
+
+
 async def create_project(
-    ctx: ServiceContext, *, name: str, key_prefix: str | None, actor: str, owner: str | None
+    ctx: ServiceContext,
+    *,
+    name: str,
+    key_prefix: str | None,
+    actor: str,
+    owner: str | None,
+    max_key_age_days: int = 90,
+    enforce_max_key_age: bool = False,
 ) -> CreatedProject:
     prefix = ctx.settings.key_prefix if key_prefix is None else key_prefix
     if not valid_prefix(prefix) or prefix == ROOT_PREFIX:
@@ -45,7 +62,8 @@ async def create_project(
         owner_account_id=owner,
         webhook_secret_sealed="",
         created_at=now,
-        max_key_age_days=90,
+        max_key_age_days=_check_max_age(max_key_age_days),
+        enforce_max_key_age=enforce_max_key_age,
     )
     project.webhook_secret_sealed = ctx.envelope.seal(secret, context=f"webhook:{project.id}")
     async with ctx.transaction() as session:
@@ -69,6 +87,64 @@ async def create_project(
             data={"name": name, "key_prefix": prefix},
         )
     return CreatedProject(ProjectView.of(project), secret)
+
+
+async def update_key_age(
+    ctx: ServiceContext,
+    project_id: str,
+    *,
+    max_key_age_days: int | None,
+    enforce_max_key_age: bool | None,
+    actor: str,
+) -> ProjectView:
+    """Change the project's key-age policy; every key's ``rotate_by`` moves with it (by
+    the difference, so a regenerated secret keeps its later start)."""
+    now = utc_from_ts(ctx.clock.now())
+    async with ctx.transaction() as session:
+        project = await session.get(Project, project_id, with_for_update=True)
+        if project is None:
+            raise NotFound()
+        changes: dict[str, object] = {}
+        keys: list[str] = []
+        if max_key_age_days is not None and max_key_age_days != project.max_key_age_days:
+            shift = timedelta(days=_check_max_age(max_key_age_days) - project.max_key_age_days)
+            changes["max_key_age_days"] = max_key_age_days
+            project.max_key_age_days = max_key_age_days
+            rows = await session.execute(
+                select(ApiKey).where(ApiKey.project_id == project_id, ApiKey.rotate_by.is_not(None))
+            )
+            for key in rows.scalars():
+                assert key.rotate_by is not None
+                key.rotate_by += shift
+                if key.rotate_by > now + timedelta(days=14):
+                    key.rotation_warned = 0  # its warnings are ahead again
+                key.updated_at = now  # other instances' key caches poll on this
+                keys.append(key.id)
+        if enforce_max_key_age is not None and enforce_max_key_age != project.enforce_max_key_age:
+            changes["enforce_max_key_age"] = enforce_max_key_age
+            project.enforce_max_key_age = enforce_max_key_age
+            keys = [
+                key_id
+                for key_id in (
+                    await session.execute(select(ApiKey.id).where(ApiKey.project_id == project_id))
+                ).scalars()
+            ]
+            await session.execute(
+                update(ApiKey).where(ApiKey.project_id == project_id).values(updated_at=now)
+            )
+        if changes:
+            await audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="project.updated",
+                target=project_id,
+                project_id=project_id,
+                data=changes,
+            )
+    for key_id in keys:  # after the commit: checks see the new deadlines at once
+        ctx.cache.invalidate(key_id)
+    return ProjectView.of(project)
 
 
 async def list_projects(ctx: ServiceContext, *, member: str | None = None) -> list[ProjectView]:

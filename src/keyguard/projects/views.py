@@ -15,6 +15,7 @@ class ProjectView:
     key_prefix: str
     owner_account_id: str | None
     max_key_age_days: int
+    enforce_max_key_age: bool
     created_at: datetime
 
     @classmethod
@@ -25,5 +26,6 @@ class ProjectView:
             key_prefix=row.key_prefix,
             owner_account_id=row.owner_account_id,
             max_key_age_days=row.max_key_age_days,
+            enforce_max_key_age=row.enforce_max_key_age,
             created_at=row.created_at,
         )
