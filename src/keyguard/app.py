@@ -17,6 +17,7 @@ from keyguard.api.json_body import StrictJsonBodies
 from keyguard.api.limits import RequestLimits
 from keyguard.doors import verify_api as verify
 from keyguard.features import FEATURES
+from keyguard.keys.age import KeyAgeWatcher
 from keyguard.mail.worker import MailWorker
 from keyguard.retention.service import RetentionSweeper
 from keyguard.runtime import Runtime
@@ -35,6 +36,7 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
             DeliveryWorker(runtime).running(),
             sweeper.running(),
             MailWorker(runtime).running(),
+            KeyAgeWatcher(runtime).running(),
         ):
             yield
         if close_runtime:

@@ -26,6 +26,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "key.revoked",
         "key.rotated",
         "key.regenerated",
+        "key.rotation_due",
         ENDPOINT_DISABLED,
     }
 )
@@ -37,12 +38,25 @@ _AUDIT_TO_EVENT = {
     "key.revoked": "key.revoked",
     "key.rotated": "key.rotated",
     "key.regenerated": "key.regenerated",
+    "key.rotation_due": "key.rotation_due",
     "webhook.endpoint_disabled": ENDPOINT_DISABLED,
 }
 # Audit data that may travel in a payload. Audit data never holds a secret, and this
 # list keeps it that way whatever a future audit call adds.
 _SAFE_FIELDS = frozenset(
-    {"fields", "new_key_id", "grace_seconds", "name", "environment", "scopes", "reason", "url"}
+    {
+        "fields",
+        "new_key_id",
+        "grace_seconds",
+        "name",
+        "environment",
+        "scopes",
+        "reason",
+        "url",
+        "rotate_by",
+        "days_left",
+        "warning",
+    }
 )
 
 

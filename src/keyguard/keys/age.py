@@ -1,0 +1,140 @@
+"""Warnings before a key's ``rotate_by`` (CONTRACT §3, seed 003: "rotate every 90 days,
+set a calendar reminder" — this is the reminder).
+
+Once a key is 14 days from its ``rotate_by``, and again at 3 days, its project's owners get
+an email and a ``key.rotation_due`` audit entry (so a ``key.rotation_due`` webhook event).
+Each warning goes once: the key's ``rotation_warned`` is raised by a conditional UPDATE
+before anything is sent, so two instances sweeping together cannot both send it. A key
+whose deadline moves later (the project's maximum age grew, or its secret was
+regenerated) gets its warnings again when the time comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from keyguard.accounts.models import Account, Membership
+from keyguard.audit import service as audit
+from keyguard.clock import utc_from_ts
+from keyguard.context import ServiceContext
+from keyguard.i18n import translate
+from keyguard.keys.models import ApiKey
+from keyguard.mail.outbox import enqueue_mail
+from keyguard.projects.models import Project
+
+log = logging.getLogger("keyguard.keys")
+
+# (level recorded in rotation_warned, days before rotate_by)
+WARNINGS = ((1, 14), (2, 3))
+
+
+async def warn_rotation_due(ctx: ServiceContext) -> int:
+    """Send the warnings that are due now; how many were sent."""
+    now = utc_from_ts(ctx.clock.now())
+    sent = 0
+    for level, days in WARNINGS:
+        async with ctx.sessions() as db:
+            due = (
+                (
+                    await db.execute(
+                        select(ApiKey.id).where(
+                            ApiKey.revoked_at.is_(None),
+                            ApiKey.rotate_by.is_not(None),
+                            ApiKey.rotate_by <= now + timedelta(days=days),
+                            ApiKey.rotation_warned < level,
+                            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for key_id in due:
+            sent += await _warn(ctx, key_id, level, days)
+    return sent
+
+
+async def _warn(ctx: ServiceContext, key_id: str, level: int, days: int) -> int:
+    now = utc_from_ts(ctx.clock.now())
+    async with ctx.transaction() as db:
+        claimed = await db.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.rotation_warned < level)
+            .values(rotation_warned=level)
+        )
+        if not getattr(claimed, "rowcount", 0):
+            return 0  # another instance sent it
+        key = await db.get(ApiKey, key_id)
+        project = await db.get(Project, key.project_id) if key and key.project_id else None
+        if key is None or project is None or key.rotate_by is None:  # pragma: no cover
+            return 0
+        left = max(0, math.ceil((key.rotate_by - now).total_seconds() / 86400))
+        await audit.record(
+            db,
+            at=now,
+            actor="keyguard",
+            action="key.rotation_due",
+            target=key.id,
+            project_id=project.id,
+            data={"rotate_by": key.rotate_by.isoformat(), "days_left": left, "warning": days},
+        )
+        owners = await db.execute(
+            select(Account.email)
+            .join(Membership, Membership.account_id == Account.id)
+            .where(Membership.project_id == project.id, Membership.role == "owner")
+        )
+        for email in owners.scalars():
+            enqueue_mail(
+                db,
+                ctx,
+                to=email,
+                subject=translate("mail.rotation_due.subject", name=key.name, days=left),
+                body=translate(
+                    "mail.rotation_due.body",
+                    name=key.name,
+                    key_id=key.id,
+                    project=project.name,
+                    rotate_by=key.rotate_by.strftime("%Y-%m-%d %H:%M UTC"),
+                    days=left,
+                    enforced=translate(
+                        "mail.rotation_due.enforced"
+                        if project.enforce_max_key_age
+                        else "mail.rotation_due.advised"
+                    ),
+                ),
+                kind="rotation_due",
+            )
+    return 1
+
+
+class KeyAgeWatcher:
+    """Sweeps for due warnings at start, then every ``interval`` seconds."""
+
+    def __init__(self, ctx: ServiceContext, *, interval: float = 3600.0) -> None:
+        self._ctx = ctx
+        self._interval = interval
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[KeyAgeWatcher]:
+        task = asyncio.get_running_loop().create_task(self._loop())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await warn_rotation_due(self._ctx)
+            except Exception as exc:  # a reminder must never take the server down
+                log.warning("key age warnings failed: %s", type(exc).__name__)
+            await asyncio.sleep(self._interval)
