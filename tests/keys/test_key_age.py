@@ -90,7 +90,8 @@ async def test_owners_are_warned_fourteen_and_three_days_ahead_once_each(
             mails = await db.execute(
                 select(MailMessage.subject).where(MailMessage.kind == "rotation_due")
             )
-            return [(str(d["warning"]), s) for d, s in zip(audited.scalars(), mails.scalars(), strict=True)]
+            pairs = zip(audited.scalars(), mails.scalars(), strict=True)
+            return [(str(data["warning"]), subject) for data, subject in pairs]
 
     assert await warn_rotation_due(runtime) == 0
     clock.advance((90 - 14) * DAY + 60)
