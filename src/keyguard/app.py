@@ -23,6 +23,7 @@ from keyguard.retention.service import RetentionSweeper
 from keyguard.runtime import Runtime
 from keyguard.uploads import routes as upload_routes
 from keyguard.uploads import session_routes as sessions
+from keyguard.usage.anomalies import AnomalyWatcher
 from keyguard.web import pages
 from keyguard.webhooks.worker import DeliveryWorker
 
@@ -37,6 +38,7 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
             sweeper.running(),
             MailWorker(runtime).running(),
             KeyAgeWatcher(runtime).running(),
+            AnomalyWatcher(runtime).running(),
         ):
             yield
         if close_runtime:

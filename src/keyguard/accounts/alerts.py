@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from datetime import datetime
 
@@ -27,6 +26,7 @@ from keyguard.accounts.models import Account, KnownDevice, KnownNetwork
 from keyguard.accounts.sessions import Client
 from keyguard.accounts.useragent import describe
 from keyguard.audit import service as audit
+from keyguard.engine.ipallow import network_of
 from keyguard.i18n import translate
 from keyguard.mail.outbox import enqueue_mail
 
@@ -72,15 +72,6 @@ async def known_device(
             )
         )
         return device_hash if found.first() is not None else None
-
-
-def network_of(ip: str) -> str:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "unknown"
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 async def note_sign_in(

@@ -84,6 +84,17 @@ def _role(role: str) -> Role:
         raise ValidationFailed(translate("members.role_invalid"), field="role") from None
 
 
+async def owner_emails(db: AsyncSession, project_id: str) -> list[str]:
+    """Where a project's notices go (key-age warnings, anomalies): its owners."""
+    found = await db.execute(
+        select(Account.email)
+        .join(Membership, Membership.account_id == Account.id)
+        .where(Membership.project_id == project_id, Membership.role == Role.OWNER.value)
+        .order_by(Account.email)
+    )
+    return list(found.scalars())
+
+
 async def projects_of(ctx: AccountContext, account_id: str) -> list[ProjectMembership]:
     async with ctx.sessions() as db:
         rows = await db.execute(

@@ -42,6 +42,17 @@ _MAPPED_V4 = IPv6Network("::ffff:0:0/96")
 _MAX_SHOWN = 64  # how much of a bad value an error message repeats
 
 
+def network_of(ip: object) -> str:
+    """The /24 (IPv4) or /48 (IPv6) an address belongs to, as text ("unknown" if it is not
+    an address): what "the same network" means for login alerts and usage anomalies."""
+    try:
+        address = ip_address(str(ip))
+    except ValueError:
+        return "unknown"
+    prefix = 24 if address.version == 4 else 48
+    return str(ip_network(f"{address}/{prefix}", strict=False))
+
+
 def _shown(text: str) -> str:
     return repr(text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "…")
 

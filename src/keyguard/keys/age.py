@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from keyguard.accounts.models import Account, Membership
+from keyguard.accounts.members import owner_emails
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
@@ -85,12 +85,7 @@ async def _warn(ctx: ServiceContext, key_id: str, level: int, days: int) -> int:
             project_id=project.id,
             data={"rotate_by": key.rotate_by.isoformat(), "days_left": left, "warning": days},
         )
-        owners = await db.execute(
-            select(Account.email)
-            .join(Membership, Membership.account_id == Account.id)
-            .where(Membership.project_id == project.id, Membership.role == "owner")
-        )
-        for email in owners.scalars():
+        for email in await owner_emails(db, project.id):
             enqueue_mail(
                 db,
                 ctx,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     ForeignKey,
     Integer,
@@ -30,4 +32,6 @@ class Project(Base):
     max_key_age_days: Mapped[int] = mapped_column(Integer, default=90)
     # With it, a key stops working at its rotate_by (CONTRACT §3).
     enforce_max_key_age: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Usage anomaly thresholds (CONTRACT §10) that differ from the defaults.
+    anomaly_thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]

@@ -10,6 +10,7 @@ from keyguard.engine.principals import UserPrincipal
 from keyguard.projects import service as projects
 from keyguard.projects.schemas import ProjectCreate, ProjectCreated, ProjectOut, ProjectUpdate
 from keyguard.projects.views import ProjectView
+from keyguard.usage.thresholds import DEFAULTS as DEFAULT_THRESHOLDS
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 
@@ -22,6 +23,7 @@ def _out(project: ProjectView) -> ProjectOut:
         created_at=project.created_at,
         max_key_age_days=project.max_key_age_days,
         enforce_max_key_age=project.enforce_max_key_age,
+        anomaly_thresholds={**DEFAULT_THRESHOLDS, **project.anomaly_thresholds},
     )
 
 
@@ -62,6 +64,7 @@ async def update_project(
         project_id,
         max_key_age_days=body.max_key_age_days,
         enforce_max_key_age=body.enforce_max_key_age,
+        anomaly_thresholds=body.anomaly_thresholds,
         actor=caller.actor,
     )
     return _out(updated)

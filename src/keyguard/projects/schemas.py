@@ -26,6 +26,9 @@ class ProjectUpdate(Strict):
 
     max_key_age_days: int | None = Field(default=None, ge=1, le=3650)
     enforce_max_key_age: bool | None = None
+    anomaly_thresholds: dict[str, int] | None = Field(
+        default=None, description="Usage anomaly thresholds that differ from the defaults"
+    )
 
 
 class ProjectOut(BaseModel):
@@ -35,6 +38,7 @@ class ProjectOut(BaseModel):
     created_at: datetime
     max_key_age_days: int
     enforce_max_key_age: bool
+    anomaly_thresholds: dict[str, int]
 
 
 class ProjectCreated(ProjectOut):

@@ -18,6 +18,7 @@ from keyguard.ids import new_id
 from keyguard.keys.models import ApiKey
 from keyguard.projects.models import Project
 from keyguard.projects.views import ProjectView
+from keyguard.usage.thresholds import check_thresholds
 from keyguard.webhooks.signing import new_webhook_secret
 
 
@@ -96,6 +97,7 @@ async def update_key_age(
     max_key_age_days: int | None,
     enforce_max_key_age: bool | None,
     actor: str,
+    anomaly_thresholds: dict[str, int] | None = None,
 ) -> ProjectView:
     """Change the project's key-age policy; every key's ``rotate_by`` moves with it (by
     the difference, so a regenerated secret keeps its later start)."""
@@ -132,6 +134,11 @@ async def update_key_age(
             await session.execute(
                 update(ApiKey).where(ApiKey.project_id == project_id).values(updated_at=now)
             )
+        if anomaly_thresholds is not None:
+            merged = {**project.anomaly_thresholds, **check_thresholds(anomaly_thresholds)}
+            if merged != project.anomaly_thresholds:
+                changes["anomaly_thresholds"] = merged
+                project.anomaly_thresholds = merged
         if changes:
             await audit.record(
                 session,

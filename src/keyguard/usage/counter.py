@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.clock import SystemClock, utc_from_ts
 from keyguard.context import ServiceContext
+from keyguard.engine.ipallow import network_of
+from keyguard.usage.anomalies import check_networks
 from keyguard.usage.models import KeyLastUse, UsageBucket
 
 log = logging.getLogger("keyguard.usage")
@@ -38,7 +40,7 @@ _ROWS_PER_STATEMENT = 500
 
 Ip = object  # the client's address (an ipaddress object or str), or None
 # (key id, project id, minute number as a float, refusal code or None) ->
-# [requests, time of the last one, its client's address]
+# [requests, time of the last one, its client's address, addresses of the successes]
 Counts = dict[tuple[str, str | None, float, str | None], list[Any]]
 
 
@@ -57,7 +59,7 @@ def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
 async def add_counts(db: AsyncSession, counts: Counts) -> None:
     """Add ``counts`` to every granularity's buckets, in the caller's transaction."""
     buckets: dict[tuple[str, str, datetime, str], tuple[str | None, int]] = {}
-    for (key_id, project_id, minute, code), (n, _, _) in counts.items():
+    for (key_id, project_id, minute, code), (n, *_) in counts.items():
         code = code or ""
         at = int(minute) * 60
         for granularity, seconds in GRANULARITIES.items():
@@ -81,10 +83,23 @@ async def add_counts(db: AsyncSession, counts: Counts) -> None:
 def last_uses(counts: Counts) -> dict[str, tuple[str | None, float, Ip]]:
     """Each key's latest request in ``counts``: (project id, when, client address)."""
     last: dict[str, tuple[str | None, float, Ip]] = {}
-    for (key_id, project_id, _, _), (_, at, ip) in counts.items():
+    for (key_id, project_id, _, _), (_, at, ip, _) in counts.items():
         if key_id not in last or last[key_id][1] < at:
             last[key_id] = (project_id, at, ip)
     return last
+
+
+def networks_used(counts: Counts) -> dict[tuple[str, str | None], dict[str, float]]:
+    """The networks each key succeeded from, with when it last did (per minute)."""
+    used: dict[tuple[str, str | None], dict[str, float]] = {}
+    for (key_id, project_id, _, code), (_, at, _, ips) in counts.items():
+        if code is not None or not ips:
+            continue
+        networks = used.setdefault((key_id, project_id), {})
+        for ip in ips:
+            network = network_of(ip)
+            networks[network] = max(networks.get(network, 0.0), at)
+    return used
 
 
 async def note_last_use(db: AsyncSession, last: dict[str, tuple[str | None, float, Ip]]) -> None:
@@ -136,11 +151,13 @@ class UsageCounter:
             if len(self._counts) >= self._max:
                 self._dropped += 1
                 return
-            self._counts[slot] = [1, now, ip]
+            self._counts[slot] = [1, now, ip, {ip} if code is None else None]
             return
         entry[0] += 1
         entry[1] = now
         entry[2] = ip
+        if code is None:
+            entry[3].add(ip)
 
     async def flush(self) -> int:
         """Add what was counted to the buckets; how many requests that was."""
@@ -154,18 +171,21 @@ class UsageCounter:
             async with self._ctx.transaction() as db:
                 await add_counts(db, counts)
                 await note_last_use(db, last_uses(counts))
+                await check_networks(db, self._ctx, networks_used(counts))
         except BaseException:
             self._put_back(counts)
             raise
         return sum(entry[0] for entry in counts.values())
 
     def _put_back(self, counts: Counts) -> None:
-        for slot, (n, at, ip) in counts.items():
+        for slot, (n, at, ip, ips) in counts.items():
             entry = self._counts.get(slot)
             if entry is None:
-                self._counts[slot] = [n, at, ip]
+                self._counts[slot] = [n, at, ip, ips]
             else:
                 entry[0] += n
+                if ips:
+                    entry[3].update(ips)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())

@@ -24,6 +24,18 @@ class UsageBucket(Base):
     count: Mapped[int] = mapped_column(BigInteger)
 
 
+class KeyNetwork(Base):
+    """A /24 or /48 a key was used from (successfully), for ``new_network`` anomalies."""
+
+    __tablename__ = "usage_networks"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    network: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str | None] = mapped_column(String(40))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+
 class KeyLastUse(Base):
     """When and from where each key was last presented (successfully or not)."""
 

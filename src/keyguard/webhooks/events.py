@@ -27,6 +27,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "key.rotated",
         "key.regenerated",
         "key.rotation_due",
+        "key.anomaly",
         ENDPOINT_DISABLED,
     }
 )
@@ -39,6 +40,7 @@ _AUDIT_TO_EVENT = {
     "key.rotated": "key.rotated",
     "key.regenerated": "key.regenerated",
     "key.rotation_due": "key.rotation_due",
+    "key.anomaly": "key.anomaly",
     "webhook.endpoint_disabled": ENDPOINT_DISABLED,
 }
 # Audit data that may travel in a payload. Audit data never holds a secret, and this
@@ -56,6 +58,11 @@ _SAFE_FIELDS = frozenset(
         "rotate_by",
         "days_left",
         "warning",
+        "network",
+        "refusals",
+        "minutes",
+        "requests",
+        "hourly_average",
     }
 )
 

@@ -1,0 +1,39 @@
+"""usage anomalies: the networks each key is used from; per-project thresholds
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import keyguard.storage.types
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "usage_networks",
+        sa.Column("key_id", sa.String(length=40), nullable=False),
+        sa.Column("network", sa.String(length=64), nullable=False),
+        sa.Column("project_id", sa.String(length=40), nullable=True),
+        sa.Column("first_seen", keyguard.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", keyguard.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key_id", "network"),
+    )
+    with op.batch_alter_table("projects") as batch:
+        batch.add_column(
+            sa.Column("anomaly_thresholds", sa.JSON(), nullable=False, server_default="{}")
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("projects") as batch:
+        batch.drop_column("anomaly_thresholds")
+    op.drop_table("usage_networks")
