@@ -1,4 +1,4 @@
-"""The ``keyguard`` command: serve, init, audit verify."""
+"""The ``keyguard`` command: serve, init, audit verify, usage."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from keyguard.cli._config import (
     sqlite_database_path,
     start_runtime,
 )
+from keyguard.cli.usage import usage_command
 from keyguard.errors import KeyguardError
 
 app = typer.Typer(
@@ -178,6 +179,9 @@ def audit_verify(data: DataOpt = None) -> None:
     for item in breaks:
         typer.secho(f"event {item.seq}: {item.reason}", fg=typer.colors.RED, err=True)
     _fail(f"audit log TAMPERED: {len(breaks)} problem(s) in {count} events")
+
+
+app.command("usage")(usage_command)
 
 
 def main() -> None:
