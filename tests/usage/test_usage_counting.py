@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -219,3 +220,39 @@ async def test_counts_survive_a_restart_and_add_up_across_instances(
     finally:
         await after_restart.close()
     assert usage["totals"]["requests"] == 50
+
+
+async def test_busiest_keys_are_exact_across_whole_days_and_edge_hours(
+    client, root_headers, project_id, runtime, clock
+):
+    day = 86400
+    midnight = clock.t - clock.t % day + 10 * day
+    keys = [await create_key(client, root_headers, project_id, name=n) for n in "abc"]
+    for key, offset, n in ((keys[0], 10 * 3600, 5), (keys[1], day + 23 * 3600, 3),
+                           (keys[2], 2 * day + 3600, 4)):  # fmt: skip
+        clock.t = midnight + offset
+        for _ in range(n):
+            await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    await runtime.usage.flush()
+
+    async def busiest(start: float, end: float) -> list[tuple[str, int]]:
+        params = {
+            "from": datetime.fromtimestamp(start, UTC).isoformat(),
+            "to": datetime.fromtimestamp(end, UTC).isoformat(),
+        }
+        reply = await client.get(
+            f"/v1/projects/{project_id}/usage", params=params, headers=root_headers
+        )
+        assert reply.status_code == 200, reply.text
+        names = {k["id"]: k["name"] for k in keys}
+        return [
+            (names.get(b["key_id"], "root"), b["requests"]) for b in reply.json()["busiest_keys"]
+        ]
+
+    clock.t = midnight + 3 * day
+    assert await busiest(midnight + 9 * 3600, midnight + 2 * day + 2 * 3600 - 1) == [
+        ("a", 5),
+        ("c", 4),
+        ("b", 3),
+    ]
+    assert await busiest(midnight + 11 * 3600, midnight + 2 * day) == [("b", 3)]

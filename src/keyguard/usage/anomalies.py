@@ -37,7 +37,7 @@ from keyguard.context import ServiceContext
 from keyguard.i18n import translate
 from keyguard.mail.outbox import enqueue_mail
 from keyguard.projects.models import Project
-from keyguard.usage.models import KeyNetwork, UsageBucket
+from keyguard.usage.models import PROJECT_TOTAL, KeyNetwork, UsageBucket
 from keyguard.usage.thresholds import DEFAULTS
 
 log = logging.getLogger("keyguard.usage")
@@ -153,6 +153,7 @@ async def _sums(
             UsageBucket.start >= since,
             UsageBucket.start < until,
             UsageBucket.project_id.is_not(None),
+            UsageBucket.key_id.not_like(f"{PROJECT_TOTAL}%"),
         )
         .group_by(UsageBucket.key_id, UsageBucket.project_id)
     )

@@ -31,11 +31,11 @@ from keyguard.clock import SystemClock, utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.engine.ipallow import network_of
 from keyguard.usage.anomalies import check_networks
-from keyguard.usage.models import KeyLastUse, UsageBucket
+from keyguard.usage.models import GRANULARITIES, KeyLastUse, UsageBucket, project_total
 
 log = logging.getLogger("keyguard.usage")
 
-GRANULARITIES = {"minute": 60, "hour": 3600, "day": 86400}
+
 _ROWS_PER_STATEMENT = 500
 
 Ip = object  # the client's address (an ipaddress object or str), or None
@@ -62,10 +62,12 @@ async def add_counts(db: AsyncSession, counts: Counts) -> None:
     for (key_id, project_id, minute, code), (n, *_) in counts.items():
         code = code or ""
         at = int(minute) * 60
+        owners = [key_id] if project_id is None else [key_id, project_total(project_id)]
         for granularity, seconds in GRANULARITIES.items():
             start = utc_from_ts(at - at % seconds)
-            slot = (granularity, key_id, start, code)
-            buckets[slot] = (project_id, buckets.get(slot, (None, 0))[1] + n)
+            for owner in owners:
+                slot = (granularity, owner, start, code)
+                buckets[slot] = (project_id, buckets.get(slot, (None, 0))[1] + n)
     rows = [
         {"granularity": g, "key_id": k, "start": s, "code": c, "project_id": p, "count": n}
         for (g, k, s, c), (p, n) in sorted(buckets.items())  # one lock order for everyone

@@ -11,6 +11,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from keyguard.storage.base import Base
 
+GRANULARITIES = {"minute": 60, "hour": 3600, "day": 86400}
+# Each project's own buckets (its keys' sums) are kept too, under this pseudo key id, so
+# a project's series reads one row per bucket and answer, not one per key.
+PROJECT_TOTAL = "@"
+
+
+def project_total(project_id: str) -> str:
+    return PROJECT_TOTAL + project_id
+
 
 class UsageBucket(Base):
     __tablename__ = "usage_buckets"

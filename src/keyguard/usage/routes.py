@@ -16,7 +16,7 @@ router = APIRouter(tags=["usage"])
 
 Granularity = Literal["minute", "hour", "day"]
 From = Query(default=None, alias="from", description="Start (ISO 8601; default: a span before to)")
-To = Query(default=None, description="End (ISO 8601; default: now)")
+To = Query(default=None, alias="to", description="End (ISO 8601; default: now)")
 
 
 def _out(view: Usage, **who: str) -> UsageOut:
