@@ -31,7 +31,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_usage_buckets_project",
         "usage_buckets",
-        ["granularity", "project_id", "start"],
+        ["granularity", "project_id", "start", "key_id", "count"],
         unique=False,
     )
     op.create_table(
