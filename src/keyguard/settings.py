@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     # Usage (CONTRACT §10): counts are added to the database this often (the most a
     # kill -9 can lose), and minute and hour buckets are kept this long (0: for ever).
     usage_flush_seconds: float = Field(default=5.0, gt=0, le=60)
-    usage_minute_retention_days: int = Field(default=7, ge=0, le=36_500)
-    usage_hour_retention_days: int = Field(default=400, ge=0, le=36_500)
+    usage_minute_retention_days: int = Field(default=2, ge=0, le=36_500)
+    usage_hour_retention_days: int = Field(default=90, ge=0, le=36_500)
     log_level: str = "info"
 
     @field_validator("trusted_proxies", "webhook_allow_private")
