@@ -23,7 +23,7 @@ from keyguard.mail.models import MailMessage
 from keyguard.projects.models import Project
 from keyguard.storage.base import Base
 from keyguard.uploads.models import Photo, UploadSession
-from keyguard.usage.models import KeyLastUse, KeyNetwork, UsageBucket
+from keyguard.usage.models import AnomalyClaim, KeyLastUse, KeyNetwork, UsageBucket
 from keyguard.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -56,4 +56,5 @@ ALL_ROWS = (
     UsageBucket,
     KeyLastUse,
     KeyNetwork,
+    AnomalyClaim,
 )

@@ -7,17 +7,21 @@ import contextlib
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from keyguard.cli.usage import granularity_for, parse_since, sparkline
+from keyguard.cli.usage import _table, granularity_for, parse_since, sparkline
 from keyguard.engine.facts import RequestFacts
 from keyguard.engine.principals import extract_credentials
 from keyguard.errors import IpNotAllowed
 from keyguard.keys.service import KeySpec, create_key
 from keyguard.runtime import Runtime
 from keyguard.settings import Settings
+from keyguard.usage.views import Usage, UsageTotals
 
 KEYGUARD = [sys.executable, "-m", "keyguard.cli"]
 
@@ -103,3 +107,11 @@ def test_spans_sparklines_and_granularities():
     assert sparkline([0, 0, 0]) == "▁▁▁"
     assert sparkline([0, 5, 10]) == "▁▅█"
     assert sparkline([1] * 120) == "█" * 60  # pairs summed to fit a line
+
+
+def test_stored_text_is_never_terminal_markup():
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    view = Usage(at, at, "hour", UsageTotals(1, 1, 0, {}), [], at, "[/][link=x]ip[/link]", [])
+    out = StringIO()
+    Console(file=out, width=100).print(_table("t", view))
+    assert "[/][link=x]ip[/link]" in out.getvalue()

@@ -110,3 +110,55 @@ async def test_owners_are_warned_fourteen_and_three_days_ahead_once_each(
     clock.advance(89 * DAY)
     assert await warn_rotation_due(runtime) == 0
     del key
+
+
+async def test_an_overdue_key_gets_only_its_most_urgent_warning(
+    client, root_headers, project_id, runtime, clock
+):
+    await create_key(client, root_headers, project_id)
+    clock.advance(89 * DAY)  # first seen one day before its deadline
+    assert await warn_rotation_due(runtime) == 1
+    async with runtime.sessions() as db:
+        warnings = (
+            (
+                await db.execute(
+                    select(AuditEvent.data).where(AuditEvent.action == "key.rotation_due")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [w["warning"] for w in warnings] == [3]
+
+
+async def test_a_rotated_key_is_neither_due_nor_warned(
+    client, root_headers, project_id, runtime, clock
+):
+    key = await create_key(client, root_headers, project_id)
+    clock.advance(80 * DAY)
+    await client.post(
+        f"/v1/keys/{key['id']}/rotate", json={"grace_seconds": 30 * DAY}, headers=root_headers
+    )
+    clock.advance(11 * DAY)  # past the old key's rotate_by, still in its grace period
+    assert await warn_rotation_due(runtime) == 0
+    old = (await client.get(f"/v1/keys/{key['id']}", headers=root_headers)).json()
+    assert old["rotation_due"] is False
+    due = await client.get(
+        f"/v1/projects/{project_id}/keys", params={"rotation_due": "true"}, headers=root_headers
+    )
+    assert due.json()["data"] == []
+
+
+async def test_a_deadline_moved_later_is_warned_again_when_its_time_comes(
+    client, root_headers, project_id, runtime, clock
+):
+    await create_key(client, root_headers, project_id)
+    clock.advance(88 * DAY)
+    assert await warn_rotation_due(runtime) == 1  # the 3-day warning
+    moved = await client.patch(
+        f"/v1/projects/{project_id}", json={"max_key_age_days": 100}, headers=root_headers
+    )
+    assert moved.status_code == 200
+    assert await warn_rotation_due(runtime) == 0  # 12 days left: the 3-day one is ahead
+    clock.advance(10 * DAY)
+    assert await warn_rotation_due(runtime) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from helpers import POLL_SESSION, bearer, create_key
 from keyguard.app import create_asgi
@@ -150,3 +150,46 @@ async def test_a_traffic_spike_is_measured_against_the_day_before(
         "requests": 120,
         "hourly_average": 2.0,
     }
+
+
+async def test_checks_without_an_address_are_no_new_network(
+    client, root_headers, project_id, runtime, clock
+):
+    key = await create_key(client, root_headers, project_id)
+    await send(client, key, 1)
+    await runtime.usage.flush()
+    clock.advance(2 * 86400)
+    for ip in (None, "203.0.113.9:4431", "::ffff:203.0.113.10"):  # the usual /24, or none
+        body = {"headers": {"Authorization": f"Bearer {key['key']}"}}
+        if ip is not None:
+            body["ip"] = ip
+        verified = await client.post("/v1/keys/verify", json=body, headers=root_headers)
+        assert verified.json()["valid"] is True
+    await runtime.usage.flush()
+    assert await anomalies(runtime) == []
+
+
+async def test_counting_goes_on_when_the_network_check_fails_and_a_failed_report_claims_nothing(
+    client, root_headers, project_id, runtime, clock, elsewhere
+):
+    key = await create_key(client, root_headers, project_id)
+    await send(client, key, 1)
+    await runtime.usage.flush()
+    clock.advance(2 * 86400)
+    # The mail outbox is not there for a moment: the report's transaction fails.
+    async with runtime.transaction() as db:
+        await db.execute(text("ALTER TABLE mail_outbox RENAME TO mail_outbox_away"))
+    async with elsewhere("192.0.2.7") as stranger:
+        await send(stranger, key, 3)
+    await runtime.usage.flush()  # the counts are in; the check failed and logged
+    async with runtime.transaction() as db:
+        await db.execute(text("ALTER TABLE mail_outbox_away RENAME TO mail_outbox"))
+    usage = await client.get(
+        f"/v1/keys/{key['id']}/usage", params={"granularity": "day"}, headers=root_headers
+    )
+    assert usage.json()["totals"]["requests"] == 4
+    assert await anomalies(runtime) == []
+    async with elsewhere("192.0.2.8") as stranger:  # the same new network, seen again
+        await send(stranger, key, 1)
+    await runtime.usage.flush()
+    assert [a["reason"] for a in await anomalies(runtime)] == ["new_network"]

@@ -256,3 +256,23 @@ async def test_busiest_keys_are_exact_across_whole_days_and_edge_hours(
         ("b", 3),
     ]
     assert await busiest(midnight + 11 * 3600, midnight + 2 * day) == [("b", 3)]
+
+
+async def test_window_bounds_are_utc_whole_buckets_and_never_a_500(
+    client, root_headers, project_id, runtime, clock
+):
+    key = await create_key(client, root_headers, project_id)
+    clock.t = 1_900_000_800.0 + 30  # 30 s into a minute (and into an hour: 08:00:30 UTC)
+    await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    await runtime.usage.flush()
+    at = datetime.fromtimestamp(1_900_000_800, UTC)
+    naive = at.replace(tzinfo=None).isoformat()  # no zone: read as UTC, not server time
+    usage = await usage_of(client, root_headers, key["id"], to=naive, granularity="hour")
+    assert usage["totals"]["requests"] == 1  # the bucket holding `to` is included
+    assert usage["end"].startswith(
+        datetime.fromtimestamp(1_900_000_800 + 3600, UTC).isoformat()[:19]
+    )
+    for granularity in ("day", "hour"):  # rounding up past year 9999: a 422, not a 500
+        params = {"to": "9999-12-31T23:59:59Z", "granularity": granularity}
+        reply = await client.get(f"/v1/keys/{key['id']}/usage", params=params, headers=root_headers)
+        assert reply.status_code == 422, reply.text

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from keyguard.cli._config import (
@@ -71,10 +72,11 @@ def _table(title: str, view: Usage) -> Table:
     table.add_row("succeeded", f"{totals.succeeded:,}")
     table.add_row("refused", f"{totals.refused:,}")
     for code, n in sorted(totals.by_code.items(), key=lambda item: -item[1]):
-        table.add_row(f"  {code}", f"{n:,}")
+        table.add_row(f"  {escape(code)}", f"{n:,}")
     last = view.last_used_at.strftime("%Y-%m-%d %H:%M:%S UTC") if view.last_used_at else "never"
     table.add_row("last used", last)
-    table.add_row("last IP", view.last_ip or "-")
+    # Stored values are text, never markup (a verify API caller chose this one).
+    table.add_row("last IP", escape(view.last_ip or "-"))
     return table
 
 

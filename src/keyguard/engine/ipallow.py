@@ -42,13 +42,16 @@ _MAPPED_V4 = IPv6Network("::ffff:0:0/96")
 _MAX_SHOWN = 64  # how much of a bad value an error message repeats
 
 
+UNKNOWN_NETWORK = "unknown"
+
+
 def network_of(ip: object) -> str:
-    """The /24 (IPv4) or /48 (IPv6) an address belongs to, as text ("unknown" if it is not
-    an address): what "the same network" means for login alerts and usage anomalies."""
-    try:
-        address = ip_address(str(ip))
-    except ValueError:
-        return "unknown"
+    """The /24 (IPv4) or /48 (IPv6) an address belongs to, as text (``UNKNOWN_NETWORK``
+    when it is not an address): what "the same network" means for login alerts and usage
+    anomalies. IPv4-mapped IPv6 is its IPv4 address; ``host:port`` forms are read too."""
+    address = parse_address(ip if isinstance(ip, str | IPv4Address | IPv6Address) else None)
+    if address is None:
+        return UNKNOWN_NETWORK
     prefix = 24 if address.version == 4 else 48
     return str(ip_network(f"{address}/{prefix}", strict=False))
 

@@ -35,29 +35,40 @@ log = logging.getLogger("keyguard.keys")
 WARNINGS = ((1, 14), (2, 3))
 
 
+def _level(rotate_by_ts: float, now: float) -> tuple[int, int] | None:
+    """The most urgent warning due for a deadline: (level, days), or None yet."""
+    for level, days in reversed(WARNINGS):
+        if rotate_by_ts <= now + days * 86400:
+            return level, days
+    return None
+
+
 async def warn_rotation_due(ctx: ServiceContext) -> int:
-    """Send the warnings that are due now; how many were sent."""
-    now = utc_from_ts(ctx.clock.now())
-    sent = 0
-    for level, days in WARNINGS:
-        async with ctx.sessions() as db:
-            due = (
-                (
-                    await db.execute(
-                        select(ApiKey.id).where(
-                            ApiKey.revoked_at.is_(None),
-                            ApiKey.rotate_by.is_not(None),
-                            ApiKey.rotate_by <= now + timedelta(days=days),
-                            ApiKey.rotation_warned < level,
-                            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-                        )
-                    )
+    """Send the warnings that are due now; how many were sent. A key gets only its most
+    urgent due warning (one inside 3 days never also gets the 14-day one)."""
+    now_ts = ctx.clock.now()
+    now = utc_from_ts(now_ts)
+    widest = max(days for _, days in WARNINGS)
+    async with ctx.sessions() as db:
+        candidates = (
+            await db.execute(
+                select(ApiKey.id, ApiKey.rotate_by, ApiKey.rotation_warned).where(
+                    ApiKey.revoked_at.is_(None),
+                    ApiKey.rotated_to.is_(None),  # rotated: its successor is what matters
+                    ApiKey.rotate_by.is_not(None),
+                    ApiKey.rotate_by <= now + timedelta(days=widest),
+                    ApiKey.rotation_warned < len(WARNINGS),
+                    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
                 )
-                .scalars()
-                .all()
             )
-        for key_id in due:
-            sent += await _warn(ctx, key_id, level, days)
+        ).all()
+    sent = 0
+    for key_id, rotate_by, warned in candidates:
+        if rotate_by is None:  # pragma: no cover - the query excludes it
+            continue
+        due = _level(rotate_by.timestamp(), now_ts)
+        if due is not None and due[0] > warned:
+            sent += await _warn(ctx, key_id, *due)
     return sent
 
 

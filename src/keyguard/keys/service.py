@@ -171,7 +171,11 @@ async def list_keys(
         raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}")
     query = select(ApiKey).where(ApiKey.project_id == project_id)
     if rotation_due:
-        query = query.where(ApiKey.revoked_at.is_(None), ApiKey.rotate_by <= _now(ctx))
+        query = query.where(
+            ApiKey.revoked_at.is_(None),
+            ApiKey.rotated_to.is_(None),  # already rotated: in its grace period, not due
+            ApiKey.rotate_by <= _now(ctx),
+        )
     if cursor:
         at, key_id = _decode_cursor(cursor)
         query = query.where(

@@ -105,5 +105,7 @@ def key_view(row: ApiKey, certificates: Iterable[KeyCertificate], now: datetime)
         require_signature=row.require_signature,
         certificates=tuple(CertificateView.of(c) for c in certificates),
         rotate_by=row.rotate_by,
-        rotation_due=row.revoked_at is None and has_passed(row.rotate_by, now),
+        rotation_due=row.revoked_at is None
+        and row.rotated_to is None
+        and has_passed(row.rotate_by, now),
     )

@@ -118,8 +118,11 @@ async def update_key_age(
             for key in rows.scalars():
                 assert key.rotate_by is not None
                 key.rotate_by += shift
+                # Warnings still ahead of the new deadline are owed again.
                 if key.rotate_by > now + timedelta(days=14):
-                    key.rotation_warned = 0  # its warnings are ahead again
+                    key.rotation_warned = 0
+                elif key.rotate_by > now + timedelta(days=3):
+                    key.rotation_warned = min(key.rotation_warned, 1)
                 key.updated_at = now  # other instances' key caches poll on this
                 keys.append(key.id)
         if enforce_max_key_age is not None and enforce_max_key_age != project.enforce_max_key_age:

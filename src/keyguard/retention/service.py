@@ -36,7 +36,7 @@ from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.uploads.models import Photo, UploadSession
 from keyguard.uploads.store import FileStore
-from keyguard.usage.models import UsageBucket
+from keyguard.usage.models import AnomalyClaim, KeyNetwork, UsageBucket
 from keyguard.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
 
 log = logging.getLogger("keyguard.retention")
@@ -85,6 +85,14 @@ async def _prune_usage(ctx: ServiceContext) -> int:
                     UsageBucket.start < utc_from_ts(now - days * 86400),
                 )
             )
+            removed += int(getattr(done, "rowcount", 0) or 0)
+    # Networks unused for longer than any new_network threshold, and past hourly claims.
+    for model, column, days in (
+        (KeyNetwork, KeyNetwork.last_seen, 400),
+        (AnomalyClaim, AnomalyClaim.reported_at, 1),
+    ):
+        async with ctx.transaction() as db:
+            done = await db.execute(delete(model).where(column < utc_from_ts(now - days * 86400)))
             removed += int(getattr(done, "rowcount", 0) or 0)
     return removed
 

@@ -12,8 +12,9 @@ flushed counts in the background, never on the request path.
   has that day of history.
 
 Each goes to the audit log (so a ``key.anomaly`` webhook event) and by email to the
-project's owners, at most once per key and reason per hour (across instances with
-Redis, through the replay store). Thresholds are per project
+project's owners, at most once per key and reason per hour (a claim row written with the
+report, so across instances too). ``new_network`` is looked at right after each usage
+flush; the other two by :class:`AnomalyWatcher` every minute. Thresholds are per project
 (``PATCH /v1/projects/P {"anomaly_thresholds": {...}}``); a threshold of 0 turns its
 reason off.
 """
@@ -37,7 +38,13 @@ from keyguard.context import ServiceContext
 from keyguard.i18n import translate
 from keyguard.mail.outbox import enqueue_mail
 from keyguard.projects.models import Project
-from keyguard.usage.models import PROJECT_TOTAL, KeyNetwork, UsageBucket
+from keyguard.usage.models import (
+    PROJECT_TOTAL,
+    AnomalyClaim,
+    KeyNetwork,
+    UsageBucket,
+    upsert,
+)
 from keyguard.usage.thresholds import DEFAULTS
 
 log = logging.getLogger("keyguard.usage")
@@ -59,11 +66,20 @@ async def report(
     reason: str,
     data: dict[str, Any],
 ) -> bool:
-    """Record one anomaly, unless this key already had one for ``reason`` this hour."""
-    now = ctx.clock.now()
-    if not await ctx.state.replay_guard.first_use(f"anomaly:{key_id}:{reason}", ONCE_PER):
+    """Record one anomaly, unless this key had one for ``reason`` within the hour. The
+    claim is a row written in the same transaction as the report: two instances cannot
+    both report, and a report that fails claims nothing."""
+    at = utc_from_ts(ctx.clock.now())
+    claim = upsert(db, AnomalyClaim).values(key_id=key_id, reason=reason, reported_at=at)
+    claimed = await db.execute(
+        claim.on_conflict_do_update(
+            index_elements=["key_id", "reason"],
+            set_={"reported_at": claim.excluded.reported_at},
+            where=AnomalyClaim.reported_at <= at - timedelta(seconds=ONCE_PER),
+        )
+    )
+    if not getattr(claimed, "rowcount", 0):
         return False
-    at = utc_from_ts(now)
     await audit.record(
         db,
         at=at,
@@ -94,52 +110,59 @@ async def report(
 
 
 async def check_networks(
-    db: AsyncSession,
-    ctx: ServiceContext,
-    seen: Mapping[tuple[str, str | None], Mapping[str, float]],
+    ctx: ServiceContext, seen: Mapping[tuple[str, str | None], Mapping[str, float]]
 ) -> int:
     """Remember the networks each key was just used from (``{(key, project): {network:
-    last time}}``); report the ones it had not used lately. In the flush's transaction."""
+    last time}}``) and report the ones it had not used lately. Reads only those networks'
+    rows, so its cost does not grow with how many networks a key ever used."""
     reported = 0
-    projects: dict[str, Project | None] = {}
-    for (key_id, project_id), networks in sorted(seen.items()):
-        known = {
-            row.network: row
-            for row in (
-                await db.execute(select(KeyNetwork).where(KeyNetwork.key_id == key_id))
-            ).scalars()
-        }
-        first = min((row.first_seen for row in known.values()), default=None)
-        if project_id is not None and project_id not in projects:
-            projects[project_id] = await db.get(Project, project_id)
-        limits = thresholds(projects.get(project_id) if project_id else None)
-        for network, at in sorted(networks.items()):
-            when = utc_from_ts(at)
-            row = known.get(network)
-            quiet = timedelta(days=limits["new_network_days"])
-            fresh = row is None or row.last_seen < when - quiet
-            if (
-                fresh
-                and project_id is not None
-                and limits["new_network_days"]
-                and first is not None
-                and first <= when - HISTORY
-            ):
-                reported += await report(
-                    db, ctx, key_id, project_id, "new_network", {"network": network}
-                )
-            if row is None:
-                db.add(
-                    KeyNetwork(
-                        key_id=key_id,
-                        network=network,
-                        project_id=project_id,
-                        first_seen=when,
-                        last_seen=when,
+    async with ctx.transaction() as db:
+        projects: dict[str, Project | None] = {}
+        for (key_id, project_id), networks in sorted(seen.items()):
+            known = {
+                row.network: row
+                for row in (
+                    await db.execute(
+                        select(KeyNetwork).where(
+                            KeyNetwork.key_id == key_id, KeyNetwork.network.in_(list(networks))
+                        )
                     )
+                ).scalars()
+            }
+            first = (
+                await db.execute(
+                    select(func.min(KeyNetwork.first_seen)).where(KeyNetwork.key_id == key_id)
                 )
-            elif row.last_seen < when:
-                row.last_seen = when
+            ).scalar_one()
+            if project_id is not None and project_id not in projects:
+                projects[project_id] = await db.get(Project, project_id)
+            limits = thresholds(projects.get(project_id) if project_id else None)
+            quiet = timedelta(days=limits["new_network_days"])
+            for network, at in sorted(networks.items()):
+                when = utc_from_ts(at)
+                row = known.get(network)
+                fresh = row is None or row.last_seen < when - quiet
+                if (
+                    fresh
+                    and project_id is not None
+                    and limits["new_network_days"]
+                    and first is not None
+                    and first <= when - HISTORY
+                ):
+                    data = {"network": network}
+                    reported += await report(db, ctx, key_id, project_id, "new_network", data)
+                if row is None:
+                    db.add(
+                        KeyNetwork(
+                            key_id=key_id,
+                            network=network,
+                            project_id=project_id,
+                            first_seen=when,
+                            last_seen=when,
+                        )
+                    )
+                elif row.last_seen < when:
+                    row.last_seen = when
     return reported
 
 

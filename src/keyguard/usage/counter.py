@@ -24,31 +24,32 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.clock import SystemClock, utc_from_ts
 from keyguard.context import ServiceContext
-from keyguard.engine.ipallow import network_of
+from keyguard.engine.ipallow import UNKNOWN_NETWORK, network_of
 from keyguard.usage.anomalies import check_networks
-from keyguard.usage.models import GRANULARITIES, KeyLastUse, UsageBucket, project_total
+from keyguard.usage.models import (
+    GRANULARITIES,
+    KeyLastUse,
+    UsageBucket,
+    project_total,
+    upsert,
+)
 
 log = logging.getLogger("keyguard.usage")
 
 
 _ROWS_PER_STATEMENT = 500
+# Distinct client addresses remembered per key, minute and success (for new_network):
+# enough to see every network of a normal client, bounded for a key used from everywhere.
+MAX_ADDRESSES = 32
 
 Ip = object  # the client's address (an ipaddress object or str), or None
 # (key id, project id, minute number as a float, refusal code or None) ->
 # [requests, time of the last one, its client's address, addresses of the successes]
 Counts = dict[tuple[str, str | None, float, str | None], list[Any]]
-
-
-def _upsert(db: AsyncSession, model: Any) -> Any:
-    """INSERT … ON CONFLICT for the database at hand (SQLite and PostgreSQL share it)."""
-    if db.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
 
 
 def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
@@ -73,7 +74,7 @@ async def add_counts(db: AsyncSession, counts: Counts) -> None:
         for (g, k, s, c), (p, n) in sorted(buckets.items())  # one lock order for everyone
     ]
     for chunk in _chunks(rows):
-        insert = _upsert(db, UsageBucket).values(chunk)
+        insert = upsert(db, UsageBucket).values(chunk)
         await db.execute(
             insert.on_conflict_do_update(
                 index_elements=["granularity", "key_id", "start", "code"],
@@ -100,7 +101,8 @@ def networks_used(counts: Counts) -> dict[tuple[str, str | None], dict[str, floa
         networks = used.setdefault((key_id, project_id), {})
         for ip in ips:
             network = network_of(ip)
-            networks[network] = max(networks.get(network, 0.0), at)
+            if network != UNKNOWN_NETWORK:  # no address (verify API without ip): no news
+                networks[network] = max(networks.get(network, 0.0), at)
     return used
 
 
@@ -115,7 +117,7 @@ async def note_last_use(db: AsyncSession, last: dict[str, tuple[str | None, floa
         for key_id, (project_id, at, ip) in sorted(last.items())
     ]
     for chunk in _chunks(rows):
-        insert = _upsert(db, KeyLastUse).values(chunk)
+        insert = upsert(db, KeyLastUse).values(chunk)
         newer = insert.excluded.last_used_at > KeyLastUse.last_used_at
         await db.execute(
             insert.on_conflict_do_update(
@@ -157,9 +159,11 @@ class UsageCounter:
             return
         entry[0] += 1
         entry[1] = now
-        entry[2] = ip
-        if code is None:
+        # The same client again is the same object (the doors' address parser caches),
+        # already in the set: skip hashing it (an address object hashes in Python).
+        if code is None and ip is not entry[2] and len(entry[3]) < MAX_ADDRESSES:
             entry[3].add(ip)
+        entry[2] = ip
 
     async def flush(self) -> int:
         """Add what was counted to the buckets; how many requests that was."""
@@ -173,10 +177,18 @@ class UsageCounter:
             async with self._ctx.transaction() as db:
                 await add_counts(db, counts)
                 await note_last_use(db, last_uses(counts))
-                await check_networks(db, self._ctx, networks_used(counts))
         except BaseException:
             self._put_back(counts)
             raise
+        # The counts are safe; new networks are looked at after them, on their own, so a
+        # failure there (the mail outbox, the database for a moment) never holds counting
+        # back. A missed check only misses that one alert.
+        networks = networks_used(counts)
+        if networks:
+            try:
+                await check_networks(self._ctx, networks)
+            except Exception as exc:
+                log.warning("usage: new-network check failed: %s", type(exc).__name__)
         return sum(entry[0] for entry in counts.values())
 
     def _put_back(self, counts: Counts) -> None:

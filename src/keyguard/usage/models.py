@@ -5,8 +5,11 @@ so a long range is read from hours or days, not from tens of thousands of minute
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Index, String
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keyguard.storage.base import Base
@@ -19,6 +22,13 @@ PROJECT_TOTAL = "@"
 
 def project_total(project_id: str) -> str:
     return PROJECT_TOTAL + project_id
+
+
+def upsert(db: AsyncSession, model: Any) -> Any:
+    """INSERT … ON CONFLICT for the database at hand (SQLite and PostgreSQL share it)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 class UsageBucket(Base):
@@ -54,6 +64,17 @@ class KeyNetwork(Base):
     project_id: Mapped[str | None] = mapped_column(String(40))
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
+
+
+class AnomalyClaim(Base):
+    """When each key last had an anomaly of each reason reported: the once-per-hour rule,
+    claimed in the same transaction as the report (so a failed report claims nothing)."""
+
+    __tablename__ = "usage_anomaly_claims"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reported_at: Mapped[datetime]
 
 
 class KeyLastUse(Base):

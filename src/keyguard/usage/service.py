@@ -4,7 +4,7 @@ buckets of one granularity, so a 30-day hourly chart reads 720 rows per key at m
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, union_all
@@ -29,16 +29,25 @@ BUSIEST = 10
 DEFAULT_SPAN = {"minute": 60, "hour": 24, "day": 30}
 
 
+def _utc(value: datetime | None) -> float | None:
+    """A bound as Unix time; a value without a zone is UTC (never the server's zone)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
 def window(
     now: float, start: datetime | None, end: datetime | None, granularity: str
 ) -> tuple[datetime, datetime]:
-    """[start, end) aligned to whole buckets (``end`` rounded up to include its bucket)."""
+    """[start, end) in whole buckets (UTC): ``start``'s bucket through ``end``'s bucket
+    (``end`` defaults to now, so the current bucket is included)."""
     if granularity not in GRANULARITIES:
         raise ValidationFailed("granularity must be minute, hour or day", field="granularity")
     step = GRANULARITIES[granularity]
-    end_ts = end.timestamp() if end else now
-    end_ts = -(-end_ts // step) * step  # the bucket holding ``to`` is included
-    start_ts = start.timestamp() if start else end_ts - DEFAULT_SPAN[granularity] * step
+    end_ts = _utc(end)
+    end_ts = (now if end_ts is None else end_ts) // step * step + step
+    start_ts = _utc(start)
+    start_ts = end_ts - DEFAULT_SPAN[granularity] * step if start_ts is None else start_ts
     start_ts -= start_ts % step
     if start_ts >= end_ts:
         raise ValidationFailed("from must be before to", field="from")
@@ -47,7 +56,10 @@ def window(
             f"at most {MAX_POINTS} {granularity}s: choose a coarser granularity",
             field="granularity",
         )
-    return utc_from_ts(start_ts), utc_from_ts(end_ts)
+    try:
+        return utc_from_ts(start_ts), utc_from_ts(end_ts)
+    except (OverflowError, ValueError, OSError):
+        raise ValidationFailed("from and to must be real dates", field="to") from None
 
 
 def _summarise(

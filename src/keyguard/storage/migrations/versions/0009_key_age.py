@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.column("project_id", sa.String),
         sa.column("created_at", keyguard.storage.types.UTCDateTime(timezone=True)),
         sa.column("rotate_by", keyguard.storage.types.UTCDateTime(timezone=True)),
+        sa.column("rotation_warned", sa.SmallInteger),
     )
     projects = sa.table(
         "projects", sa.column("id", sa.String), sa.column("max_key_age_days", sa.Integer)
@@ -53,11 +54,17 @@ def upgrade() -> None:
             projects, projects.c.id == keys.c.project_id
         )
     ).all()
+    now = datetime.now(UTC)
     for key_id, created_at, days in rows:
         if created_at.tzinfo is None:
             created_at = created_at.replace(tzinfo=UTC)
         due: datetime = created_at + timedelta(days=days)
-        conn.execute(sa.update(keys).where(keys.c.id == key_id).values(rotate_by=due))
+        # Keys already past their deadline at the upgrade are marked warned: they show as
+        # rotation_due, and the upgrade does not send a burst of emails about all of them.
+        warned = 2 if due <= now else 0
+        conn.execute(
+            sa.update(keys).where(keys.c.id == key_id).values(rotate_by=due, rotation_warned=warned)
+        )
 
 
 def downgrade() -> None:

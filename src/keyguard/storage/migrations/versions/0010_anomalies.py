@@ -1,4 +1,5 @@
-"""usage anomalies: the networks each key is used from; per-project thresholds
+"""usage anomalies: the networks each key is used from, once-per-hour claims; per-project
+thresholds
 
 Revision ID: 0010
 Revises: 0009
@@ -27,6 +28,13 @@ def upgrade() -> None:
         sa.Column("last_seen", keyguard.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key_id", "network"),
     )
+    op.create_table(
+        "usage_anomaly_claims",
+        sa.Column("key_id", sa.String(length=40), nullable=False),
+        sa.Column("reason", sa.String(length=20), nullable=False),
+        sa.Column("reported_at", keyguard.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key_id", "reason"),
+    )
     with op.batch_alter_table("projects") as batch:
         batch.add_column(
             sa.Column("anomaly_thresholds", sa.JSON(), nullable=False, server_default="{}")
@@ -36,4 +44,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("projects") as batch:
         batch.drop_column("anomaly_thresholds")
+    op.drop_table("usage_anomaly_claims")
     op.drop_table("usage_networks")
