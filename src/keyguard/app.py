@@ -17,13 +17,13 @@ from keyguard.api.json_body import StrictJsonBodies
 from keyguard.api.limits import RequestLimits
 from keyguard.doors import verify_api as verify
 from keyguard.features import FEATURES
-from keyguard.keys.age import KeyAgeWatcher
+from keyguard.keys.age import key_age_watcher
 from keyguard.mail.worker import MailWorker
 from keyguard.retention.service import RetentionSweeper
 from keyguard.runtime import Runtime
 from keyguard.uploads import routes as upload_routes
 from keyguard.uploads import session_routes as sessions
-from keyguard.usage.anomalies import AnomalyWatcher
+from keyguard.usage.anomalies import anomaly_watcher
 from keyguard.web import pages
 from keyguard.webhooks.worker import DeliveryWorker
 
@@ -37,8 +37,8 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
             DeliveryWorker(runtime).running(),
             sweeper.running(),
             MailWorker(runtime).running(),
-            KeyAgeWatcher(runtime).running(),
-            AnomalyWatcher(runtime).running(),
+            key_age_watcher(runtime),
+            anomaly_watcher(runtime),
         ):
             yield
         if close_runtime:

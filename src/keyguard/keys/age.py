@@ -11,11 +11,9 @@ regenerated) gets its warnings again when the time comes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -27,6 +25,7 @@ from keyguard.context import ServiceContext
 from keyguard.i18n import translate
 from keyguard.keys.models import ApiKey
 from keyguard.mail.outbox import enqueue_mail
+from keyguard.periodic import periodic
 from keyguard.projects.models import Project
 
 log = logging.getLogger("keyguard.keys")
@@ -120,27 +119,8 @@ async def _warn(ctx: ServiceContext, key_id: str, level: int, days: int) -> int:
     return 1
 
 
-class KeyAgeWatcher:
-    """Sweeps for due warnings at start, then every ``interval`` seconds."""
-
-    def __init__(self, ctx: ServiceContext, *, interval: float = 3600.0) -> None:
-        self._ctx = ctx
-        self._interval = interval
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[KeyAgeWatcher]:
-        task = asyncio.get_running_loop().create_task(self._loop())
-        try:
-            yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await warn_rotation_due(self._ctx)
-            except Exception as exc:  # a reminder must never take the server down
-                log.warning("key age warnings failed: %s", type(exc).__name__)
-            await asyncio.sleep(self._interval)
+def key_age_watcher(
+    ctx: ServiceContext, *, every: float = 3600.0
+) -> AbstractAsyncContextManager[None]:
+    """Sweeps for due warnings at start, then every ``every`` seconds (app lifespan)."""
+    return periodic(lambda: warn_rotation_due(ctx), every=every, name="key age warnings")

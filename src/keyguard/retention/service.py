@@ -21,7 +21,6 @@ The audit log is never pruned: it is a hash chain, and deleting from it is tampe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections import Counter
@@ -34,6 +33,7 @@ from sqlalchemy import delete, exists, or_, select
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
+from keyguard.periodic import periodic
 from keyguard.uploads.models import Photo, UploadSession
 from keyguard.uploads.store import FileStore
 from keyguard.usage.models import AnomalyClaim, KeyNetwork, UsageBucket
@@ -191,28 +191,15 @@ class RetentionSweeper:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RetentionSweeper]:
-        task = asyncio.get_running_loop().create_task(self._loop())
-        try:
+        async with periodic(self._sweep, every=self._interval, name="retention sweep"):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                report = await prune(self._ctx, self._store)
-            except Exception as exc:  # housekeeping must never take the server down
-                log.warning("retention sweep failed: %s", type(exc).__name__)
-            else:
-                if report.webhook_messages or report.photos:
-                    log.info(
-                        "retention removed %d webhook messages and %d photos",
-                        report.webhook_messages,
-                        report.photos,
-                    )
-            await asyncio.sleep(self._interval)
-
-
-__all__ = ["BATCH", "PruneReport", "RetentionSweeper", "prune"]
+    async def _sweep(self) -> None:
+        report = await prune(self._ctx, self._store)
+        if report.webhook_messages or report.photos or report.usage_buckets:
+            log.info(
+                "retention removed %d webhook messages, %d photos and %d usage rows",
+                report.webhook_messages,
+                report.photos,
+                report.usage_buckets,
+            )

@@ -14,17 +14,16 @@ flushed counts in the background, never on the request path.
 Each goes to the audit log (so a ``key.anomaly`` webhook event) and by email to the
 project's owners, at most once per key and reason per hour (a claim row written with the
 report, so across instances too). ``new_network`` is looked at right after each usage
-flush; the other two by :class:`AnomalyWatcher` every minute. Thresholds are per project
+flush; the other two by :func:`anomaly_watcher` every minute. Thresholds are per project
 (``PATCH /v1/projects/P {"anomaly_thresholds": {...}}``); a threshold of 0 turns its
 reason off.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +36,7 @@ from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.i18n import translate
 from keyguard.mail.outbox import enqueue_mail
+from keyguard.periodic import periodic
 from keyguard.projects.models import Project
 from keyguard.usage.models import (
     PROJECT_TOTAL,
@@ -237,27 +237,8 @@ async def check_counts(ctx: ServiceContext) -> int:
     return reported
 
 
-class AnomalyWatcher:
-    """Looks at the flushed counts every ``interval`` seconds."""
-
-    def __init__(self, ctx: ServiceContext, *, interval: float = 60.0) -> None:
-        self._ctx = ctx
-        self._interval = interval
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[AnomalyWatcher]:
-        task = asyncio.get_running_loop().create_task(self._loop())
-        try:
-            yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await check_counts(self._ctx)
-            except Exception as exc:  # detection must never take the server down
-                log.warning("anomaly check failed: %s", type(exc).__name__)
+def anomaly_watcher(
+    ctx: ServiceContext, *, every: float = 60.0
+) -> AbstractAsyncContextManager[None]:
+    """Looks at the flushed counts every ``every`` seconds (app lifespan)."""
+    return periodic(lambda: check_counts(ctx), every=every, name="anomaly check", at_start=False)
