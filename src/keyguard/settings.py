@@ -55,8 +55,7 @@ class Settings(BaseSettings):
     key_prefix: str = "kg"
     trusted_proxies: CommaList = Field(default_factory=list)
     # The one header a trusted proxy forwards the client certificate in (it must set or
-    # strip it on every request). Unset: a certificate header is believed only when it
-    # is the only one of the three present.
+    # strip it on every request). Unset: no forwarded certificate is believed.
     client_cert_header: Annotated[ClientCertHeader | None, BeforeValidator(_header_name)] = None
     webhook_allow_private: CommaList = Field(default_factory=list)
     # smtp://user:pass@host:587 (STARTTLS when offered), smtps://; it may hold a password,

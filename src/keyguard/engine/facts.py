@@ -75,14 +75,17 @@ class RequestFacts:
 
         A certificate forwarded by a trusted proxy (RFC 9440 ``Client-Cert``, Envoy
         ``X-Forwarded-Client-Cert``, nginx ``X-SSL-Client-Cert``) wins over the one of
-        our own TLS handshake, which is then the proxy's: only ``forwarded_cert_header``
-        when set, else the one present alone. A malformed one, or several present
-        without ``forwarded_cert_header``, raises ``ClientCertificateInvalid``.
+        our own TLS handshake, which is then the proxy's, but only from the one header
+        ``forwarded_cert_header`` (``KEYGUARD_CLIENT_CERT_HEADER``) names (CONTRACT §4):
+        a proxy sets one header and may pass the others through as the client wrote
+        them, and a certificate is public, so any other would let a client holding a
+        stolen key present the owner's certificate. Unset, no forwarded certificate is
+        believed. A malformed one raises ``ClientCertificateInvalid``.
         """
         if self.client_cert_der is not None:
             return self.client_cert_der
         try:
-            if self.forwarded_cert_headers:
+            if self.forwarded_cert_headers and self.forwarded_cert_header:
                 der = certificate_from_proxy_headers(
                     self.forwarded_cert_headers, header=self.forwarded_cert_header
                 )
