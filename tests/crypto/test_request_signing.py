@@ -141,6 +141,8 @@ def test_custom_window() -> None:
         "0x6553f100",
         "\uff11\uff17" + "\uff10" * 8,  # full-width digits
         "Tue, 14 Nov 2023 22:13:20 GMT",
+        "01700000000",  # leading zero: not canonical
+        "001700000000",
     ],
 )
 def test_missing_or_non_decimal_timestamp_is_invalid(ts: str | None) -> None:
@@ -167,3 +169,14 @@ def test_errors_never_echo_the_secret_or_expected_signature() -> None:
     text = str(info.value) + repr(info.value) + str(info.value.to_problem())
     assert SECRET not in text
     assert _sign()[7:] not in text
+
+
+def test_a_leading_zero_cannot_move_a_byte_between_body_and_timestamp() -> None:
+    """Defect 4 of the review: "amount=100" + "1700000000" and "amount=10" +
+    "01700000000" are the same signed bytes; only the canonical one is accepted."""
+    secret = new_signing_secret()
+    ts = str(int(NOW))
+    signature = compute_signature(secret, "POST", "/pay", b"amount=100", ts)
+    assert compute_signature(secret, "POST", "/pay", b"amount=10", "0" + ts) == signature
+    with pytest.raises(SignatureInvalid, match="leading zeros"):
+        check_timestamp("0" + ts, NOW)

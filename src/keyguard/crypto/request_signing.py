@@ -42,7 +42,10 @@ TIMESTAMP_WINDOW = 300
 SECRET_PREFIX = "kgsig_"  # noqa: S105 - a public marker, not a secret
 
 _SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
-_TIMESTAMP = re.compile(r"[0-9]{1,11}")
+# Canonical decimal only (CONTRACT §4): "0" or no leading zero. ``int()`` reads
+# "01700000000" as 1700000000, so leading zeros would let one signature cover two
+# different messages (body "amount=100" + "1700000000" = "amount=10" + "01700000000").
+_TIMESTAMP = re.compile(r"0|[1-9][0-9]{0,10}")
 # Unix seconds reach 10**11 in the year 5138; anything that long is milliseconds.
 _MILLIS_THRESHOLD = 10**11
 
@@ -76,12 +79,14 @@ def compute_signature(
 def check_timestamp(timestamp: str | None, now: float, window: int = TIMESTAMP_WINDOW) -> int:
     """Parse ``X-{P}-Timestamp`` and return it, or raise.
 
-    ``SignatureInvalid`` when missing or not plain decimal seconds (no sign, fraction,
-    spaces, or millisecond values); ``SignatureExpired`` when more than ``window``
+    ``SignatureInvalid`` when missing or not canonical decimal seconds (no sign,
+    fraction, spaces, leading zero, or millisecond values); ``SignatureExpired`` when more than ``window``
     seconds away from ``now`` in either direction (a clock ahead is as bad as a replay).
     """
     if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
         if timestamp is not None and timestamp.isascii() and timestamp.isdigit():
+            if timestamp.startswith("0"):
+                raise SignatureInvalid("The timestamp must not have leading zeros")
             raise SignatureInvalid("The timestamp must be Unix time in seconds")
         raise SignatureInvalid("The timestamp header is missing or not decimal seconds")
     value = int(timestamp)
