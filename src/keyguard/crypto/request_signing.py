@@ -80,8 +80,9 @@ def check_timestamp(timestamp: str | None, now: float, window: int = TIMESTAMP_W
     """Parse ``X-{P}-Timestamp`` and return it, or raise.
 
     ``SignatureInvalid`` when missing or not canonical decimal seconds (no sign,
-    fraction, spaces, leading zero, or millisecond values); ``SignatureExpired`` when more than ``window``
-    seconds away from ``now`` in either direction (a clock ahead is as bad as a replay).
+    fraction, spaces, leading zero, or millisecond values); ``SignatureExpired`` when
+    more than ``window`` seconds away from ``now`` in either direction (a clock ahead is
+    as bad as a replay).
     """
     if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
         if timestamp is not None and timestamp.isascii() and timestamp.isdigit():
