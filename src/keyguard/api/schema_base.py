@@ -20,6 +20,9 @@ from keyguard.engine.ipallow import parse_network
 from keyguard.engine.origins import normalize_domain_pattern
 
 MAX_YEAR = 9000
+# The largest integer a database BIGINT holds: a request's integer that reaches SQL is
+# bounded by it (a larger one is a 422, never a driver's OverflowError and a 500).
+SQL_BIGINT_MAX = 2**63 - 1
 
 
 SCOPE_RE = re.compile(r"[a-z0-9][a-z0-9:._/-]{0,99}")

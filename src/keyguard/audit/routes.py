@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from keyguard.api.deps import ContextDep, Manager
+from keyguard.api.schema_base import SQL_BIGINT_MAX
 from keyguard.audit import service as audit
 from keyguard.projects import service as projects
 
@@ -36,7 +37,9 @@ async def project_audit(
     project_id: str,
     rt: ContextDep,
     _: Manager,
-    after: int = Query(default=0, ge=0, description="Return events with seq greater than this"),
+    after: int = Query(
+        default=0, ge=0, le=SQL_BIGINT_MAX, description="Return events with seq greater than this"
+    ),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> AuditPage:
     await projects.get_project(rt, project_id)  # 404 for an unknown project
