@@ -421,3 +421,27 @@ async def test_rate_limit_headers_on_keyguards_own_route(client, root_headers, p
     assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
     assert int(r.headers["retry-after"]) >= 1
     assert isinstance(r, httpx.Response)
+
+
+async def test_a_bare_public_id_with_a_wrong_signature_learns_nothing_and_leaves_no_trace(
+    client, root_headers, project_id, clock, runtime
+):
+    """Issue 10, defect 3: the public id alone probed the key's restrictions (403
+    ip_not_allowed before the signature was checked), and each probe wrote a check.failed
+    row and counted as usage."""
+    key = await create_key(client, root_headers, project_id, ip_allowlist=["10.0.0.0/8"])
+    secret = (
+        await client.post(f"/v1/keys/{key['id']}/signing-secret", headers=root_headers)
+    ).json()["signing_secret"]
+    forged = SignedRequestAuth(key["id"], "kgsig_" + "A" * 43, header_prefix="APTR", clock=clock)
+    for _ in range(5):
+        r = await client.post("/v1/sessions", json=POLL_SESSION, auth=forged)
+        assert (r.status_code, r.json()["code"]) == (401, "signature_invalid")
+    assert await runtime.refusals.flush() == 0  # no check.failed row
+    await runtime.usage.flush()
+    usage = await client.get(f"/v1/keys/{key['id']}/usage", headers=root_headers)
+    assert usage.json()["totals"]["requests"] == 0
+    # The real signature, from the wrong address: now the other checks speak (and count).
+    genuine = SignedRequestAuth(key["id"], secret, header_prefix="APTR", clock=clock)
+    r = await client.post("/v1/sessions", json=POLL_SESSION, auth=genuine)
+    assert (r.status_code, r.json()["code"]) == (403, "ip_not_allowed")

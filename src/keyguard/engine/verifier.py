@@ -120,6 +120,12 @@ class PolicyEngine:
         root: bool = False,
     ) -> KeyPrincipal:
         record = self._check_secret(await self.cache.get(credentials.key_id), credentials)
+        if credentials.secret is None:
+            # A bare public id (a signed request) proves nothing until its signature
+            # checks: verified first, so a wrong one learns nothing of the key's other
+            # restrictions, and refused without a trace (no audit row, no usage count,
+            # no failure counter), since anyone can send a public id.
+            self._check_signature(record, facts)
         try:
             principal = await self._check_request(record, credentials, facts, required_scopes, root)
         except KeyguardError as refusal:
@@ -177,7 +183,7 @@ class PolicyEngine:
             if scope not in record.scopes:
                 raise ScopeMissing(required=scope)
         signed = credentials.secret is None or record.require_signature
-        if signed:
+        if signed and credentials.secret is not None:  # a bare id's was checked first
             self._check_signature(record, facts)
         step = None if record.totp_key is None else await self._check_totp(record, facts)
 
