@@ -251,3 +251,42 @@ def test_upstream_base_drops_a_trailing_slash() -> None:
     assert upstream_base("http://127.0.0.1:9000/") == "http://127.0.0.1:9000"
     assert upstream_base("https://api.internal/base/") == "https://api.internal/base"
     assert json.dumps(upstream_base("http://h"))
+
+
+async def test_identity_and_client_address_headers_are_stripped_in_every_spelling(
+    env: Env,
+) -> None:
+    """Issue 10, defect 10: names were stripped exactly, so ``X-APTR-Key_Id`` (which some
+    upstream servers fold into ``X-APTR-Key-Id``) and X-Real-IP and friends reached the
+    upstream as the client wrote them."""
+    r = await env.send(
+        "GET",
+        "/echo",
+        headers={
+            "Authorization": f"Bearer {env.key}",
+            "X-APTR-Key_Id": "forged",
+            "x_aptr_project_id": "forged",
+            "X-APTR-Scopes_": "admin",
+            "X-APTR-Anything-Else": "forged",
+            "X_API_Key": "forged",
+            "X-Real-IP": "198.51.100.66",
+            "True-Client-IP": "198.51.100.66",
+            "X-Original-URL": "/admin",
+            "X_Forwarded_For": "198.51.100.66",
+            "X-Custom": "kept",
+        },
+    )
+    assert r.status_code == 200, r.text
+    up = upstream_headers(r)
+    seen = {name.replace("_", "-") for name in up}
+    assert up["x-aptr-key-id"] == [env.key_id]
+    assert up["x-aptr-project-id"] == [env.project_id]
+    assert "x-aptr-anything-else" not in seen
+    assert "x-api-key" not in seen
+    for name in ("x-real-ip", "true-client-ip", "x-original-url"):
+        assert name not in seen
+    assert up["x-forwarded-for"] == ["203.0.113.7"]
+    assert sum(name.replace("_", "-") == "x-forwarded-for" for name in up) == 1
+    assert up["x-custom"] == ["kept"]
+    assert "forged" not in r.text
+    assert "198.51.100.66" not in r.text

@@ -26,6 +26,33 @@ FORWARDING_HEADERS = frozenset(
 )
 # Forwarded client certificates and their companions: a client's copies are forged.
 CERTIFICATE_HEADERS = frozenset((*PROXY_CERT_HEADERS, *PROXY_CERT_COMPANION_HEADERS))
+# Where other proxies put the client's address or the original URL: an upstream may read
+# any of them, and only the gateway says who the client is (X-Forwarded-For).
+CLIENT_ADDRESS_HEADERS = frozenset(
+    {
+        "x-real-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "x-forwarded",
+        "forwarded-for",
+        "x-forwarded-server",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-original-forwarded-for",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-original-host",
+    }
+)
+
+
+def canonical_name(name: bytes) -> bytes:
+    """A header name as servers may fold it: lower case, ``_`` as ``-`` (some upstream
+    servers, CGI-style ones among them, read ``X-Key_Id`` as ``X-Key-Id``)."""
+    return name.lower().replace(b"_", b"-")
 
 
 def connection_tokens(values: Iterable[bytes]) -> frozenset[bytes]:
@@ -45,4 +72,11 @@ def stripped_request_headers(prefix: str) -> frozenset[bytes]:
     """Never forwarded: hop-by-hop, Keyguard credentials (the upstream trusts the identity
     headers instead), forwarding and certificate headers, and every ``X-{P}-…`` name."""
     names = HOP_BY_HOP | KEY_HEADERS | FORWARDING_HEADERS | CERTIFICATE_HEADERS
+    names |= CLIENT_ADDRESS_HEADERS
     return frozenset(name.encode("latin-1") for name in names | prefixed(prefix).all)
+
+
+def own_prefix(prefix: str) -> bytes:
+    """``x-{p}-``: every header under Keyguard's prefix is Keyguard's to set, never a
+    client's to pass on."""
+    return f"x-{prefix.lower()}-".encode("latin-1")

@@ -40,8 +40,10 @@ from keyguard.errors import KeyguardError
 from keyguard.gateway.errors import BadGateway
 from keyguard.gateway.headers import (
     HOP_BY_HOP,
+    canonical_name,
     connection_tokens,
     is_keyguard_authorization,
+    own_prefix,
     stripped_request_headers,
 )
 from keyguard.gateway.target import checked_target
@@ -103,6 +105,7 @@ class Gateway:
         self._max_body = max_signed_body_bytes
         self._on_shutdown = on_shutdown
         self._strip = stripped_request_headers(header_prefix)
+        self._own_prefix = own_prefix(header_prefix)
         names = prefixed(header_prefix)
         self._identity_names = tuple(
             name.encode("latin-1") for name in (names.key_id, names.project_id, names.scopes)
@@ -187,7 +190,8 @@ class Gateway:
                 forwarded_for.append(value)
             elif lower == b"host":
                 host = value
-            if lower in self._strip or lower in listed:
+            canon = canonical_name(lower)
+            if canon in self._strip or canon.startswith(self._own_prefix) or lower in listed:
                 continue
             if lower == b"authorization" and is_keyguard_authorization(value):
                 continue
