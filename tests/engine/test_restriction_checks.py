@@ -153,15 +153,20 @@ async def test_signatures_are_remembered_beyond_the_whole_window(s: Setup) -> No
         await s.engine.verify(Credentials(key_id, None), facts)
 
 
-async def test_a_totp_code_is_accepted_once_per_key(s: Setup) -> None:
+async def test_a_totp_code_is_accepted_once_across_keys_sharing_the_secret(s: Setup) -> None:
     totp = new_totp_secret()
     a = s.add(totp_secret=totp)
-    b = s.add(totp_secret=totp)  # same secret on another key: its own steps
+    b = s.add(totp_secret=totp)  # same secret on another key (a rotated pair): same steps
+    other_secret = new_totp_secret()
+    other = s.add(totp_secret=other_secret)
     code = totp_code(totp, NOW)
     await s.engine.verify(Credentials(*a), RequestFacts(totp=code))
-    await s.engine.verify(Credentials(*b), RequestFacts(totp=code))
+    with pytest.raises(TotpInvalid):
+        await s.engine.verify(Credentials(*b), RequestFacts(totp=code))
     with pytest.raises(TotpInvalid):
         await s.engine.verify(Credentials(*a), RequestFacts(totp=code))
+    # A key with its own secret keeps its own steps.
+    await s.engine.verify(Credentials(*other), RequestFacts(totp=totp_code(other_secret, NOW)))
     with pytest.raises(TotpRequired):
         await s.engine.verify(Credentials(*a), RequestFacts())
 

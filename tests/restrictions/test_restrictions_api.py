@@ -20,6 +20,7 @@ from sqlalchemy import select
 from helpers import POLL_SESSION, bearer, create_key
 from keyguard.audit.models import AuditEvent
 from keyguard.client.auth import SignedRequestAuth, TotpAuth
+from keyguard.crypto.request_signing import compute_signature
 from keyguard.keys.models import ApiKey
 
 
@@ -445,3 +446,55 @@ async def test_a_bare_public_id_with_a_wrong_signature_learns_nothing_and_leaves
     genuine = SignedRequestAuth(key["id"], secret, header_prefix="APTR", clock=clock)
     r = await client.post("/v1/sessions", json=POLL_SESSION, auth=genuine)
     assert (r.status_code, r.json()["code"]) == (403, "ip_not_allowed")
+
+
+async def test_a_signature_or_totp_code_is_spent_once_across_a_rotated_pair(
+    client, root_headers, project_id, clock
+):
+    """Issue 10, defect 2: rotation copies the signing and TOTP secrets to the successor,
+    while spent signatures and steps were remembered per key id: both could be used again
+    with the other key of the pair."""
+    key = await create_key(client, root_headers, project_id)
+    signing = (
+        await client.post(f"/v1/keys/{key['id']}/signing-secret", headers=root_headers)
+    ).json()["signing_secret"]
+    totp = pyotp.TOTP(
+        (await client.post(f"/v1/keys/{key['id']}/totp", headers=root_headers)).json()["secret"]
+    )
+    await client.post(
+        f"/v1/keys/{key['id']}/totp/confirm",
+        json={"code": totp.at(clock.now())},
+        headers=root_headers,
+    )
+    new = (
+        await client.post(
+            f"/v1/keys/{key['id']}/rotate", json={"grace_seconds": 3600}, headers=root_headers
+        )
+    ).json()
+    body = json.dumps(POLL_SESSION).encode()
+    ts = str(int(clock.now()))
+    signature = compute_signature(signing, "POST", "/v1/sessions", body, ts)
+    code = totp.at(clock.now() + 30)  # the confirmation spent the current step
+
+    def signed(key_id: str) -> dict[str, str]:
+        return {
+            "X-API-Key": key_id,
+            "X-APTR-Timestamp": ts,
+            "X-APTR-Signature": signature,
+            "X-APTR-TOTP": code,
+            "Content-Type": "application/json",
+        }
+
+    first = await client.post("/v1/sessions", content=body, headers=signed(key["id"]))
+    assert first.status_code == 201, first.text
+    again = await client.post("/v1/sessions", content=body, headers=signed(new["id"]))
+    assert (again.status_code, again.json()["code"]) == (401, "signature_replayed")
+    # The TOTP code alone, with a fresh signature, on the successor: spent as well.
+    ts2 = str(int(clock.now()) + 1)
+    fresh = {
+        **signed(new["id"]),
+        "X-APTR-Timestamp": ts2,
+        "X-APTR-Signature": compute_signature(signing, "POST", "/v1/sessions", body, ts2),
+    }
+    reused = await client.post("/v1/sessions", content=body, headers=fresh)
+    assert (reused.status_code, reused.json()["code"]) == (401, "totp_invalid")

@@ -142,13 +142,16 @@ class TotpKey:
     three HMAC-SHA1s in about two microseconds.
     """
 
-    __slots__ = ("_digits", "_inner", "_outer", "_step")
+    __slots__ = ("_digits", "_inner", "_outer", "_step", "secret_id")
 
     def __init__(
         self, secret: str, *, step: int = DEFAULT_STEP, digits: int = DEFAULT_DIGITS
     ) -> None:
         _check_params(step, digits, 0)
         key = _decode_secret(secret)
+        # Names the secret, not the key holding it: keys sharing a secret (a rotated
+        # pair) share its used steps, so a code is accepted once across all of them.
+        self.secret_id = hashlib.sha256(b"totp-secret-id:" + key).hexdigest()[:32]
         if len(key) > _SHA1_BLOCK:
             key = hashlib.sha1(key).digest()  # noqa: S324 - RFC 2104 key hashing, HMAC-SHA1
         key = key.ljust(_SHA1_BLOCK, b"\0")

@@ -61,6 +61,11 @@ SIGNATURE_TTL = 2 * TIMESTAMP_WINDOW
 log = logging.getLogger("keyguard.engine")
 
 
+def _secret_id(secret: str | None) -> str:
+    """A name for a signing secret that reveals nothing of it (a hash, truncated)."""
+    return hashlib.sha256(b"signing-secret-id:" + (secret or "").encode()).hexdigest()[:32]
+
+
 class PolicyEngine:
     """One verifier behind every door (middleware, verify API, gateway)."""
 
@@ -195,12 +200,15 @@ class PolicyEngine:
             wait = await self._limiter.blocked(f"rl:{record.id}", rule.limit, rule.period_seconds)
             if wait:
                 raise RateLimited(limit=rule.limit, retry_after=wait, reset=wait)
+        # Once means once across every key sharing the secret (a rotation copies it to the
+        # successor): spent signatures and TOTP steps are keyed by the secret, not the key.
         if signed and not await self._replay.first_use(
-            f"sig:{record.id}:{facts.signature}", SIGNATURE_TTL
+            f"sig:{_secret_id(record.signing_secret)}:{facts.signature}", SIGNATURE_TTL
         ):
             raise SignatureReplayed()
         if step is not None:
-            await self._totp.claim(record.id, step)
+            secret_id = record.totp_key.secret_id if record.totp_key is not None else None
+            await self._totp.claim(record.id, step, secret_id=secret_id)
         ratelimit = None
         if rule is not None:
             decision = await self._limiter.hit(f"rl:{record.id}", rule.limit, rule.period_seconds)
