@@ -76,3 +76,34 @@ async def test_an_invalidation_during_a_load_prevents_caching_the_stale_read():
     gate.set()
     await task
     assert "k" not in cache._hits
+
+
+async def test_a_get_after_an_invalidation_never_joins_a_load_that_began_before_it():
+    """Issue 10, defect 8: a load that read the row before a revocation committed was
+    shared with a get() made after the invalidation: the revoked key passed once."""
+    revoked = KeyRecord(
+        id="k", project_id="p", environment="live", secret_hash=b"", scopes=frozenset(),
+        revoked=True,
+    )  # fmt: skip
+    database = {"k": RECORD}
+    first_read = asyncio.Event()
+    release = asyncio.Event()
+
+    async def loader(key_id: str) -> KeyRecord | None:
+        seen = database[key_id]
+        if not first_read.is_set():
+            first_read.set()
+            await release.wait()  # a slow first read, holding what it read
+        return seen
+
+    cache = KeyCache(loader, FrozenClock())
+    before = asyncio.create_task(cache.get("k"))
+    await first_read.wait()
+    database["k"] = revoked  # the revocation commits...
+    cache.invalidate("k")  # ...then invalidates
+    after = asyncio.create_task(cache.get("k"))
+    await asyncio.sleep(0)
+    release.set()
+    assert (await after).revoked is True
+    assert (await before) is RECORD  # it began before the revocation: it read before it
+    assert (await cache.get("k")).revoked is True  # nothing stale was cached

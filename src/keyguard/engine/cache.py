@@ -70,7 +70,10 @@ class ReadThroughCache(Generic[T]):
             future.exception()  # mark retrieved: waiters re-raise it themselves
             raise
         finally:
-            del self._loading[key_id]
+            # Only our own entry: an invalidation may have dropped it, and a newer load
+            # may have taken its place.
+            if self._loading.get(key_id) is future:
+                del self._loading[key_id]
         future.set_result(record)
         # An invalidation that raced with the load wins: don't cache a stale read.
         if generation == self._generation:
@@ -97,11 +100,16 @@ class ReadThroughCache(Generic[T]):
         self._generation += 1
         self._hits.pop(key_id, None)
         self._misses.pop(key_id, None)
+        # A load already in flight may have read the row before the change committed: a
+        # get() from now on must not join it (a revoked key would pass once), so it is
+        # no longer shared; whoever joined it before the change gets what it read.
+        self._loading.pop(key_id, None)
 
     def clear(self) -> None:
         self._generation += 1
         self._hits.clear()
         self._misses.clear()
+        self._loading.clear()  # as in forget(): no get() joins a load older than this
 
 
 class KeyCache(ReadThroughCache[KeyRecord]):
