@@ -22,6 +22,7 @@ from keyguard.audit.models import AuditEvent
 from keyguard.client.auth import SignedRequestAuth, TotpAuth
 from keyguard.crypto.request_signing import compute_signature
 from keyguard.keys.models import ApiKey
+from keyguard.usage.anomalies import check_counts
 
 
 def _pem(cn: str, *, days: float = 30, start_days: float = -1, with_key: bool = False) -> str:
@@ -498,3 +499,55 @@ async def test_a_signature_or_totp_code_is_spent_once_across_a_rotated_pair(
     }
     reused = await client.post("/v1/sessions", content=body, headers=fresh)
     assert (reused.status_code, reused.json()["code"]) == (401, "totp_invalid")
+
+
+async def test_a_totp_lockout_by_a_key_thief_is_bounded_and_visible(
+    client, root_headers, project_id, clock, runtime
+):
+    """Issue 10, defect 12 (a decision): wrong TOTP codes are throttled per key, so whoever
+    holds a leaked key secret can keep its legitimate client waiting. Kept (a per-client
+    throttle would let the thief guess from many addresses), but bounded — five wrong
+    codes a minute, so the wait ends a minute after the thief stops — and visible: the
+    refusals reach the audit log as check.failed, and a burst of them raises a key.anomaly
+    event and email to the owners (docs/restrictions.md)."""
+    key = await create_key(client, root_headers, project_id)
+    secret = (await client.post(f"/v1/keys/{key['id']}/totp", headers=root_headers)).json()
+    app = pyotp.TOTP(secret["secret"])
+    await client.post(
+        f"/v1/keys/{key['id']}/totp/confirm",
+        json={"code": app.at(clock.now())},
+        headers=root_headers,
+    )
+    window = {app.at(clock.now() + 30 * step) for step in (-1, 0, 1, 2)}
+    wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in window)
+    thief = {**bearer(key["key"]), "X-APTR-TOTP": wrong}
+    codes = [
+        (await client.post("/v1/sessions", json=POLL_SESSION, headers=thief)).json()["code"]
+        for _ in range(25)
+    ]
+    assert codes[:5] == ["totp_invalid"] * 5
+    assert set(codes[5:]) == {"rate_limited"}
+    owner = {**bearer(key["key"]), "X-APTR-TOTP": app.at(clock.now() + 30)}
+    locked = await client.post("/v1/sessions", json=POLL_SESSION, headers=owner)
+    assert locked.json()["code"] == "rate_limited"
+    assert 1 <= int(locked.headers["retry-after"]) <= 60
+    # Visible: the audit log and an anomaly for the owners.
+    await runtime.refusals.flush()
+    await runtime.usage.flush()
+    assert await check_counts(runtime) == 1
+    async with runtime.sessions() as db:
+        audited = (
+            await db.execute(select(AuditEvent.action, AuditEvent.data).where(
+                AuditEvent.target == key["id"]))
+        ).all()  # fmt: skip
+    assert {data["code"] for action, data in audited if action == "check.failed"} >= {
+        "totp_invalid",
+        "rate_limited",
+    }
+    assert ("key.anomaly", "failure_burst") in {
+        (action, data.get("reason")) for action, data in audited
+    }
+    # Bounded: a minute after the thief stops, the owner's next code passes.
+    clock.advance(61)
+    owner = {**bearer(key["key"]), "X-APTR-TOTP": app.at(clock.now())}
+    assert (await client.post("/v1/sessions", json=POLL_SESSION, headers=owner)).status_code == 201
