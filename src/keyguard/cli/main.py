@@ -183,6 +183,61 @@ def audit_verify(data: DataOpt = None) -> None:
 
 app.command("usage")(usage_command)
 
+root_key_app = typer.Typer(help="Root keys (the management credential).", no_args_is_help=True)
+app.add_typer(root_key_app, name="root-key")
+
+
+@root_key_app.command("create")
+def root_key_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data: DataOpt = None,
+) -> None:
+    """Make a root key offline, on the data directory: the way back in when every root
+    key is lost or revoked. Audited; the key is printed once."""
+    from sqlalchemy import select
+
+    from keyguard.accounts.models import Account
+    from keyguard.keys.root_keys import create_root_key
+
+    with _configuration_errors("root-key create"):
+        settings = load_settings(data)
+        path = sqlite_database_path(settings)
+        if path is not None and not path.is_file():
+            raise ConfigurationError(f"no Keyguard database at {path}: run keyguard init")
+
+    async def run() -> tuple[str, str]:
+        runtime = await start_runtime(settings)
+        try:
+            async with runtime.sessions() as db:
+                admin = (
+                    (
+                        await db.execute(
+                            select(Account.id)
+                            .where(Account.is_admin.is_(True))
+                            .order_by(Account.created_at)
+                        )
+                    )
+                    .scalars()
+                    .first()
+                )
+            created = await create_root_key(
+                runtime, name=name, actor="cli:root-key-create", account_id=admin
+            )
+            return created.view.id, created.key
+        finally:
+            await runtime.close()
+
+    with _configuration_errors("root-key create"):
+        try:
+            key_id, key = asyncio.run(run())
+        except KeyguardError as error:
+            _fail(f"keyguard root-key create: {error}", code=1)
+    if as_json:
+        typer.echo(json.dumps({"id": key_id, "key": key}))
+        return
+    typer.echo(f"Root key (shown once, store it now): {key}")
+
 
 def main() -> None:
     app()

@@ -20,3 +20,8 @@ class KeyAlreadyRotated(Conflict):
 class KeyExpiredConflict(Conflict):
     code = "key_expired"
     title = "The API key has expired"
+
+
+class LastRootKey(Conflict):
+    code = "last_root_key"
+    title = "The last active root key cannot be revoked: create another one first"

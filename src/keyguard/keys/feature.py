@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from keyguard.feature import Feature
-from keyguard.keys import routes
-from keyguard.keys.errors import KeyAlreadyRevoked, KeyAlreadyRotated, KeyExpiredConflict
+from keyguard.keys import root_routes, routes
+from keyguard.keys.errors import (
+    KeyAlreadyRevoked,
+    KeyAlreadyRotated,
+    KeyExpiredConflict,
+    LastRootKey,
+)
 
 FEATURE = Feature(
     name="keys",
-    routers=(routes.router,),
-    errors=(KeyAlreadyRevoked, KeyAlreadyRotated, KeyExpiredConflict),
+    routers=(routes.router, root_routes.router),
+    errors=(KeyAlreadyRevoked, KeyAlreadyRotated, KeyExpiredConflict, LastRootKey),
 )

@@ -127,17 +127,30 @@ async def create_key(
 
 
 async def create_root_key(
-    session: AsyncSession, ctx: ServiceContext, *, account_id: str, name: str
+    session: AsyncSession,
+    ctx: ServiceContext,
+    *,
+    account_id: str | None,
+    name: str,
+    actor: str | None = None,
+    rotated_from: str | None = None,
 ) -> CreatedKey:
-    """Root keys authenticate the management API; they belong to an account, not a project."""
+    """Root keys authenticate the management API; they belong to an account, not a project.
+    In the caller's transaction; audited as made by ``actor`` (default: the account)."""
     issued = issue_key(ROOT_PREFIX, "live")
     row = _new_row(ctx, issued, KeySpec(name=name), None, max_age_days=None)
     row.is_root = True
     row.account_id = account_id
+    row.rotated_from = rotated_from
     session.add(row)
     await session.flush()
     await audit.record(
-        session, at=row.created_at, actor=account_id, action="root_key.created", target=row.id
+        session,
+        at=row.created_at,
+        actor=actor or account_id or "keyguard",
+        action="root_key.created",
+        target=row.id,
+        data={"name": name, **({"rotated_from": rotated_from} if rotated_from else {})},
     )
     return CreatedKey(key_view(row, (), row.created_at), issued)
 
