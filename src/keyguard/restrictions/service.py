@@ -93,7 +93,9 @@ async def confirm_totp(ctx: ServiceContext, key_id: str, code: str, *, actor: st
         secret = ctx.envelope.open(row.totp_secret_sealed, context=f"totp:{row.id}")
     guard = TotpGuard(ctx.state, ctx.clock)  # the same throttle and once-only rule as requests
     try:
-        await guard.claim(key_id, await guard.match(key_id, TotpKey(secret), code))
+        totp = TotpKey(secret)
+        step = await guard.match(key_id, totp, code)
+        await guard.claim(key_id, step, secret_id=totp.secret_id)  # as the engine claims
     except TotpInvalid:
         raise TotpConfirmationInvalid() from None
     async with changing_key(ctx, key_id, actor=actor) as change:
