@@ -28,7 +28,7 @@ from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.features import audit_subscribers
-from keyguard.keys.repository import keys_changed_since, load_key_record
+from keyguard.keys.repository import change_position, key_changes_after, load_key_record
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.settings import Settings
 from keyguard.state.memory import memory_state
@@ -119,7 +119,9 @@ class Runtime:
         if settings.redis_url:
             state = redis_state(settings.redis_url)
         else:
-            bus = PollingCacheBus(partial(keys_changed_since, sessions), clock)
+            bus = PollingCacheBus(
+                partial(key_changes_after, sessions), partial(change_position, sessions), clock
+            )
             state = dataclasses.replace(memory_state(clock), cache_bus=bus, close=bus.close)
         runtime = cls(
             settings=settings,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from keyguard.audit.models import AuditEvent, AuditHead
 from keyguard.crypto.envelope import Envelope
 from keyguard.engine.records import KeyRecord, RateLimitRule
 from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.projects.models import Project
+from keyguard.state.redis import CLEAR_ALL
 
 
 def to_record(
@@ -81,12 +82,34 @@ async def load_key_record(
     return to_record(row, envelope, frozenset(validity), validity, enforce_max_age=enforce)
 
 
-async def keys_changed_since(
-    sessions: async_sessionmaker[AsyncSession], since: datetime
-) -> list[tuple[str, datetime]]:
-    """(id, updated_at) of keys changed after ``since``: the polling cache bus's query."""
+_PER_POLL = 10_000
+
+
+async def key_changes_after(
+    sessions: async_sessionmaker[AsyncSession], after: int
+) -> tuple[list[str], int]:
+    """Keys changed after audit position ``after`` (every key change is audited in its
+    own transaction, so the audit sequence is the change sequence), and the new position."""
     async with sessions() as session:
-        rows = await session.execute(
-            select(ApiKey.id, ApiKey.updated_at).where(ApiKey.updated_at > since)
-        )
-        return [(key_id, updated_at) for key_id, updated_at in rows]
+        rows = (
+            await session.execute(
+                select(AuditEvent.seq, AuditEvent.action, AuditEvent.target)
+                .where(AuditEvent.seq > after)
+                .order_by(AuditEvent.seq)
+                .limit(_PER_POLL)
+            )
+        ).all()
+    changed: list[str] = []
+    for _, action, target in rows:
+        if action.startswith(("key.", "root_key.")) and target:
+            changed.append(target)
+        elif action == "project.updated":  # e.g. key-age enforcement: every key of it
+            changed.append(CLEAR_ALL)
+    return changed, rows[-1][0] if rows else after
+
+
+async def change_position(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Where the change sequence stands now."""
+    async with sessions() as session:
+        head = await session.get(AuditHead, 1)
+        return head.seq if head is not None else 0
