@@ -10,6 +10,7 @@ from keyguard.accounts.feature import FEATURE as ACCOUNTS
 from keyguard.audit.feature import FEATURE as AUDIT
 from keyguard.feature import AuditSubscriber, Feature
 from keyguard.keys.feature import FEATURE as KEYS
+from keyguard.leaks.feature import FEATURE as LEAKS
 from keyguard.mail.feature import FEATURE as MAIL
 from keyguard.projects.feature import FEATURE as PROJECTS
 from keyguard.restrictions.feature import FEATURE as RESTRICTIONS
@@ -27,6 +28,7 @@ FEATURES: tuple[Feature, ...] = (
     ACCOUNTS,
     MAIL,
     USAGE,
+    LEAKS,
 )
 
 

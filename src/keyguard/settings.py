@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # smtp://user:pass@host:587 (STARTTLS when offered), smtps://; it may hold a password,
     # so it is left out of the settings' repr.
     smtp_url: str | None = Field(default=None, repr=False)
+    # Leaked-key reports (CONTRACT §10): the reporters' public keys, in the shape of
+    # GitHub's published list. Unset: POST /v1/leaks refuses every report.
+    leak_reporters: Path | None = None
     mail_from: str | None = None  # default: keyguard@<host of the public URL>
     # Accounts (CONTRACT §9). "invite": people join by invitation; "open": anyone signs up.
     signup: Literal["invite", "open"] = "invite"

@@ -28,6 +28,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "key.regenerated",
         "key.rotation_due",
         "key.anomaly",
+        "key.leaked",
         ENDPOINT_DISABLED,
     }
 )
@@ -41,6 +42,7 @@ _AUDIT_TO_EVENT = {
     "key.regenerated": "key.regenerated",
     "key.rotation_due": "key.rotation_due",
     "key.anomaly": "key.anomaly",
+    "key.leaked": "key.leaked",
     "webhook.endpoint_disabled": ENDPOINT_DISABLED,
 }
 # Audit data that may travel in a payload. Audit data never holds a secret, and this
@@ -63,6 +65,7 @@ _SAFE_FIELDS = frozenset(
         "minutes",
         "requests",
         "hourly_average",
+        "source",
     }
 )
 

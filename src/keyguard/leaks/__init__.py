@@ -1,0 +1,1 @@
+"""Leaked-key reports from secret scanners (CONTRACT §10)."""
