@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from keyguard.feature import Feature
 from keyguard.leaks import routes
-from keyguard.leaks.service import LeakReportUnsigned
+from keyguard.leaks.errors import LeakReportUnsigned
 
 FEATURE = Feature(name="leaks", routers=(routes.router,), errors=(LeakReportUnsigned,))

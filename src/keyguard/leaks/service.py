@@ -38,22 +38,17 @@ from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.crypto.keys import parse_key
-from keyguard.errors import InvalidKey, KeyguardError, ValidationFailed
+from keyguard.errors import InvalidKey, ValidationFailed
 from keyguard.i18n import translate
 from keyguard.keys import service as keys
 from keyguard.keys.errors import LastRootKey
 from keyguard.keys.models import ApiKey
 from keyguard.keys.root_keys import revoke_root_key
+from keyguard.leaks.errors import LeakReportUnsigned
 from keyguard.mail.outbox import enqueue_mail
 
 MAX_TOKENS = 1000
 ACTOR = "leak-report"
-
-
-class LeakReportUnsigned(KeyguardError):
-    status = 401
-    code = "leak_signature_invalid"
-    title = "The report is not signed by a known reporter"
 
 
 @dataclass(frozen=True, slots=True)
