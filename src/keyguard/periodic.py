@@ -6,6 +6,10 @@ take the server down), stop cleanly with the app.
 
     async with periodic(prune_once, every=3600, name="retention"):
         ...  # the app's lifespan
+
+:class:`Flusher` is the same loop for what counts in memory and writes in batches (the
+failed-check recorder, the usage counter): started and closed by the runtime, and closing
+writes what is still counted.
 """
 
 from __future__ import annotations
@@ -39,3 +43,42 @@ async def periodic(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class Flusher:
+    """Counts in memory, written by :meth:`flush` every ``interval`` seconds and once
+    more at :meth:`close`. Subclasses provide :meth:`flush`."""
+
+    def __init__(self, *, interval: float, name: str) -> None:
+        self.interval = interval
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    async def flush(self) -> int:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Flush every ``interval`` from now on (until :meth:`close`)."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._loop(), name=f"keyguard-{self._name}"
+        )
+
+    async def close(self) -> None:
+        """Stop the loop and write what is still counted."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._flush_logged()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self._flush_logged()
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception as exc:  # a flush that fails keeps its counts for the next one
+            log.warning("%s failed, will retry: %s", self._name, type(exc).__name__)

@@ -115,7 +115,8 @@ async def _check_totp(ctx: AccountContext, account: Account, code: str) -> None:
     guard = _guard(ctx)
     subject = f"acct:{account.id}"  # its own namespace beside keys' ids
     try:
-        await guard.claim(subject, await guard.match(subject, TotpKey(secret), code.strip()))
+        totp = TotpKey(secret)
+        await guard.claim(subject, totp, await guard.match(subject, totp, code.strip()))
     except TotpInvalid:
         raise SecondFactorInvalid() from None
 

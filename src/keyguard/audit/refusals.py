@@ -10,14 +10,13 @@ with the count and the last client IP. Memory is bounded: past ``max_buckets`` d
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
+from keyguard.periodic import Flusher
 
 log = logging.getLogger("keyguard.audit")
 
@@ -32,16 +31,15 @@ class _Bucket:
     last_ip: str | None
 
 
-class RefusalRecorder:
+class RefusalRecorder(Flusher):
     def __init__(
         self, ctx: ServiceContext, *, interval: float = 5.0, max_buckets: int = 10_000
     ) -> None:
+        super().__init__(interval=interval, name="failed-check audit")
         self._ctx = ctx
-        self._interval = interval
         self._max = max_buckets
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._dropped = 0
-        self._task: asyncio.Task[None] | None = None
 
     def __call__(self, key_id: str, project_id: str | None, code: str, ip: str | None) -> None:
         """The engine's ``on_refusal`` hook: O(1), no I/O."""
@@ -82,27 +80,3 @@ class RefusalRecorder:
                     session, at=at, actor="keyguard", action=ACTION, data={"dropped": dropped}
                 )
         return len(buckets) + (1 if dropped else 0)
-
-    def start(self) -> None:
-        """Flush every ``interval`` from now on (until :meth:`close`)."""
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def close(self) -> None:
-        """Stop the loop and write what is still counted."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._flush_logged()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self._flush_logged()
-
-    async def _flush_logged(self) -> None:
-        try:
-            await self.flush()
-        except Exception as exc:  # the audit sink must never take the server down
-            log.warning("could not write failed checks to the audit log: %s", type(exc).__name__)

@@ -41,11 +41,11 @@ class TotpGuard:
             await self._limiter.hit(bucket, limit, period)
             raise
 
-    async def claim(self, key_id: str, step: int, *, secret_id: str | None = None) -> None:
-        """Spend ``step`` for this key: each code is accepted once (``TotpInvalid`` after).
-        With ``secret_id`` (:attr:`TotpKey.secret_id`), once across every key sharing the
-        secret (a rotated pair)."""
-        if not await self._replay.first_use(f"totp:{secret_id or key_id}:{step}", TOTP_STEP_TTL):
+    async def claim(self, key_id: str, totp: TotpKey, step: int) -> None:
+        """Spend ``step`` of ``totp``'s secret: each code is accepted once (``TotpInvalid``
+        after), across every key sharing the secret (a rotated pair); failures count
+        against ``key_id``."""
+        if not await self._replay.first_use(f"totp:{totp.secret_id}:{step}", TOTP_STEP_TTL):
             limit, period = self._failures
             await self._limiter.hit(f"totp-fail:{key_id}", limit, period)
             raise TotpInvalid()

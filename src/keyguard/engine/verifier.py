@@ -206,9 +206,8 @@ class PolicyEngine:
             f"sig:{_secret_id(record.signing_secret)}:{facts.signature}", SIGNATURE_TTL
         ):
             raise SignatureReplayed()
-        if step is not None:
-            secret_id = record.totp_key.secret_id if record.totp_key is not None else None
-            await self._totp.claim(record.id, step, secret_id=secret_id)
+        if step is not None and record.totp_key is not None:
+            await self._totp.claim(record.id, record.totp_key, step)
         ratelimit = None
         if rule is not None:
             decision = await self._limiter.hit(f"rl:{record.id}", rule.limit, rule.period_seconds)

@@ -95,7 +95,7 @@ async def confirm_totp(ctx: ServiceContext, key_id: str, code: str, *, actor: st
     try:
         totp = TotpKey(secret)
         step = await guard.match(key_id, totp, code)
-        await guard.claim(key_id, step, secret_id=totp.secret_id)  # as the engine claims
+        await guard.claim(key_id, totp, step)
     except TotpInvalid:
         raise TotpConfirmationInvalid() from None
     async with changing_key(ctx, key_id, actor=actor) as change:

@@ -15,8 +15,6 @@ requests are counted as dropped and logged.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -29,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keyguard.clock import SystemClock, utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.engine.ipallow import UNKNOWN_NETWORK, network_of
+from keyguard.periodic import Flusher
 from keyguard.usage.anomalies import check_networks
 from keyguard.usage.models import (
     GRANULARITIES,
@@ -132,18 +131,17 @@ async def note_last_use(db: AsyncSession, last: dict[str, tuple[str | None, floa
         )
 
 
-class UsageCounter:
+class UsageCounter(Flusher):
     def __init__(
         self, ctx: ServiceContext, *, interval: float = 5.0, max_buckets: int = 200_000
     ) -> None:
+        super().__init__(interval=interval, name="usage flush")
         self._ctx = ctx
         # The hook runs once per request: the system clock's own function, not a wrapper.
         self._now = time.time if isinstance(ctx.clock, SystemClock) else ctx.clock.now
-        self.interval = interval
         self._max = max_buckets
         self._counts: Counts = {}
         self._dropped = 0
-        self._task: asyncio.Task[None] | None = None
 
     def __call__(self, key_id: str, project_id: str | None, code: str | None, ip: Ip) -> None:
         """The engine's ``on_use`` hook: O(1), no I/O (``code`` is None for a success).
@@ -200,26 +198,3 @@ class UsageCounter:
                 entry[0] += n
                 if ips:
                     entry[3].update(ips)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def close(self) -> None:
-        """Stop the loop and flush what is still counted."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._flush_logged()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self._flush_logged()
-
-    async def _flush_logged(self) -> None:
-        try:
-            await self.flush()
-        except Exception as exc:  # counting must never take the server down
-            log.warning("usage: flush failed, will retry: %s", type(exc).__name__)
