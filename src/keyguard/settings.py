@@ -9,7 +9,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from keyguard.engine.ipallow import parse_network
@@ -29,6 +29,13 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 def _header_name(value: Any) -> Any:
     if isinstance(value, str):
         return value.strip().lower() or None
+    return value
+
+
+def _note_name(value: str | None) -> str | None:
+    # A signed note's key name (c2sp.org/signed-note): no spaces, no '+'.
+    if value is not None and (not value or "+" in value or any(c.isspace() for c in value)):
+        raise ValueError("the audit origin must be non-empty, without spaces or '+'")
     return value
 
 
@@ -72,6 +79,11 @@ class Settings(BaseSettings):
     session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
     # Changing password, email, two-factor or passkeys needs a sign-in this recent.
     reauth_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    # The audit log's name in its signed checkpoints (CONTRACT §10), fixed by the first
+    # checkpoint; default ``host[:port]/keyguard/audit`` of the public URL.
+    audit_origin: Annotated[str | None, AfterValidator(_note_name)] = None
+    # How often a new checkpoint goes out as an ``audit.checkpoint`` webhook event.
+    audit_checkpoint_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
     master_key: SecretStr | None = None  # generated into data_dir when unset (embedded)
     key_cache_ttl_seconds: float = 30.0
     max_body_bytes: int = 1_048_576

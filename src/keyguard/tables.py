@@ -17,7 +17,13 @@ from keyguard.accounts.models import (
     Passkey,
     RecoveryCode,
 )
-from keyguard.audit.models import AuditEvent, AuditHead
+from keyguard.audit.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuditHead,
+    AuditSigningKey,
+    AuditTreeNode,
+)
 from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.mail.models import MailMessage
 from keyguard.projects.models import Project
@@ -39,6 +45,9 @@ ALL_ROWS = (
     KeyCertificate,
     AuditEvent,
     AuditHead,
+    AuditTreeNode,
+    AuditSigningKey,
+    AuditCheckpoint,
     UploadSession,
     Photo,
     WebhookEndpoint,

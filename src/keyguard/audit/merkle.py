@@ -42,6 +42,34 @@ def is_perfect(start: int, end: int) -> bool:
     return size > 0 and size & (size - 1) == 0 and start % size == 0
 
 
+def compact_append(stack: list[bytes], size: int, leaf: bytes) -> list[tuple[int, int, bytes]]:
+    """Append leaf number ``size`` to the compact range ``stack`` of a ``size``-leaf tree.
+
+    The compact range holds the roots of the perfect subtrees that make up the tree, the
+    largest first (one per set bit of ``size``). Returns the perfect subtrees completed,
+    as ``(level, index, hash)``: the leaf, then a parent for each trailing one-bit of
+    ``size`` (each pairs with the subtree just to its left).
+    """
+    current, level, index = leaf, 0, size
+    completed = [(0, index, leaf)]
+    while index & 1:
+        current = node_hash(stack.pop(), current)
+        level, index = level + 1, index >> 1
+        completed.append((level, index, current))
+    stack.append(current)
+    return completed
+
+
+def compact_root(stack: Sequence[bytes]) -> bytes:
+    """MTH of a whole tree from its compact range."""
+    if not stack:
+        return EMPTY_ROOT
+    root = stack[-1]
+    for left in reversed(stack[:-1]):
+        root = node_hash(left, root)
+    return root
+
+
 def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
     """MTH over already hashed leaves (the definition, recursively)."""
     n = len(leaf_hashes)
@@ -116,9 +144,7 @@ def consistency_proof(first: int, second: int, mth: RangeHash) -> list[bytes]:
     return proof
 
 
-def root_from_inclusion(
-    index: int, size: int, leaf: bytes, path: Sequence[bytes]
-) -> bytes | None:
+def root_from_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes]) -> bytes | None:
     """RFC 9162 §2.1.3.2: the root a valid path implies, or None when it cannot be one."""
     if not 0 <= index < size:
         return None

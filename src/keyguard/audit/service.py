@@ -1,10 +1,15 @@
-"""Append-only, hash-chained audit log.
+"""Append-only, hash-chained audit log, also a Merkle tree (RFC 9162).
 
 Each event's hash, an HMAC under a subkey of the master key, covers the previous event's
 hash and the event's canonical JSON, so any edit, deletion or reordering of a row breaks
 the chain from that row on, and nobody without the master key can re-forge it. Appends update
 the single ``audit_head`` row inside the caller's transaction, which serialises writers
 on PostgreSQL (row lock) and SQLite (one writer at a time).
+
+The chain detects an edited row but not a log cut short and its head rewritten (whoever
+writes the database can do both). The Merkle tree (:mod:`keyguard.audit.tree`) closes
+that: signed checkpoints kept outside the database (:mod:`keyguard.audit.checkpoints`)
+commit to a size and a root, which a truncated or rewritten log cannot extend.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keyguard.audit import tree
 from keyguard.audit.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -87,9 +93,8 @@ async def record(
     if head is None:  # migration 0004 creates it; a missing head means a damaged database
         raise RuntimeError("audit_head row is missing: run the migrations")
     seq = head.seq + 1
-    digest = chain_hash(
-        _chain_key(session), head.hash, canonical(seq, at, project_id, actor, action, target, data)
-    )
+    body = canonical(seq, at, project_id, actor, action, target, data)
+    digest = chain_hash(_chain_key(session), head.hash, body)
     event = AuditEvent(
         seq=seq,
         at=at,
@@ -102,6 +107,7 @@ async def record(
         hash=digest,
     )
     session.add(event)
+    session.add_all(tree.append(head, head.seq, body))
     head.seq = seq
     head.hash = digest
     await session.flush()
