@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from keyguard.audit.models import AuditEvent
+from keyguard.crypto.keys import ALPHABET, IssuedKey, new_secret_for
 from keyguard.keys.models import ApiKey
 from keyguard.runtime import Runtime
 from keyguard.uploads.models import UploadSession
 
 POLL_SESSION = {"delivery_mode": "poll"}
+
+
+def issue_legacy_key(prefix: str, environment: str) -> IssuedKey:
+    """A key as Keyguard issued them before ids carried a tag: 16 random characters."""
+    key_id = f"{prefix}_{environment}_" + "".join(secrets.choice(ALPHABET) for _ in range(16))
+    return IssuedKey(key_id, new_secret_for(key_id))
 
 
 async def create_key(
@@ -38,3 +48,26 @@ async def counts(runtime: Runtime) -> tuple[int, ...]:
                 for model in (ApiKey, AuditEvent, UploadSession)
             ]
         )
+
+
+@asynccontextmanager
+async def counted_queries(runtime: Runtime) -> AsyncIterator[list[str]]:
+    """Every SQL statement the runtime's database runs inside the block.
+
+    The runtime's background loops (cache-bus polling, usage and failed-check flushes) are
+    stopped first and stay stopped, so what is counted is what the block itself did.
+    """
+    await runtime.state.cache_bus.close()
+    for loop in (runtime.usage, runtime.refusals):
+        if loop is not None:
+            await loop.close()
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(runtime.db.sync_engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(runtime.db.sync_engine, "before_cursor_execute", count)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keyguard.clock import Clock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher
+from keyguard.crypto.keys import KeyIdTagger
 from keyguard.engine.cache import KeyCache
 from keyguard.settings import Settings
 from keyguard.state.protocols import StateStores
@@ -22,6 +23,7 @@ class ServiceContext(Protocol):
     clock: Clock
     envelope: Envelope
     hasher: SecretHasher
+    key_ids: KeyIdTagger  # issues every key id (with its keyed tag)
     cache: KeyCache
     state: StateStores
     sessions: async_sessionmaker[AsyncSession]

@@ -59,7 +59,8 @@ class CredentialsMissing(AuthenticationError):
 
 
 class InvalidKey(AuthenticationError):
-    """Malformed, bad checksum, unknown id or wrong secret: deliberately one code."""
+    """Malformed, bad checksum, forged id (wrong tag), unknown id or wrong secret:
+    deliberately one code."""
 
     code = "invalid_key"
     title = "The API key is not valid"

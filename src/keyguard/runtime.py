@@ -22,13 +22,19 @@ from keyguard.audit.service import AUDIT_KEY, AUDIT_SUBSCRIBERS
 from keyguard.clock import Clock, SystemClock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher, derive_subkey
+from keyguard.crypto.keys import KeyIdTagger
 from keyguard.crypto.master_key import decode_master_key, load_or_create_master_key
 from keyguard.engine.cache import KeyCache, ReadThroughCache
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.features import audit_subscribers
-from keyguard.keys.repository import change_position, key_changes_after, load_key_record
+from keyguard.keys.repository import (
+    change_position,
+    key_changes_after,
+    legacy_key_ids,
+    load_key_record,
+)
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.settings import Settings
 from keyguard.state.memory import memory_state
@@ -55,6 +61,8 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     envelope: Envelope
     hasher: SecretHasher
+    # Issues key ids with their keyed tag and admits only ids some key can have.
+    key_ids: KeyIdTagger
     cache: KeyCache
     engine: PolicyEngine
     state: StateStores
@@ -104,6 +112,10 @@ class Runtime:
         )
         envelope = Envelope(master)
         hasher = SecretHasher(derive_subkey(master, "keyguard/key-hash"))
+        # Ids issued before the tag are admitted if they existed at start: none is made now.
+        key_ids = KeyIdTagger(
+            derive_subkey(master, "keyguard/key-id-tag"), await legacy_key_ids(sessions)
+        )
 
         async def loader(key_id: str) -> KeyRecord | None:
             async with sessions() as session:
@@ -130,8 +142,9 @@ class Runtime:
             sessions=sessions,
             envelope=envelope,
             hasher=hasher,
+            key_ids=key_ids,
             cache=cache,
-            engine=PolicyEngine(cache, hasher, clock, state=state),
+            engine=PolicyEngine(cache, hasher, clock, state=state, key_ids=key_ids),
             state=state,
             session_cache=session_cache,
             link_key=derive_subkey(master, "keyguard/download-links"),

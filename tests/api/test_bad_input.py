@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sqlalchemy import event
 
 from helpers import POLL_SESSION, bearer, counts, create_key
-from keyguard.crypto.keys import issue_key
+from keyguard.crypto.keys import KeyIdTagger
+
+FOREIGN = KeyIdTagger(os.urandom(32))  # tags of another master key: forged ids
 
 
 def forged_key(real: str, position: int) -> str:
@@ -40,20 +44,21 @@ async def test_bad_checksum_is_refused_without_any_database_query(client, key, r
 @pytest.mark.parametrize(
     "make_key",
     [
-        pytest.param(lambda k: "", id="empty"),
-        pytest.param(lambda k: "garbage", id="garbage"),
-        pytest.param(lambda k: k["key"][:-1], id="truncated"),
-        pytest.param(lambda k: k["key"] + "A", id="extended"),
-        pytest.param(lambda k: forged_key(k["key"], 30), id="wrong-checksum"),
-        pytest.param(lambda k: issue_key("aptr", "live").key, id="unknown-id"),
-        pytest.param(lambda k: k["id"] + issue_key("aptr", "live").secret, id="wrong-secret"),
-        pytest.param(lambda k: k["key"].replace("aptr_", "aptr_\u200b"), id="zero-width"),
+        pytest.param(lambda k, ids: "", id="empty"),
+        pytest.param(lambda k, ids: "garbage", id="garbage"),
+        pytest.param(lambda k, ids: k["key"][:-1], id="truncated"),
+        pytest.param(lambda k, ids: k["key"] + "A", id="extended"),
+        pytest.param(lambda k, ids: forged_key(k["key"], 30), id="wrong-checksum"),
+        pytest.param(lambda k, ids: ids.issue("aptr", "live").key, id="unknown-id"),
+        pytest.param(lambda k, ids: FOREIGN.issue("aptr", "live").key, id="forged-id-tag"),
+        pytest.param(lambda k, ids: k["id"] + ids.issue("aptr", "live").secret, id="wrong-secret"),
+        pytest.param(lambda k, ids: k["key"].replace("aptr_", "aptr_\u200b"), id="zero-width"),
     ],
 )
 async def test_bad_keys_are_401_invalid_key_and_change_nothing(client, key, runtime, make_key):
     before = await counts(runtime)
     # Sent as raw UTF-8 bytes: attackers are not limited to what a polite client encodes.
-    raw = {"Authorization": ("Bearer " + make_key(key)).encode()}
+    raw = {"Authorization": ("Bearer " + make_key(key, runtime.key_ids)).encode()}
     r = await client.post("/v1/sessions", json=POLL_SESSION, headers=raw)
     assert r.status_code == 401
     assert r.json()["code"] in ("invalid_key", "credentials_missing")
@@ -62,17 +67,20 @@ async def test_bad_keys_are_401_invalid_key_and_change_nothing(client, key, runt
     assert await counts(runtime) == before
 
 
-async def test_wrong_secret_and_unknown_id_are_indistinguishable(client, key):
+async def test_wrong_secret_and_unknown_id_are_indistinguishable(client, key, runtime):
     wrong = await client.post(
         "/v1/sessions",
         json=POLL_SESSION,
-        headers=bearer(key["id"] + issue_key("aptr", "live").secret),
+        headers=bearer(key["id"] + runtime.key_ids.issue("aptr", "live").secret),
     )
     unknown = await client.post(
-        "/v1/sessions", json=POLL_SESSION, headers=bearer(issue_key("aptr", "live").key)
+        "/v1/sessions", json=POLL_SESSION, headers=bearer(runtime.key_ids.issue("aptr", "live").key)
     )
-    assert wrong.json() == unknown.json()
-    assert wrong.status_code == unknown.status_code
+    forged = await client.post(  # an id whose tag is another master key's
+        "/v1/sessions", json=POLL_SESSION, headers=bearer(FOREIGN.issue("aptr", "live").key)
+    )
+    assert wrong.json() == unknown.json() == forged.json()
+    assert wrong.status_code == unknown.status_code == forged.status_code
 
 
 # A valid body is {"name": ..., "environment": ...}: each case below breaks it in one way.
@@ -308,6 +316,8 @@ async def test_a_bare_unknown_id_never_makes_the_server_read_the_body(runtime):
     async def must_not_read() -> bytes:
         raise AssertionError("the body was read")
 
+    unknown = runtime.key_ids.new_id("aptr", "live")  # a right tag, but no such key
+
     scope = {
         "type": "http",
         "method": "POST",
@@ -316,7 +326,7 @@ async def test_a_bare_unknown_id_never_makes_the_server_read_the_body(runtime):
         "query_string": b"",
         "scheme": "https",
         "client": ("203.0.113.9", 4000),
-        "headers": [(b"x-api-key", b"aptr_live_AAAAAAAAAAAAAAAA"), (b"x-aptr-signature", b"x")],
+        "headers": [(b"x-api-key", unknown.encode()), (b"x-aptr-signature", b"x")],
     }
     with pytest.raises(InvalidKey):
         await authenticate_scope(runtime.engine, scope, must_not_read, header_prefix="APTR")

@@ -8,7 +8,6 @@ from sqlalchemy import select
 from keyguard.audit.models import AuditEvent
 from keyguard.audit.refusals import ACTION, RefusalRecorder
 from keyguard.audit.service import verify_chain
-from keyguard.crypto.keys import issue_key
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.errors import InvalidKey, IpNotAllowed
 from keyguard.keys.service import KeySpec, create_key
@@ -56,7 +55,7 @@ async def test_refusals_of_a_known_key_are_audited_once_per_code_with_a_count(
 
 async def test_unknown_keys_and_wrong_secrets_are_never_written(runtime, admin, recorder):
     created = await create_key(runtime, admin.project.project.id, KeySpec(name="k"), actor="t")
-    stranger = issue_key("aptr", "live")
+    stranger = runtime.key_ids.issue("aptr", "live")
     for credentials in (
         Credentials(stranger.id, stranger.secret),
         Credentials(created.issued.id, stranger.secret),

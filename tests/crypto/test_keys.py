@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,14 +12,15 @@ from keyguard.crypto.keys import (
     ALPHABET,
     RANDOM_CHARS,
     SECRET_CHARS,
+    KeyIdTagger,
     check_pair,
-    issue_key,
     looks_like_key_id,
     parse_key,
 )
 from keyguard.errors import InvalidKey
 
-ISSUED = issue_key("aptr", "live")
+TAGS = KeyIdTagger(os.urandom(32))
+ISSUED = TAGS.issue("aptr", "live")
 
 
 def test_issued_key_has_prefix_environment_id_and_secret():
@@ -89,7 +92,7 @@ def test_malformed_keys_are_refused(text):
 
 
 def test_swapping_secrets_between_keys_is_refused_by_the_checksum():
-    other = issue_key("aptr", "live")
+    other = TAGS.issue("aptr", "live")
     with pytest.raises(InvalidKey):
         check_pair(ISSUED.id, other.secret)
 

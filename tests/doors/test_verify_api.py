@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from helpers import create_key
-from keyguard.crypto.keys import issue_key
+from keyguard.crypto.keys import KeyIdTagger
 
 
 async def verify(client, root_headers, **body):
@@ -26,13 +26,14 @@ async def test_valid_key_is_described(client, root_headers, project_id):
     }
 
 
-async def test_each_refusal_has_its_code(client, root_headers, project_id):
+async def test_each_refusal_has_its_code(client, root_headers, project_id, runtime):
     key = await create_key(client, root_headers, project_id, scopes=["read"])
     revoked = await create_key(client, root_headers, project_id)
     await client.delete(f"/v1/keys/{revoked['id']}", headers=root_headers)
     cases = {
         "garbage": "invalid_key",
-        issue_key("aptr", "live").key: "invalid_key",
+        runtime.key_ids.issue("aptr", "live").key: "invalid_key",  # unknown id
+        KeyIdTagger(bytes(32)).issue("aptr", "live").key: "invalid_key",  # forged id tag
         revoked["key"]: "key_revoked",
     }
     for presented, code in cases.items():

@@ -107,3 +107,27 @@ async def test_a_get_after_an_invalidation_never_joins_a_load_that_began_before_
     assert (await after).revoked is True
     assert (await before) is RECORD  # it began before the revocation: it read before it
     assert (await cache.get("k")).revoked is True  # nothing stale was cached
+
+
+async def test_peek_never_loads_and_sees_only_fresh_entries():
+    calls = 0
+
+    async def loader(key_id: str) -> KeyRecord | None:
+        nonlocal calls
+        calls += 1
+        return RECORD if key_id == "k" else None
+
+    clock = FrozenClock()
+    cache = KeyCache(loader, clock, ttl=30)
+    assert cache.peek("k") is None
+    assert calls == 0
+    await cache.get("k")
+    await cache.get("unknown")
+    assert cache.peek("k") is RECORD
+    assert cache.peek("unknown") is None  # a negative entry is no value
+    clock.advance(31)
+    assert cache.peek("k") is None
+    await cache.get("k")
+    cache.invalidate("k")
+    assert cache.peek("k") is None
+    assert calls == 3

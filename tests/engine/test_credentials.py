@@ -6,11 +6,11 @@ import base64
 
 import pytest
 
-from keyguard.crypto.keys import issue_key
+from keyguard.crypto.keys import KeyIdTagger
 from keyguard.engine.credentials import extract_credentials
 from keyguard.errors import InvalidKey
 
-K = issue_key("aptr", "live")
+K = KeyIdTagger(bytes(32)).issue("aptr", "live")
 BAD_LAST = "A" if K.secret[-1] != "A" else "B"
 
 

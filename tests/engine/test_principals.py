@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from keyguard.crypto.keys import issue_key
+from keyguard.crypto.keys import KeyIdTagger
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.engine.permissions import Action, Permission, Role, authorize, authorize_person
 from keyguard.engine.principals import (
@@ -29,7 +29,7 @@ def _jwt() -> str:
     return f"{part({'alg': 'ES256', 'typ': 'at+jwt'})}.{part({'sub': 'u1'})}.c2ln"
 
 
-KEY = issue_key("aptr", "live")
+KEY = KeyIdTagger(bytes(32)).issue("aptr", "live")
 
 
 def test_every_key_form_is_a_key_credential():

@@ -8,7 +8,7 @@ import pytest
 
 from keyguard.clock import FrozenClock
 from keyguard.crypto.hashing import SecretHasher
-from keyguard.crypto.keys import issue_key
+from keyguard.crypto.keys import KeyIdTagger
 from keyguard.crypto.request_signing import compute_signature, new_signing_secret
 from keyguard.crypto.totp import new_totp_secret, totp_code
 from keyguard.engine import ipallow
@@ -73,10 +73,13 @@ class Setup:
         async def load(key_id: str) -> KeyRecord | None:
             return self.records.get(key_id)
 
-        self.engine = PolicyEngine(KeyCache(load, self.clock), HASHER, self.clock, state=state)
+        self.key_ids = KeyIdTagger(os.urandom(32))
+        self.engine = PolicyEngine(
+            KeyCache(load, self.clock), HASHER, self.clock, state=state, key_ids=self.key_ids
+        )
 
     def add(self, **fields) -> tuple[str, str]:
-        issued = issue_key("aptr", "live")
+        issued = self.key_ids.issue("aptr", "live")
         self.records[issued.id] = KeyRecord(
             id=issued.id,
             project_id="p",

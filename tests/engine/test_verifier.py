@@ -8,7 +8,7 @@ import pytest
 
 from keyguard.clock import FrozenClock
 from keyguard.crypto.hashing import SecretHasher
-from keyguard.crypto.keys import issue_key
+from keyguard.crypto.keys import KeyIdTagger, new_secret_for
 from keyguard.engine.cache import KeyCache
 from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.engine.records import KeyRecord
@@ -17,6 +17,11 @@ from keyguard.errors import InvalidKey, KeyExpired, KeyRevoked, RootKeyRequired,
 from keyguard.state.memory import memory_state
 
 HASHER = SecretHasher(os.urandom(32))
+KEY_IDS = KeyIdTagger(os.urandom(32))
+
+
+def issue_key(prefix: str, environment: str):
+    return KEY_IDS.issue(prefix, environment)
 
 
 class Store:
@@ -41,7 +46,9 @@ def store():
 
 @pytest.fixture
 def engine(store, clock):
-    return PolicyEngine(KeyCache(store, clock), HASHER, clock, state=memory_state(clock))
+    return PolicyEngine(
+        KeyCache(store, clock), HASHER, clock, state=memory_state(clock), key_ids=KEY_IDS
+    )
 
 
 def add(store: Store, **fields) -> tuple[str, str]:
@@ -71,6 +78,51 @@ async def test_wrong_secret_and_unknown_id_give_the_same_error(engine, store):
     with pytest.raises(InvalidKey) as unknown:
         await engine.verify(Credentials(other.id, other.secret), RequestFacts())
     assert wrong.value.to_problem() == unknown.value.to_problem()
+
+
+async def test_forged_ids_are_refused_without_a_look_up(engine, store):
+    """Issue 10, defect 7: the public checksum is easy to get right; the id's keyed tag is
+    not, so a forged id never reaches the cache or the loader (its database query)."""
+    key_id, secret = add(store)
+    wrong_tag = key_id[:-1] + ("A" if key_id[-1] != "A" else "B")
+    other_subkey = KeyIdTagger(os.urandom(32)).issue("aptr", "live")
+    untagged = "aptr_live_" + "Q" * 16  # the old shape (no tag), never issued
+    for forged in (wrong_tag, other_subkey.id, untagged):
+        store.records[forged] = store.records[key_id]  # even a stored one is not looked up
+        for credentials in (
+            Credentials(forged, new_secret_for(forged)),
+            Credentials(forged, secret),
+            Credentials(forged, None),  # a signed request's bare id
+        ):
+            with pytest.raises(InvalidKey):
+                await engine.verify(credentials, RequestFacts())
+            assert await engine.lookup(forged) is None
+    assert store.loads == 0
+
+
+async def test_ids_issued_before_the_tag_are_looked_up_only_when_known(store, clock):
+    legacy = "aptr_live_" + "0123456789abcdef"
+    stranger = "aptr_live_" + "fedcba9876543210"
+    secret = new_secret_for(legacy)
+    engine = PolicyEngine(
+        KeyCache(store, clock),
+        HASHER,
+        clock,
+        state=memory_state(clock),
+        key_ids=KeyIdTagger(os.urandom(32), legacy_ids=[legacy]),
+    )
+    store.records[legacy] = KeyRecord(
+        id=legacy,
+        project_id="proj_1",
+        environment="live",
+        secret_hash=HASHER.hash(secret),
+        scopes=frozenset(),
+    )
+    principal = await engine.verify(Credentials(legacy, secret), RequestFacts())
+    assert principal.key_id == legacy
+    with pytest.raises(InvalidKey):
+        await engine.verify(Credentials(stranger, new_secret_for(stranger)), RequestFacts())
+    assert store.loads == 1
 
 
 async def test_revoked_and_expired_keys_are_refused(engine, store, clock):
@@ -161,7 +213,9 @@ def test_no_generated_key_string_other_than_the_issued_one_is_accepted():
     from keyguard.errors import KeyguardError
 
     clock = FrozenClock()
-    engine = PolicyEngine(KeyCache(ISSUED_STORE, clock), HASHER, clock, state=memory_state(clock))
+    engine = PolicyEngine(
+        KeyCache(ISSUED_STORE, clock), HASHER, clock, state=memory_state(clock), key_ids=KEY_IDS
+    )
 
     async def accepted(text: str) -> bool:
         try:
@@ -186,3 +240,32 @@ def test_no_generated_key_string_other_than_the_issued_one_is_accepted():
         check()
     finally:
         loop.close()
+
+
+async def test_a_key_in_the_cache_is_not_tag_checked_again(store, clock):
+    """The tag is checked before a look-up; a cached key was admitted when it was loaded,
+    so the hot path (a cache hit) pays no HMAC for it."""
+
+    class Counting(KeyIdTagger):
+        __slots__ = ("checks",)
+
+        def admits(self, key_id: str) -> bool:
+            self.checks += 1
+            return super().admits(key_id)
+
+    ids = Counting(os.urandom(32))
+    ids.checks = 0
+    engine = PolicyEngine(
+        KeyCache(store, clock), HASHER, clock, state=memory_state(clock), key_ids=ids
+    )
+    issued = ids.issue("aptr", "live")
+    store.records[issued.id] = KeyRecord(
+        id=issued.id,
+        project_id="proj_1",
+        environment="live",
+        secret_hash=HASHER.hash(issued.secret),
+        scopes=frozenset(),
+    )
+    for _ in range(3):
+        await engine.verify(Credentials(issued.id, issued.secret), RequestFacts())
+    assert (ids.checks, store.loads) == (1, 1)

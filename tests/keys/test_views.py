@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from keyguard.crypto.keys import issue_key
+from keyguard.crypto.keys import KeyIdTagger
 from keyguard.keys.views import CreatedKey, KeyView
 
 
 def test_a_created_key_never_prints_its_secret():
-    issued = issue_key("aptr", "live")
+    issued = KeyIdTagger(bytes(32)).issue("aptr", "live")
     at = datetime(2026, 1, 1, tzinfo=UTC)
     view = KeyView(
         id=issued.id, project_id="p1", name="n", environment="live", status="active",

@@ -43,8 +43,9 @@ async def authenticate_scope(
     if credentials.secret is None or facts.signature is not None:
         # A signature covers the body, so it must be read first, but only for a live key
         # that can sign: anyone can send a well-formed bare id, and must not make us buffer
-        # a body for it. (The cache look-up is the one verify() does next.)
-        record = await engine.cache.get(credentials.key_id)
+        # a body for it. (The cache look-up is the one verify() does next; a forged id
+        # is not looked up at all.)
+        record = await engine.lookup(credentials.key_id)
         if record is not None and record.signing_secret is not None and not record.revoked:
             facts.body = await read_body()
     return await engine.verify(credentials, facts, required_scopes=required_scopes, root=root)

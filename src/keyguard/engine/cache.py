@@ -3,7 +3,9 @@
 Every change to a key calls ``invalidate`` (and publishes it on the cache bus so other
 instances drop it too), so a revocation takes effect on the next request. The TTL is a
 safety net for instances that missed a message; negative entries (unknown ids) are cached
-briefly and in bounded number, since checksum-valid ids are cheap for an attacker to forge.
+briefly and in bounded number. Forged ids never get here: the engine refuses an id whose
+keyed tag is wrong before the cache (``PolicyEngine.lookup``), so only ids Keyguard issued
+can cost a look-up.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ class ReadThroughCache(Generic[T]):
         # Called with the key id on every invalidate() (not on forget()): the runtime
         # publishes it on the cache bus so that every other instance forgets the key too.
         self.on_invalidate: Callable[[str], None] | None = None
+
+    def peek(self, key_id: str) -> T | None:
+        """The cached value of ``key_id`` while fresh, else None; never loads."""
+        hit = self._hits.get(key_id)
+        if hit is not None and hit[1] > self._clock.now():
+            return hit[0]
+        return None
 
     async def get(self, key_id: str) -> T | None:
         now = self._clock.now()

@@ -4,8 +4,9 @@ No HTTP and no SQL here. Checks run cheapest first, and nothing that consumes st
 (replay caches, TOTP steps, rate-limit counters) runs before every stateless check has
 passed; a key without a given restriction skips its check entirely:
 
-1. key: format/checksum (already, in ``extract_credentials``), look-up, secret (or, for
-   a bare id, a signing secret), revoked, expired, root vs project;
+1. key: format/checksum (already, in ``extract_credentials``), the id's keyed tag (no
+   look-up for an id nobody issued), look-up, secret (or, for a bare id, a signing
+   secret), revoked, expired, root vs project;
 2. transport: HTTPS, IP allowlist, allowed domains, client certificate;
 3. scopes;
 4. proofs, stateless: request signature and timestamp, TOTP code (failures throttled);
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable
 from keyguard.clock import Clock, has_passed
 from keyguard.crypto.certificates import info_from_der
 from keyguard.crypto.hashing import SecretHasher
+from keyguard.crypto.keys import KeyIdTagger
 from keyguard.crypto.request_signing import TIMESTAMP_WINDOW, verify_signed_request
 from keyguard.engine.cache import KeyCache
 from keyguard.engine.facts import AccessToken, Credentials, RequestFacts
@@ -76,9 +78,11 @@ class PolicyEngine:
         clock: Clock,
         *,
         state: StateStores,
+        key_ids: KeyIdTagger,
         totp_failures: tuple[int, int] = TOTP_FAILURES,
     ) -> None:
         self.cache = cache
+        self._key_ids = key_ids
         self._hasher = hasher
         self._clock = clock
         self._limiter = state.rate_limiter
@@ -116,6 +120,18 @@ class PolicyEngine:
             raise CredentialsMissing()
         return await self.session_verifier.verify(presented, facts)
 
+    async def lookup(self, key_id: str) -> KeyRecord | None:
+        """The key's record (through the cache), or None. An id that no key can have (a
+        wrong tag, or an untagged id that did not exist when we started) is not looked
+        up: the public checksum is easy to forge, and each look-up may be a query. A key
+        already in the cache was admitted when it was loaded: not checked again."""
+        record = self.cache.peek(key_id)
+        if record is not None:
+            return record
+        if not self._key_ids.admits(key_id):
+            return None
+        return await self.cache.get(key_id)
+
     async def verify(
         self,
         credentials: Credentials,
@@ -124,7 +140,8 @@ class PolicyEngine:
         required_scopes: Iterable[str] = (),
         root: bool = False,
     ) -> KeyPrincipal:
-        record = self._check_secret(await self.cache.get(credentials.key_id), credentials)
+        # A forged id is refused as an unknown one is (same work), never looked up.
+        record = self._check_secret(await self.lookup(credentials.key_id), credentials)
         if credentials.secret is None:
             # A bare public id (a signed request) proves nothing until its signature
             # checks: verified first, so a wrong one learns nothing of the key's other

@@ -1,14 +1,16 @@
-"""Repository side of the key cache: one row (plus its certificates) -> KeyRecord."""
+"""Repository side of the key cache: one row (plus its certificates) -> KeyRecord; and
+the ids issued before key ids had a tag, which the engine admits without one."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyguard.audit.models import AuditEvent, AuditHead
 from keyguard.crypto.envelope import Envelope
+from keyguard.crypto.keys import ENVIRONMENTS, LEGACY_ID_CHARS, looks_like_legacy_key_id
 from keyguard.engine.records import KeyRecord, RateLimitRule
 from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.projects.models import Project
@@ -80,6 +82,19 @@ async def load_key_record(
         )
         enforce = bool(enforced.scalar_one_or_none())
     return to_record(row, envelope, frozenset(validity), validity, enforce_max_age=enforce)
+
+
+async def legacy_key_ids(sessions: async_sessionmaker[AsyncSession]) -> frozenset[str]:
+    """Every key id (project and root keys) of the shape issued before the tag: 16
+    characters after ``_live_``/``_test_``. None is issued any more, so what this reads at
+    start is all there will ever be. (In LIKE an unescaped ``_`` is any one character;
+    the underscores around the environment are escaped, and a tagged id, with 18
+    characters after them, never matches.)"""
+    any_chars = "_" * LEGACY_ID_CHARS
+    shapes = [ApiKey.id.like(f"%!_{env}!_{any_chars}", escape="!") for env in ENVIRONMENTS]
+    async with sessions() as session:
+        found = await session.execute(select(ApiKey.id).where(or_(*shapes)))
+        return frozenset(i for i in found.scalars() if looks_like_legacy_key_id(i))
 
 
 _PER_POLL = 10_000

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keyguard.audit import service as audit
 from keyguard.clock import has_passed, utc_from_ts
 from keyguard.context import ServiceContext
-from keyguard.crypto.keys import ROOT_PREFIX, IssuedKey, issue_key, new_secret_for
+from keyguard.crypto.keys import ROOT_PREFIX, IssuedKey, new_secret_for
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.keys.changes import changing_key, live_project_key, project_key
 from keyguard.keys.errors import KeyAlreadyRotated, KeyExpiredConflict
@@ -105,7 +105,7 @@ async def create_key(
         project = await session.get(Project, project_id)
         if project is None:
             raise NotFound()
-        issued = issue_key(project.key_prefix, spec.environment)
+        issued = ctx.key_ids.issue(project.key_prefix, spec.environment)
         row = _new_row(ctx, issued, spec, project_id, max_age_days=project.max_key_age_days)
         session.add(row)
         await session.flush()
@@ -137,7 +137,7 @@ async def create_root_key(
 ) -> CreatedKey:
     """Root keys authenticate the management API; they belong to an account, not a project.
     In the caller's transaction; audited as made by ``actor`` (default: the account)."""
-    issued = issue_key(ROOT_PREFIX, "live")
+    issued = ctx.key_ids.issue(ROOT_PREFIX, "live")
     row = _new_row(ctx, issued, KeySpec(name=name), None, max_age_days=None)
     row.is_root = True
     row.account_id = account_id
@@ -383,7 +383,7 @@ async def rotate_key(
         project = await session.get(Project, old.project_id)
         if project is None:  # pragma: no cover - FK guarantees it
             raise NotFound()
-        issued = issue_key(project.key_prefix, old.environment)
+        issued = ctx.key_ids.issue(project.key_prefix, old.environment)
         spec = KeySpec(
             name=old.name,
             environment=old.environment,
