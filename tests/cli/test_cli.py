@@ -232,3 +232,45 @@ def test_a_lost_master_key_is_never_silently_replaced(initialised, tmp_path, com
     assert "master.key is missing" in r.stderr
     assert "restore" in r.stderr
     assert not (data / "master.key").exists()
+
+
+def test_audit_verify_with_a_kept_checkpoint_catches_an_old_backup_restored(
+    initialised, tmp_path
+):
+    """Issue 10, defect 6: the chain of an older copy verifies; the checkpoint kept since
+    does not, because the restored log no longer extends it."""
+    import shutil
+
+    data = tmp_path / "copy"
+    shutil.copytree(initialised[0], data)
+    assert run("audit", "checkpoint", data=data).returncode == 0  # the signing key exists
+    backup = tmp_path / "backup.db"
+    shutil.copy(data / "keyguard.db", backup)
+    made = run("root-key", "create", "--name", "ci", "--json", data=data)  # one more event
+    assert made.returncode == 0, made.stderr
+    cp = run("audit", "checkpoint", data=data)
+    assert cp.returncode == 0, cp.stderr
+    kept = tmp_path / "checkpoint.txt"
+    kept.write_text(cp.stdout)
+    ok = run("audit", "verify", "--checkpoint", str(kept), data=data)
+    assert ok.returncode == 0, ok.stderr
+    assert "checkpoint verified" in ok.stdout
+    keys = run("audit", "checkpoint", data=data)  # same log, same key
+    assert keys.stdout.splitlines()[-1] == cp.stdout.splitlines()[-1]
+
+    shutil.copy(backup, data / "keyguard.db")  # the old backup comes back
+    chain_only = run("audit", "verify", data=data)
+    assert chain_only.returncode == 0, "the chain of an old copy is intact on its own"
+    bad = run("audit", "verify", "--checkpoint", str(kept), data=data)
+    assert bad.returncode == 1
+    assert "older backup was restored" in bad.stderr
+    assert "TAMPERED" in bad.stderr
+
+
+def test_audit_verify_refuses_a_malformed_pinned_key(initialised, tmp_path):
+    kept = tmp_path / "cp.txt"
+    kept.write_text(run("audit", "checkpoint", data=initialised[0]).stdout)
+    r = run("audit", "verify", "--checkpoint", str(kept), "--key", "nope", data=initialised[0])
+    assert r.returncode == 2
+    assert "--key" in r.stderr
+    assert "Traceback" not in r.stderr

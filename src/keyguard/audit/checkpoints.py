@@ -270,6 +270,7 @@ async def verify_extends(
     stack: list[bytes] = []
     size, root_at_checkpoint = 0, merkle.EMPTY_ROOT if checkpoint.size == 0 else None
     # The tree needs no secret: anyone holding the events can recompute it.
+    expected: list[tuple[int, int, bytes]] = []  # the tree's nodes as the events imply
     async for event in _events(session):
         if event.seq != size + 1:
             raise CheckpointMismatch(f"event {size + 1} is missing (next is {event.seq})")
@@ -282,7 +283,10 @@ async def verify_extends(
             event.target,
             event.data,
         )
-        merkle.compact_append(stack, size, merkle.leaf_hash(body))
+        expected.extend(merkle.compact_append(stack, size, merkle.leaf_hash(body)))
+        if len(expected) >= 4000:
+            await _compare_stored(session, expected)
+            expected.clear()
         size += 1
         if size == checkpoint.size:
             root_at_checkpoint = merkle.compact_root(stack)
@@ -296,11 +300,20 @@ async def verify_extends(
             f"the first {checkpoint.size} events no longer hash to the checkpoint's root: "
             "the log was rewritten"
         )
+    await _compare_stored(session, expected)
     if head.seq != size or tree.frontier_root(head.frontier or []) != merkle.compact_root(stack):
         raise CheckpointMismatch("the stored Merkle tree does not match the events")
-    if size and await tree.root_at(session, size) != merkle.compact_root(stack):
-        raise CheckpointMismatch("the stored Merkle tree does not match the events")
     return Extension(checkpoint, signers[0], size)
+
+
+async def _compare_stored(session: AsyncSession, expected: list[tuple[int, int, bytes]]) -> None:
+    """Every node the events imply is stored, with that hash (proofs are served from them)."""
+    stored = await tree.stored_nodes(session, [(lv, ix) for lv, ix, _ in expected])
+    for level, index, digest in expected:
+        if stored.get((level, index)) != digest:
+            raise CheckpointMismatch(
+                f"the stored Merkle tree does not match the events (node {level}/{index})"
+            )
 
 
 async def _events(session: AsyncSession, batch: int = 2000) -> AsyncIterator[AuditEvent]:

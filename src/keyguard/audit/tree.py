@@ -40,7 +40,7 @@ def append(head: AuditHead, size: int, leaf_data: bytes) -> list[AuditTreeNode]:
     return nodes
 
 
-async def _nodes(
+async def stored_nodes(
     session: AsyncSession, wanted: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], bytes]:
     keys = sorted(set(wanted))
@@ -74,7 +74,7 @@ async def range_hash(session: AsyncSession, ranges: Iterable[tuple[int, int]]) -
     probe = merkle.range_hash_from(record)
     for start, end in ranges:
         probe(start, end)
-    found = await _nodes(session, needed)
+    found = await stored_nodes(session, needed)
 
     def lookup(level: int, index: int) -> bytes:
         try:

@@ -78,3 +78,13 @@ async def start_runtime(settings: Settings) -> Runtime:
         raise ConfigurationError(BAD_DATABASE_URL) from None
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
+
+
+def existing_database_settings(data: Path | None, *, hint: str = "") -> Settings:
+    """Settings for a command that reads what exists. No database file means nothing to
+    read, and starting a runtime would create one (and a master key) instead."""
+    settings = load_settings(data)
+    path = sqlite_database_path(settings)
+    if path is not None and not path.is_file():
+        raise ConfigurationError(f"no Keyguard database at {path}{hint}")
+    return settings

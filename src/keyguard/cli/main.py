@@ -14,8 +14,8 @@ import typer
 
 from keyguard.cli._config import (
     ConfigurationError,
+    existing_database_settings,
     load_settings,
-    sqlite_database_path,
     start_runtime,
 )
 from keyguard.cli.usage import usage_command
@@ -144,19 +144,40 @@ def init(
 
 
 @audit_app.command("verify")
-def audit_verify(data: DataOpt = None) -> None:
-    """Recompute the audit hash chain and report any tampered, missing or reordered row."""
+def audit_verify(
+    data: DataOpt = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A checkpoint you kept (GET /v1/audit/checkpoint, an audit.checkpoint event "
+            "or `keyguard audit checkpoint`): fail unless the log still extends it.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A verifier key (name+hash+base64) the checkpoint must be signed by; "
+            "repeatable. Default: any key the database publishes."
+        ),
+    ] = None,
+) -> None:
+    """Recompute the audit hash chain and report any tampered, missing or reordered row;
+    with --checkpoint, also prove the log extends a checkpoint kept outside it."""
+    from keyguard.audit.checkpoints import CheckpointMismatch, Extension, verify_extends
+    from keyguard.audit.note import NoteError, Verifier
     from keyguard.audit.service import ChainBreak, verify_chain
 
     with _configuration_errors("audit verify"):
-        settings = load_settings(data)
-        # Verifying reads what exists: no database file means nothing to verify, and
-        # starting a runtime would create one (and a master key) instead.
-        path = sqlite_database_path(settings)
-        if path is not None and not path.is_file():
-            raise ConfigurationError(f"no Keyguard database at {path}")
+        settings = existing_database_settings(data)
+        try:
+            trusted = [Verifier.parse(k) for k in key] if key else None
+        except NoteError as error:
+            raise ConfigurationError(f"--key: {error}") from error
+        note = checkpoint.read_text(encoding="utf-8") if checkpoint is not None else None
 
-    async def run() -> tuple[int, list[ChainBreak]]:
+    async def run() -> tuple[int, list[ChainBreak], Extension | str | None]:
         runtime = await start_runtime(settings)
         try:
             async with runtime.sessions() as session:
@@ -167,18 +188,51 @@ def audit_verify(data: DataOpt = None) -> None:
                 count = (
                     await session.execute(select(func.count()).select_from(AuditEvent))
                 ).scalar_one()
-                return count, await verify_chain(session)
+                breaks = await verify_chain(session)
+                extension: Extension | str | None = None
+                if note is not None:
+                    try:
+                        extension = await verify_extends(session, note, trusted=trusted)
+                    except CheckpointMismatch as mismatch:
+                        extension = str(mismatch)
+                return count, breaks, extension
         finally:
             await runtime.close()
 
     with _configuration_errors("audit verify"):
-        count, breaks = asyncio.run(run())
-    if not breaks:
-        typer.echo(f"audit log intact: {count} events, chain verified")
-        return
+        count, breaks, extension = asyncio.run(run())
     for item in breaks:
         typer.secho(f"event {item.seq}: {item.reason}", fg=typer.colors.RED, err=True)
-    _fail(f"audit log TAMPERED: {len(breaks)} problem(s) in {count} events")
+    if isinstance(extension, str):
+        typer.secho(f"checkpoint: {extension}", fg=typer.colors.RED, err=True)
+    if breaks or isinstance(extension, str):
+        problems = len(breaks) + isinstance(extension, str)
+        _fail(f"audit log TAMPERED: {problems} problem(s) in {count} events")
+    typer.echo(f"audit log intact: {count} events, chain verified")
+    if isinstance(extension, Extension):
+        typer.echo(
+            f"checkpoint verified: the log extends {extension.checkpoint.origin} at size "
+            f"{extension.checkpoint.size} (signed by key {extension.signed_by.key_id.hex()})"
+        )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data: DataOpt = None) -> None:
+    """Print a signed checkpoint of the log as it is now (keep it somewhere else)."""
+    from keyguard.audit.checkpoints import sign_current
+
+    with _configuration_errors("audit checkpoint"):
+        settings = existing_database_settings(data)
+
+    async def run() -> str:
+        runtime = await start_runtime(settings)
+        try:
+            return (await sign_current(runtime)).note
+        finally:
+            await runtime.close()
+
+    with _configuration_errors("audit checkpoint"):
+        sys.stdout.write(asyncio.run(run()))
 
 
 app.command("usage")(usage_command)
@@ -201,10 +255,7 @@ def root_key_create(
     from keyguard.keys.root_keys import create_root_key
 
     with _configuration_errors("root-key create"):
-        settings = load_settings(data)
-        path = sqlite_database_path(settings)
-        if path is not None and not path.is_file():
-            raise ConfigurationError(f"no Keyguard database at {path}: run keyguard init")
+        settings = existing_database_settings(data, hint=": run keyguard init")
 
     async def run() -> tuple[str, str]:
         runtime = await start_runtime(settings)

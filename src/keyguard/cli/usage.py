@@ -20,8 +20,7 @@ from rich.table import Table
 
 from keyguard.cli._config import (
     ConfigurationError,
-    load_settings,
-    sqlite_database_path,
+    existing_database_settings,
     start_runtime,
 )
 from keyguard.clock import utc_from_ts
@@ -96,12 +95,7 @@ def usage_command(
     span = parse_since(since)
     granularity = granularity_for(span)
     try:
-        settings = load_settings(data)
-        # Reading what exists: no database means no usage (and starting a runtime would
-        # create a database and a master key instead).
-        path = sqlite_database_path(settings)
-        if path is not None and not path.is_file():
-            raise ConfigurationError(f"no Keyguard database at {path}")
+        settings = existing_database_settings(data)
     except ConfigurationError as error:
         typer.echo(f"keyguard usage: {error}", err=True)
         raise typer.Exit(2) from None
