@@ -25,6 +25,7 @@ from keyguard.uploads import routes as upload_routes
 from keyguard.uploads import session_routes as sessions
 from keyguard.usage.anomalies import anomaly_watcher
 from keyguard.web import pages
+from keyguard.webhooks.checkpoints import checkpoint_publisher
 from keyguard.webhooks.worker import DeliveryWorker
 
 
@@ -39,6 +40,7 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
             MailWorker(runtime).running(),
             key_age_watcher(runtime),
             anomaly_watcher(runtime),
+            checkpoint_publisher(runtime),
         ):
             yield
         if close_runtime:

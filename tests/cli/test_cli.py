@@ -234,9 +234,7 @@ def test_a_lost_master_key_is_never_silently_replaced(initialised, tmp_path, com
     assert not (data / "master.key").exists()
 
 
-def test_audit_verify_with_a_kept_checkpoint_catches_an_old_backup_restored(
-    initialised, tmp_path
-):
+def test_audit_verify_with_a_kept_checkpoint_catches_an_old_backup_restored(initialised, tmp_path):
     """Issue 10, defect 6: the chain of an older copy verifies; the checkpoint kept since
     does not, because the restored log no longer extends it."""
     import shutil

@@ -29,6 +29,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "key.rotation_due",
         "key.anomaly",
         "key.leaked",
+        "audit.checkpoint",
         ENDPOINT_DISABLED,
     }
 )
