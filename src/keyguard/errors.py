@@ -71,6 +71,11 @@ class KeyExpired(AuthenticationError):
     title = "The API key has expired"
 
 
+class KeyQuarantined(AuthenticationError):
+    code = "key_quarantined"
+    title = "The API key was reported leaked and is quarantined"
+
+
 class KeyRevoked(AuthenticationError):
     code = "key_revoked"
     title = "The API key has been revoked"
@@ -220,6 +225,7 @@ __all__ = [
     "InvalidKey",
     "IpNotAllowed",
     "KeyExpired",
+    "KeyQuarantined",
     "KeyRevoked",
     "KeyguardError",
     "NotFound",

@@ -14,7 +14,8 @@ def test_a_created_key_never_prints_its_secret():
     view = KeyView(
         id=issued.id, project_id="p1", name="n", environment="live", status="active",
         scopes=(), metadata={}, created_at=at, updated_at=at, expires_at=None,
-        revoked_at=None, rotated_from=None, rotated_to=None, ip_allowlist=(),
+        revoked_at=None, quarantined_at=None, rotated_from=None, rotated_to=None,
+        ip_allowlist=(),
         allowed_domains=(), rate_limit=None, totp_enabled=False, require_signature=False,
         certificates=(), rotate_by=None, rotation_due=False,
     )  # fmt: skip

@@ -72,7 +72,7 @@ async def test_a_signed_report_revokes_the_key_and_alerts_its_owners(
             .scalars()
             .all()
         )
-    assert leaked == [{"source": "gist"}]
+    assert leaked == [{"source": "gist", "outcome": "revoked"}]
     assert mails == ["The API key “leaky” was found exposed and has been revoked"]
 
 
@@ -113,3 +113,84 @@ async def test_without_reporters_configured_every_report_is_refused(client, runt
     runtime.settings.leak_reporters = None
     body = report("x")
     assert (await client.post("/v1/leaks", content=body, headers=signed(body))).status_code == 401
+
+
+async def quarantining_project(client, root_headers) -> str:
+    r = await client.post(
+        "/v1/projects", json={"name": "careful", "leak_policy": "quarantine"}, headers=root_headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["leak_policy"] == "quarantine"
+    return str(r.json()["id"])
+
+
+async def test_a_quarantining_project_refuses_the_key_until_an_owner_releases_it(
+    client, root_headers, runtime
+):
+    project = await quarantining_project(client, root_headers)
+    key = await create_key(client, root_headers, project, name="leaky")
+    body = report(key["key"])
+    assert (await client.post("/v1/leaks", content=body, headers=signed(body))).status_code == 200
+    refused = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert (refused.status_code, refused.json()["code"]) == (401, "key_quarantined")
+    shown = (await client.get(f"/v1/keys/{key['id']}", headers=root_headers)).json()
+    assert shown["status"] == "quarantined"
+    assert shown["quarantined_at"] is not None
+    async with runtime.sessions() as db:
+        leaked = (
+            await db.execute(select(AuditEvent.data).where(AuditEvent.action == "key.leaked"))
+        ).scalar_one()
+        mail = (
+            await db.execute(select(MailMessage.subject).where(MailMessage.kind == "key_leaked"))
+        ).scalar_one()
+    assert leaked == {"source": "gist", "outcome": "quarantined"}
+    assert mail == "The API key “leaky” was found exposed and is quarantined"
+    # A false report: an owner releases it and the same key works again, audited.
+    released = await client.post(f"/v1/keys/{key['id']}/release", headers=root_headers)
+    assert released.status_code == 200, released.text
+    assert released.json()["status"] == "active"
+    works = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert works.status_code == 201
+    again = await client.post(f"/v1/keys/{key['id']}/release", headers=root_headers)
+    assert (again.status_code, again.json()["code"]) == (409, "key_not_quarantined")
+    actions = [
+        e["action"]
+        for e in (await client.get(f"/v1/projects/{project}/audit", headers=root_headers)).json()[
+            "data"
+        ]
+    ]
+    key_actions = [a for a in actions if a in {"key.quarantined", "key.leaked", "key.released"}]
+    assert key_actions == ["key.quarantined", "key.leaked", "key.released"]
+
+
+async def test_regenerating_a_quarantined_key_lifts_the_quarantine_and_kills_the_leak(
+    client, root_headers
+):
+    project = await quarantining_project(client, root_headers)
+    key = await create_key(client, root_headers, project)
+    body = report(key["key"])
+    await client.post("/v1/leaks", content=body, headers=signed(body))
+    fresh = (await client.post(f"/v1/keys/{key['id']}/regenerate", headers=root_headers)).json()
+    assert fresh["status"] == "active"
+    assert fresh["quarantined_at"] is None
+    leaked = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+    assert leaked.status_code == 401
+    works = await client.post("/v1/sessions", json=POLL_SESSION, headers=bearer(fresh["key"]))
+    assert works.status_code == 201
+
+
+async def test_the_leak_policy_is_changed_by_patch_and_checked(client, root_headers, project_id):
+    r = await client.get(f"/v1/projects/{project_id}", headers=root_headers)
+    assert r.json()["leak_policy"] == "revoke"
+    for bad in ("delete", "", None, 1):
+        r = await client.patch(
+            f"/v1/projects/{project_id}", json={"leak_policy": bad}, headers=root_headers
+        )
+        if bad is None:  # "not changed"
+            assert r.status_code == 200
+            continue
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+    r = await client.patch(
+        f"/v1/projects/{project_id}", json={"leak_policy": "quarantine"}, headers=root_headers
+    )
+    assert r.json()["leak_policy"] == "quarantine"

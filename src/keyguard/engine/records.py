@@ -35,6 +35,7 @@ class KeyRecord:
     is_root: bool = False
     expires_at: float | None = None  # unix seconds
     revoked: bool = False
+    quarantined: bool = False
     ip_allowlist: tuple[str, ...] = ()
     allowed_domains: tuple[str, ...] = ()
     rate_limit: RateLimitRule | None = None

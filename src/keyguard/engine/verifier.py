@@ -46,6 +46,7 @@ from keyguard.errors import (
     IpNotAllowed,
     KeyExpired,
     KeyguardError,
+    KeyQuarantined,
     KeyRevoked,
     OriginNotAllowed,
     RateLimited,
@@ -263,6 +264,8 @@ class PolicyEngine:
     def _check_lifecycle(self, record: KeyRecord) -> None:
         if record.revoked:
             raise KeyRevoked()
+        if record.quarantined:
+            raise KeyQuarantined()
         if has_passed(record.expires_at, self._clock.now()):
             raise KeyExpired()
 

@@ -22,6 +22,11 @@ class KeyExpiredConflict(Conflict):
     title = "The API key has expired"
 
 
+class KeyNotQuarantined(Conflict):
+    code = "key_not_quarantined"
+    title = "The API key is not quarantined"
+
+
 class LastRootKey(Conflict):
     code = "last_root_key"
     title = "The last active root key cannot be revoked: create another one first"

@@ -8,11 +8,18 @@ from keyguard.keys.errors import (
     KeyAlreadyRevoked,
     KeyAlreadyRotated,
     KeyExpiredConflict,
+    KeyNotQuarantined,
     LastRootKey,
 )
 
 FEATURE = Feature(
     name="keys",
     routers=(routes.router, root_routes.router),
-    errors=(KeyAlreadyRevoked, KeyAlreadyRotated, KeyExpiredConflict, LastRootKey),
+    errors=(
+        KeyAlreadyRevoked,
+        KeyAlreadyRotated,
+        KeyExpiredConflict,
+        KeyNotQuarantined,
+        LastRootKey,
+    ),
 )

@@ -37,6 +37,9 @@ class ApiKey(Base):
     updated_at: Mapped[datetime] = mapped_column(index=True)
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Reported leaked in a project whose policy quarantines (CONTRACT §10): refused until
+    # an owner releases it (a false report) or regenerates its secret.
+    quarantined_at: Mapped[datetime | None]
     rotated_to: Mapped[str | None] = mapped_column(String(64))
     rotated_from: Mapped[str | None] = mapped_column(String(64))
     # Restrictions (CONTRACT §3-§4).

@@ -43,6 +43,7 @@ def to_record(
         is_root=row.is_root,
         expires_at=_effective_expiry(row, enforce_max_age),
         revoked=row.revoked_at is not None,
+        quarantined=row.quarantined_at is not None,
         ip_allowlist=tuple(row.ip_allowlist),
         allowed_domains=tuple(row.allowed_domains),
         rate_limit=rate,

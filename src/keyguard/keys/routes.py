@@ -98,6 +98,12 @@ async def revoke_key(key_id: str, rt: ContextDep, caller: Manager) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.post("/v1/keys/{key_id}/release", response_model=KeyOut)
+async def release_key(key_id: str, rt: ContextDep, caller: Manager) -> KeyOut:
+    """Lift a leak quarantine (a false report): the same secret works again."""
+    return key_out(await keys.release_key(rt, key_id, actor=caller.actor))
+
+
 @router.post("/v1/keys/{key_id}/regenerate", response_model=KeyCreated)
 async def regenerate_key(key_id: str, rt: ContextDep, caller: Manager) -> KeyCreated:
     return created_out(await keys.regenerate_key(rt, key_id, actor=caller.actor))

@@ -94,13 +94,17 @@ class KeyOut(BaseModel):
     project_id: str | None
     name: str
     environment: str
-    status: Literal["active", "expired", "revoked"]
+    status: Literal["active", "expired", "revoked", "quarantined"]
     scopes: list[str]
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    quarantined_at: datetime | None = Field(
+        description="Reported leaked in a project whose leak_policy is quarantine: refused "
+        "until released or regenerated"
+    )
     rotated_from: str | None
     rotated_to: str | None
     ip_allowlist: list[str]

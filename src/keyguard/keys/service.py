@@ -22,7 +22,7 @@ from keyguard.context import ServiceContext
 from keyguard.crypto.keys import ROOT_PREFIX, IssuedKey, new_secret_for
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.keys.changes import changing_key, live_project_key, project_key
-from keyguard.keys.errors import KeyAlreadyRotated, KeyExpiredConflict
+from keyguard.keys.errors import KeyAlreadyRotated, KeyExpiredConflict, KeyNotQuarantined
 from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.keys.views import CreatedKey, KeyView, key_view
 from keyguard.projects.models import Project
@@ -354,6 +354,26 @@ async def revoke_key(ctx: ServiceContext, key_id: str, *, actor: str) -> None:
         await change.record("key.revoked")
 
 
+async def quarantine_key(ctx: ServiceContext, key_id: str, *, actor: str) -> bool:
+    """Refuse a key reported leaked until an owner looks at it; False if it already was."""
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        if change.row.quarantined_at is not None:
+            return False
+        change.row.quarantined_at = change.now
+        await change.record("key.quarantined")
+    return True
+
+
+async def release_key(ctx: ServiceContext, key_id: str, *, actor: str) -> KeyView:
+    """Lift a quarantine (a false report): the same secret works again. Audited."""
+    async with changing_key(ctx, key_id, actor=actor) as change:
+        if change.row.quarantined_at is None:
+            raise KeyNotQuarantined()
+        change.row.quarantined_at = None
+        await change.record("key.released")
+    return await get_key(ctx, key_id)
+
+
 async def regenerate_key(ctx: ServiceContext, key_id: str, *, actor: str) -> CreatedKey:
     """New secret for the same id; the old secret stops working at once."""
     async with changing_key(ctx, key_id, actor=actor) as change:
@@ -365,6 +385,7 @@ async def regenerate_key(ctx: ServiceContext, key_id: str, *, actor: str) -> Cre
         project = await change.session.get(Project, row.project_id)
         row.rotate_by = rotate_by(change.now, project.max_key_age_days if project else None)
         row.rotation_warned = 0
+        row.quarantined_at = None  # the leaked secret is dead: the key may work again
         await change.record("key.regenerated")
     return await _created(ctx, row, issued)
 

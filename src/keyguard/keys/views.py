@@ -15,7 +15,7 @@ from keyguard.clock import has_passed
 from keyguard.crypto.keys import IssuedKey
 from keyguard.keys.models import ApiKey, KeyCertificate
 
-KeyStatus = Literal["active", "expired", "revoked"]
+KeyStatus = Literal["active", "expired", "revoked", "quarantined"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,7 @@ class KeyView:
     updated_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    quarantined_at: datetime | None
     rotated_from: str | None
     rotated_to: str | None
     ip_allowlist: tuple[str, ...]
@@ -75,6 +76,8 @@ class CreatedKey:
 def key_status(row: ApiKey, now: datetime) -> KeyStatus:
     if row.revoked_at is not None:
         return "revoked"
+    if row.quarantined_at is not None:
+        return "quarantined"
     if has_passed(row.expires_at, now):
         return "expired"
     return "active"
@@ -96,6 +99,7 @@ def key_view(row: ApiKey, certificates: Iterable[KeyCertificate], now: datetime)
         updated_at=row.updated_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        quarantined_at=row.quarantined_at,
         rotated_from=row.rotated_from,
         rotated_to=row.rotated_to,
         ip_allowlist=tuple(row.ip_allowlist),

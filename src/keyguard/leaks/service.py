@@ -14,10 +14,11 @@ What an attacker can try, and what answers it:
 - **A token that only looks like a key**: it must pass the format and checksum, name a
   key, and match its secret (the same constant-time check requests get).
 
-A matching key is revoked at once (the default policy), audited as ``key.leaked`` (a
-webhook event too) and its project's owners are emailed. Root keys are revoked as well,
-unless it is the last active one (then it is only audited and alerted, so the operator
-keeps a way in; ``keyguard root-key create`` makes another).
+A matching key is revoked at once (the default policy) or, in a project whose
+``leak_policy`` is ``quarantine``, refused until an owner releases or regenerates it;
+audited as ``key.leaked`` (a webhook event too) and its project's owners are emailed.
+Root keys are always revoked, unless it is the last active one (then it is only audited
+and alerted, so the operator keeps a way in; ``keyguard root-key create`` makes another).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from keyguard.keys.models import ApiKey
 from keyguard.keys.root_keys import revoke_root_key
 from keyguard.leaks.errors import LeakReportUnsigned
 from keyguard.mail.outbox import enqueue_mail
+from keyguard.projects.models import Project
 
 MAX_TOKENS = 1000
 ACTOR = "leak-report"
@@ -99,7 +101,8 @@ def _tokens(body: bytes) -> list[dict[str, Any]]:
 
 
 async def handle_report(ctx: ServiceContext, body: bytes) -> ReportOutcome:
-    """Revoke and report every reported token that is a live key (the body is signed)."""
+    """Revoke (or quarantine, by the project's policy) and report every reported token that
+    is a live key (the body is signed)."""
     revoked = 0
     items = _tokens(body)
     for item in items:
@@ -112,20 +115,32 @@ async def handle_report(ctx: ServiceContext, body: bytes) -> ReportOutcome:
         if row is None or not ctx.hasher.matches(parsed.secret, row.secret_hash):
             continue
         source = str(item.get("source", ""))[:100]
+        outcome = "already_revoked"
         if row.revoked_at is None:
             try:
-                if row.is_root:
+                if row.is_root:  # no project, no policy: a root key is always revoked
                     await revoke_root_key(ctx, row.id, actor=ACTOR)
+                    outcome = "revoked"
+                elif await _policy(ctx, row) == "quarantine":
+                    await keys.quarantine_key(ctx, row.id, actor=ACTOR)
+                    outcome = "quarantined"
                 else:
                     await keys.revoke_key(ctx, row.id, actor=ACTOR)
+                    outcome = "revoked"
                 revoked += 1
             except LastRootKey:
-                pass  # kept, so the operator keeps a way in: audited and alerted below
-        await _report(ctx, row, source)
+                outcome = "kept"  # so the operator keeps a way in: audited and alerted
+        await _report(ctx, row, source, outcome)
     return ReportOutcome(len(items), revoked)
 
 
-async def _report(ctx: ServiceContext, row: ApiKey, source: str) -> None:
+async def _policy(ctx: ServiceContext, row: ApiKey) -> str:
+    async with ctx.sessions() as db:
+        project = await db.get(Project, row.project_id)
+    return project.leak_policy if project is not None else "revoke"
+
+
+async def _report(ctx: ServiceContext, row: ApiKey, source: str, outcome: str) -> None:
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as db:
         await audit.record(
@@ -135,18 +150,19 @@ async def _report(ctx: ServiceContext, row: ApiKey, source: str) -> None:
             action="key.leaked",
             target=row.id,
             project_id=row.project_id,
-            data={"source": source},
+            data={"source": source, "outcome": outcome},
         )
         if row.project_id is None:
             return
+        mail = "quarantined" if outcome == "quarantined" else "revoked"
         for email in await owner_emails(db, row.project_id):
             enqueue_mail(
                 db,
                 ctx,
                 to=email,
-                subject=translate("mail.leaked.subject", name=row.name),
+                subject=translate(f"mail.leaked.{mail}.subject", name=row.name),
                 body=translate(
-                    "mail.leaked.body", name=row.name, key_id=row.id, source=source or "-"
+                    f"mail.leaked.{mail}.body", name=row.name, key_id=row.id, source=source or "-"
                 ),
                 kind="key_leaked",
             )

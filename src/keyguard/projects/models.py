@@ -34,4 +34,7 @@ class Project(Base):
     enforce_max_key_age: Mapped[bool] = mapped_column(Boolean, default=False)
     # Usage anomaly thresholds (CONTRACT §10) that differ from the defaults.
     anomaly_thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What a leak report does to a key (CONTRACT §10): "revoke" it, or "quarantine" it
+    # (refused, reversible by an owner).
+    leak_policy: Mapped[str] = mapped_column(String(12), default="revoke")
     created_at: Mapped[datetime]

@@ -23,6 +23,7 @@ def _out(project: ProjectView) -> ProjectOut:
         created_at=project.created_at,
         max_key_age_days=project.max_key_age_days,
         enforce_max_key_age=project.enforce_max_key_age,
+        leak_policy=project.leak_policy,
         anomaly_thresholds={**DEFAULT_THRESHOLDS, **project.anomaly_thresholds},
     )
 
@@ -38,6 +39,7 @@ async def create_project(body: ProjectCreate, rt: ContextDep, caller: Manager) -
         owner=person,
         max_key_age_days=body.max_key_age_days,
         enforce_max_key_age=body.enforce_max_key_age,
+        leak_policy=body.leak_policy,
     )
     return ProjectCreated(
         **_out(created.project).model_dump(), webhook_secret=created.webhook_secret
@@ -65,6 +67,7 @@ async def update_project(
         max_key_age_days=body.max_key_age_days,
         enforce_max_key_age=body.enforce_max_key_age,
         anomaly_thresholds=body.anomaly_thresholds,
+        leak_policy=body.leak_policy,
         actor=caller.actor,
     )
     return _out(updated)

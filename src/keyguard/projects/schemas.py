@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -10,6 +11,12 @@ from pydantic import (
 )
 
 from keyguard.api.schema_base import Name, Strict
+
+# What a leak report (POST /v1/leaks) does to the project's keys (CONTRACT §10).
+LeakPolicy = Annotated[
+    Literal["revoke", "quarantine"],
+    Field(description="revoke: for good; quarantine: refused until an owner releases it"),
+]
 
 
 class ProjectCreate(Strict):
@@ -19,6 +26,7 @@ class ProjectCreate(Strict):
         default=90, ge=1, le=3650, description="Keys should be rotated at this age (days)"
     )
     enforce_max_key_age: bool = False
+    leak_policy: LeakPolicy = "revoke"
 
 
 class ProjectUpdate(Strict):
@@ -26,6 +34,7 @@ class ProjectUpdate(Strict):
 
     max_key_age_days: int | None = Field(default=None, ge=1, le=3650)
     enforce_max_key_age: bool | None = None
+    leak_policy: LeakPolicy | None = None
     anomaly_thresholds: dict[str, int] | None = Field(
         default=None, description="Usage anomaly thresholds that differ from the defaults"
     )
@@ -38,6 +47,7 @@ class ProjectOut(BaseModel):
     created_at: datetime
     max_key_age_days: int
     enforce_max_key_age: bool
+    leak_policy: LeakPolicy
     anomaly_thresholds: dict[str, int]
 
 

@@ -38,6 +38,15 @@ def _check_max_age(days: int) -> int:
     return days
 
 
+LEAK_POLICIES = ("revoke", "quarantine")
+
+
+def _check_leak_policy(policy: str) -> str:
+    if policy not in LEAK_POLICIES:
+        raise ValidationFailed("leak_policy must be 'revoke' or 'quarantine'")
+    return policy
+
+
 async def create_project(
     ctx: ServiceContext,
     *,
@@ -47,6 +56,7 @@ async def create_project(
     owner: str | None,
     max_key_age_days: int = 90,
     enforce_max_key_age: bool = False,
+    leak_policy: str = "revoke",
 ) -> CreatedProject:
     prefix = ctx.settings.key_prefix if key_prefix is None else key_prefix
     if not valid_prefix(prefix) or prefix == ROOT_PREFIX:
@@ -65,6 +75,7 @@ async def create_project(
         created_at=now,
         max_key_age_days=_check_max_age(max_key_age_days),
         enforce_max_key_age=enforce_max_key_age,
+        leak_policy=_check_leak_policy(leak_policy),
     )
     project.webhook_secret_sealed = ctx.envelope.seal(secret, context=f"webhook:{project.id}")
     async with ctx.transaction() as session:
@@ -98,6 +109,7 @@ async def update_key_age(
     enforce_max_key_age: bool | None,
     actor: str,
     anomaly_thresholds: dict[str, int] | None = None,
+    leak_policy: str | None = None,
 ) -> ProjectView:
     """Change the project's key-age policy; every key's ``rotate_by`` moves with it (by
     the difference, so a regenerated secret keeps its later start)."""
@@ -137,6 +149,8 @@ async def update_key_age(
             await session.execute(
                 update(ApiKey).where(ApiKey.project_id == project_id).values(updated_at=now)
             )
+        if leak_policy is not None and leak_policy != project.leak_policy:
+            changes["leak_policy"] = project.leak_policy = _check_leak_policy(leak_policy)
         if anomaly_thresholds is not None:
             merged = {**project.anomaly_thresholds, **check_thresholds(anomaly_thresholds)}
             if merged != project.anomaly_thresholds:

@@ -16,6 +16,7 @@ class ProjectView:
     owner_account_id: str | None
     max_key_age_days: int
     enforce_max_key_age: bool
+    leak_policy: str
     anomaly_thresholds: dict[str, int]
     created_at: datetime
 
@@ -28,6 +29,7 @@ class ProjectView:
             owner_account_id=row.owner_account_id,
             max_key_age_days=row.max_key_age_days,
             enforce_max_key_age=row.enforce_max_key_age,
+            leak_policy=row.leak_policy,
             anomaly_thresholds=dict(row.anomaly_thresholds or {}),
             created_at=row.created_at,
         )

@@ -67,6 +67,7 @@ _SAFE_FIELDS = frozenset(
         "requests",
         "hourly_average",
         "source",
+        "outcome",
     }
 )
 
