@@ -21,6 +21,7 @@ from keyguard.app import create_asgi
 from keyguard.clock import FrozenClock
 from keyguard.runtime import Runtime
 from keyguard.settings import Settings
+from keyguard.storage.db import create_engine, migrate
 
 # Test modules in every folder import the shared `helpers`, `webhook_helpers` and
 # `webhook_fixtures` modules that sit beside this file.
@@ -66,8 +67,11 @@ async def _fresh_postgres_database() -> str:
             await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
             await conn.execute(f"CREATE DATABASE {TEMPLATE}")
             template_url = base.rsplit("/", 1)[0] + "/" + TEMPLATE
-            rt = await Runtime.start(Settings(database_url=template_url, master_key="A" * 44))
-            await rt.close()
+            # Migrations only: what a runtime stores at its first start (the keyring, sealed
+            # with its master key) belongs to each test's own runtime.
+            engine = create_engine(template_url)
+            await migrate(engine)
+            await engine.dispose()
             _template_ready = True
         name = "kg_" + uuid.uuid4().hex[:12]
         await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE}')

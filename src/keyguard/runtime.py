@@ -12,18 +12,25 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keyguard.accounts.context import AccountKeys
 from keyguard.accounts.principal import SessionPrincipals
+from keyguard.audit.models import AuditHead
 from keyguard.audit.refusals import RefusalRecorder
 from keyguard.audit.service import AUDIT_KEY, AUDIT_SUBSCRIBERS
 from keyguard.clock import Clock, SystemClock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher, derive_subkey
 from keyguard.crypto.keys import KeyIdTagger
-from keyguard.crypto.master_key import decode_master_key, load_or_create_master_key
+from keyguard.crypto.master_key import (
+    decode_master_key,
+    decode_master_keys,
+    load_or_create_master_key,
+    previous_master_keys,
+)
 from keyguard.engine.cache import KeyCache, ReadThroughCache
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.records import KeyRecord
@@ -42,6 +49,7 @@ from keyguard.state.polling import PollingCacheBus
 from keyguard.state.protocols import StateStores
 from keyguard.state.redis import CLEAR_ALL, redis_state
 from keyguard.storage.db import create_engine, migrate, session_factory
+from keyguard.storage.keyring import root_secret
 
 # Every feature's rows, registered before the first flush: foreign keys name tables
 # (api_keys.account_id → accounts) that a process may otherwise never import.
@@ -91,30 +99,26 @@ class Runtime:
     async def start(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
         url = settings.effective_database_url
-        if settings.master_key is not None:
-            master = decode_master_key(settings.master_key.get_secret_value())
-        elif url.startswith("sqlite"):
-            master = load_or_create_master_key(settings.data_dir, database=_sqlite_file(url))
-        else:
-            raise ValueError(
-                "KEYGUARD_MASTER_KEY must be set when several instances share a database"
-            )
+        envelope, master = _envelope(settings, url)
         if url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = create_engine(url)
         await migrate(db)
+        # Every derived key comes from the keyring's root secret, not the master key, so
+        # rotating the master key (re-sealing) changes none of them (storage/keyring.py).
+        plain = session_factory(db)
+        root = await root_secret(plain, envelope, master=master, fresh=await _is_fresh(plain))
         sessions = session_factory(
             db,
             info={
-                AUDIT_KEY: derive_subkey(master, "keyguard/audit-chain"),
+                AUDIT_KEY: derive_subkey(root, "keyguard/audit-chain"),
                 AUDIT_SUBSCRIBERS: audit_subscribers(),
             },
         )
-        envelope = Envelope(master)
-        hasher = SecretHasher(derive_subkey(master, "keyguard/key-hash"))
+        hasher = SecretHasher(derive_subkey(root, "keyguard/key-hash"))
         # Ids issued before the tag are admitted if they existed at start: none is made now.
         key_ids = KeyIdTagger(
-            derive_subkey(master, "keyguard/key-id-tag"), await legacy_key_ids(sessions)
+            derive_subkey(root, "keyguard/key-id-tag"), await legacy_key_ids(sessions)
         )
 
         async def loader(key_id: str) -> KeyRecord | None:
@@ -147,8 +151,8 @@ class Runtime:
             engine=PolicyEngine(cache, hasher, clock, state=state, key_ids=key_ids),
             state=state,
             session_cache=session_cache,
-            link_key=derive_subkey(master, "keyguard/download-links"),
-            account_keys=AccountKeys.derive(master),
+            link_key=derive_subkey(root, "keyguard/download-links"),
+            account_keys=AccountKeys.derive(root),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
             client_cert_header=settings.client_cert_header,
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,
@@ -220,3 +224,35 @@ class Runtime:
 def _sqlite_file(url: str) -> Path | None:
     database = make_url(url).database
     return None if not database or database == ":memory:" else Path(database)
+
+
+def _envelope(settings: Settings, url: str) -> tuple[Envelope, bytes]:
+    """The master key that seals, and every key that still opens (a rotation's previous
+    keys: KEYGUARD_PREVIOUS_MASTER_KEYS, or the data dir's ``master.key.previous``)."""
+    previous = (
+        decode_master_keys(settings.previous_master_keys.get_secret_value())
+        if settings.previous_master_keys is not None
+        else []
+    )
+    if settings.master_key is not None:
+        master = decode_master_key(settings.master_key.get_secret_value())
+        return Envelope(master, *previous), master
+    if not url.startswith("sqlite"):
+        raise ValueError("KEYGUARD_MASTER_KEY must be set when several instances share a database")
+    data_dir = settings.data_dir
+    master = load_or_create_master_key(data_dir, database=_sqlite_file(url))
+
+    def on_disk() -> list[bytes]:
+        # `keyguard master-key rotate` may have written a new key while we run.
+        current = data_dir / "master.key"
+        found = [decode_master_key(current.read_text())] if current.exists() else []
+        return [*found, *previous_master_keys(data_dir)]
+
+    return Envelope(master, *previous, *previous_master_keys(data_dir), more=on_disk), master
+
+
+async def _is_fresh(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Nothing was ever written (every change is audited): no hash or seal to keep."""
+    async with sessions() as session:
+        seq = (await session.execute(select(AuditHead.seq).where(AuditHead.id == 1))).scalar()
+    return not seq

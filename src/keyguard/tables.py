@@ -7,6 +7,7 @@ do.
 
 from __future__ import annotations
 
+from keyguard.accounts import models as account_models
 from keyguard.accounts.models import (
     Account,
     AccountSession,
@@ -17,6 +18,7 @@ from keyguard.accounts.models import (
     Passkey,
     RecoveryCode,
 )
+from keyguard.audit import models as audit_models
 from keyguard.audit.models import (
     AuditCheckpoint,
     AuditEvent,
@@ -24,10 +26,14 @@ from keyguard.audit.models import (
     AuditSigningKey,
     AuditTreeNode,
 )
+from keyguard.keys import models as key_models
 from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.mail.models import MailMessage
+from keyguard.projects import models as project_models
 from keyguard.projects.models import Project
+from keyguard.storage import keyring
 from keyguard.storage.base import Base
+from keyguard.storage.keyring import KeyringEntry
 from keyguard.uploads.models import Photo, UploadSession
 from keyguard.usage.models import AnomalyClaim, KeyLastUse, KeyNetwork, UsageBucket
 from keyguard.webhooks.models import (
@@ -38,6 +44,14 @@ from keyguard.webhooks.models import (
 )
 
 metadata = Base.metadata
+# Every column sealed with the master key: what a master-key rotation re-seals.
+SEALED_COLUMNS = (
+    *keyring.SEALED,
+    *account_models.SEALED,
+    *project_models.SEALED,
+    *key_models.SEALED,
+    *audit_models.SEALED,
+)
 ALL_ROWS = (
     Account,
     Project,
@@ -66,4 +80,5 @@ ALL_ROWS = (
     KeyLastUse,
     KeyNetwork,
     AnomalyClaim,
+    KeyringEntry,
 )

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keyguard.storage.base import Base
+from keyguard.storage.reseal import SealedColumn
 
 
 class Account(Base):
@@ -134,3 +135,7 @@ class KnownNetwork(Base):
     network: Mapped[str] = mapped_column(String(64))
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+
+
+# Values sealed with the master key (re-sealed by ``keyguard master-key rotate``).
+SEALED = (SealedColumn(Account, "totp_secret_sealed", lambda row: f"account-totp:{row.id}"),)

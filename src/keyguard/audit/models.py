@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keyguard.storage.base import Base
+from keyguard.storage.reseal import SealedColumn
 
 
 class AuditEvent(Base):
@@ -90,3 +91,7 @@ class AuditCheckpoint(Base):
     note: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(8))
     at: Mapped[datetime]
+
+
+# Values sealed with the master key (re-sealed by ``keyguard master-key rotate``).
+SEALED = (SealedColumn(AuditSigningKey, "private_sealed", lambda row: f"audit-signing:{row.id}"),)

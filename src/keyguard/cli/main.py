@@ -18,6 +18,7 @@ from keyguard.cli._config import (
     load_settings,
     start_runtime,
 )
+from keyguard.cli.master_key import master_key_app
 from keyguard.cli.usage import usage_command
 from keyguard.errors import KeyguardError
 
@@ -236,6 +237,7 @@ def audit_checkpoint(data: DataOpt = None) -> None:
 
 
 app.command("usage")(usage_command)
+app.add_typer(master_key_app, name="master-key")
 
 root_key_app = typer.Typer(help="Root keys (the management credential).", no_args_is_help=True)
 app.add_typer(root_key_app, name="root-key")

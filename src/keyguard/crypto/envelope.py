@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import os
+import time
+from collections.abc import Callable, Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,14 +35,47 @@ class DecryptionError(Exception):
 
 
 class Envelope:
-    """Seals with the current master key; opens with any known one."""
+    """Seals with the current master key; opens with any known one.
 
-    def __init__(self, current: bytes, *previous: bytes) -> None:
+    ``more`` is asked for keys when a ciphertext names a key id not known yet (at most once
+    a second): an embedded server learns the key ``keyguard master-key rotate`` wrote into
+    its data dir while it runs, so values already re-sealed under it keep opening.
+    """
+
+    def __init__(
+        self,
+        current: bytes,
+        *previous: bytes,
+        more: Callable[[], Iterable[bytes]] | None = None,
+    ) -> None:
         self._current_kid = key_id_for(current)
-        self._keys = {
-            key_id_for(k): AESGCM(derive_subkey(k, "keyguard/envelope"))
-            for k in (current, *previous)
-        }
+        self._keys: dict[str, AESGCM] = {}
+        for key in (current, *previous):
+            self._learn(key)
+        self._more = more
+        self._asked_at = 0.0
+
+    def _learn(self, key: bytes) -> None:
+        self._keys.setdefault(key_id_for(key), AESGCM(derive_subkey(key, "keyguard/envelope")))
+
+    @property
+    def current_kid(self) -> str:
+        """The id every new seal carries (``kid`` of ``kid.nonce.ciphertext``)."""
+        return self._current_kid
+
+    def knows(self, kid: str) -> bool:
+        return kid in self._keys
+
+    def _aead(self, kid: str) -> AESGCM:
+        aead = self._keys.get(kid)
+        if aead is None and self._more is not None and time.monotonic() - self._asked_at > 1.0:
+            self._asked_at = time.monotonic()
+            for key in self._more():
+                self._learn(key)
+            aead = self._keys.get(kid)
+        if aead is None:
+            raise KeyError(kid)
+        return aead
 
     def seal(self, plaintext: str, context: str = "") -> str:
         nonce = os.urandom(12)
@@ -50,10 +85,16 @@ class Envelope:
     def open(self, sealed: str, context: str = "") -> str:
         try:
             kid, nonce, ct = sealed.split(".")
-            aead = self._keys[kid]
+            aead = self._aead(kid)
             return aead.decrypt(_b64d(nonce), _b64d(ct), context.encode()).decode()
         except (ValueError, KeyError, InvalidTag) as exc:
             raise DecryptionError("cannot open sealed secret") from exc
+
+    def reseal(self, sealed: str, context: str = "") -> str | None:
+        """The value sealed again with the current key, or None when it already is."""
+        if sealed.startswith(self._current_kid + "."):
+            return None
+        return self.seal(self.open(sealed, context), context)
 
     def __repr__(self) -> str:
         return "Envelope(<redacted>)"

@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keyguard.storage.base import Base
+from keyguard.storage.reseal import SealedColumn
 
 
 class ApiKey(Base):
@@ -69,3 +70,10 @@ class KeyCertificate(Base):
     not_after: Mapped[datetime]
     pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+# Values sealed with the master key (re-sealed by ``keyguard master-key rotate``).
+SEALED = (
+    SealedColumn(ApiKey, "totp_secret_sealed", lambda row: f"totp:{row.id}"),
+    SealedColumn(ApiKey, "signing_secret_sealed", lambda row: f"signing:{row.id}"),
+)

@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keyguard.storage.base import Base
+from keyguard.storage.reseal import SealedColumn
 
 
 class Project(Base):
@@ -38,3 +39,11 @@ class Project(Base):
     # (refused, reversible by an owner).
     leak_policy: Mapped[str] = mapped_column(String(12), default="revoke")
     created_at: Mapped[datetime]
+
+
+# Values sealed with the master key (re-sealed by ``keyguard master-key rotate``); both
+# webhook secrets are sealed under the project's context.
+SEALED = (
+    SealedColumn(Project, "webhook_secret_sealed", lambda row: f"webhook:{row.id}"),
+    SealedColumn(Project, "previous_webhook_secret_sealed", lambda row: f"webhook:{row.id}"),
+)
