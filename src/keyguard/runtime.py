@@ -18,9 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keyguard.accounts.context import AccountKeys
 from keyguard.accounts.principal import SessionPrincipals
-from keyguard.audit.models import AuditHead
+from keyguard.audit.models import AuditEvent, AuditHead
 from keyguard.audit.refusals import RefusalRecorder
-from keyguard.audit.service import AUDIT_KEY, AUDIT_SUBSCRIBERS
+from keyguard.audit.service import (
+    AUDIT_KEY,
+    AUDIT_SUBSCRIBERS,
+    GENESIS,
+    canonical,
+    chain_hash,
+)
 from keyguard.clock import Clock, SystemClock
 from keyguard.crypto.envelope import Envelope
 from keyguard.crypto.hashing import SecretHasher, derive_subkey
@@ -49,7 +55,7 @@ from keyguard.state.polling import PollingCacheBus
 from keyguard.state.protocols import StateStores
 from keyguard.state.redis import CLEAR_ALL, redis_state
 from keyguard.storage.db import create_engine, migrate, session_factory
-from keyguard.storage.keyring import root_secret
+from keyguard.storage.keyring import KeyringError, root_secret
 
 # Every feature's rows, registered before the first flush: foreign keys name tables
 # (api_keys.account_id → accounts) that a process may otherwise never import.
@@ -99,7 +105,7 @@ class Runtime:
     async def start(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
         url = settings.effective_database_url
-        envelope, master = _envelope(settings, url)
+        envelope, keys = _envelope(settings, url)
         if url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = create_engine(url)
@@ -107,7 +113,16 @@ class Runtime:
         # Every derived key comes from the keyring's root secret, not the master key, so
         # rotating the master key (re-sealing) changes none of them (storage/keyring.py).
         plain = session_factory(db)
-        root = await root_secret(plain, envelope, master=master, fresh=await _is_fresh(plain))
+        try:
+            root = await root_secret(
+                plain,
+                envelope,
+                fresh=await _is_fresh(plain),
+                legacy_root=partial(_legacy_root, plain, keys),
+            )
+        except BaseException:
+            await db.dispose()  # no connection left behind by a refused start
+            raise
         sessions = session_factory(
             db,
             info={
@@ -226,7 +241,7 @@ def _sqlite_file(url: str) -> Path | None:
     return None if not database or database == ":memory:" else Path(database)
 
 
-def _envelope(settings: Settings, url: str) -> tuple[Envelope, bytes]:
+def _envelope(settings: Settings, url: str) -> tuple[Envelope, list[bytes]]:
     """The master key that seals, and every key that still opens (a rotation's previous
     keys: KEYGUARD_PREVIOUS_MASTER_KEYS, or the data dir's ``master.key.previous``)."""
     previous = (
@@ -236,7 +251,7 @@ def _envelope(settings: Settings, url: str) -> tuple[Envelope, bytes]:
     )
     if settings.master_key is not None:
         master = decode_master_key(settings.master_key.get_secret_value())
-        return Envelope(master, *previous), master
+        return Envelope(master, *previous), [master, *previous]
     if not url.startswith("sqlite"):
         raise ValueError("KEYGUARD_MASTER_KEY must be set when several instances share a database")
     data_dir = settings.data_dir
@@ -248,7 +263,8 @@ def _envelope(settings: Settings, url: str) -> tuple[Envelope, bytes]:
         found = [decode_master_key(current.read_text())] if current.exists() else []
         return [*found, *previous_master_keys(data_dir)]
 
-    return Envelope(master, *previous, *previous_master_keys(data_dir), more=on_disk), master
+    older = [*previous, *previous_master_keys(data_dir)]
+    return Envelope(master, *older, more=on_disk), [master, *older]
 
 
 async def _is_fresh(sessions: async_sessionmaker[AsyncSession]) -> bool:
@@ -256,3 +272,26 @@ async def _is_fresh(sessions: async_sessionmaker[AsyncSession]) -> bool:
     async with sessions() as session:
         seq = (await session.execute(select(AuditHead.seq).where(AuditHead.id == 1))).scalar()
     return not seq
+
+
+async def _legacy_root(sessions: async_sessionmaker[AsyncSession], keys: list[bytes]) -> bytes:
+    """Which master key a database from before the keyring was derived from: the one whose
+    audit chain key reproduces its first event's hash (every database's first write is
+    audited). Guessing wrong would make every API key and the chain unverifiable for good,
+    so no match is a refusal to start."""
+    async with sessions() as session:
+        first = (
+            await session.execute(select(AuditEvent).where(AuditEvent.seq == 1))
+        ).scalar_one_or_none()
+    if first is None:
+        return keys[0]
+    body = canonical(
+        first.seq, first.at, first.project_id, first.actor, first.action, first.target, first.data
+    )
+    for key in keys:
+        if chain_hash(derive_subkey(key, "keyguard/audit-chain"), GENESIS, body) == first.hash:
+            return key
+    raise KeyringError(
+        "none of the master keys given is the one this database was created with: "
+        "set it as KEYGUARD_MASTER_KEY (or in KEYGUARD_PREVIOUS_MASTER_KEYS)"
+    )

@@ -84,9 +84,9 @@ class Settings(BaseSettings):
     audit_origin: Annotated[str | None, AfterValidator(_note_name)] = None
     # How often a new checkpoint goes out as an ``audit.checkpoint`` webhook event.
     audit_checkpoint_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
-    master_key: SecretStr | None = None
+    master_key: SecretStr | None = None  # generated into data_dir when unset (embedded)
     # Keys a master-key rotation moved aside (comma-separated): they open, never seal.
-    previous_master_keys: SecretStr | None = None  # generated into data_dir when unset (embedded)
+    previous_master_keys: SecretStr | None = None
     key_cache_ttl_seconds: float = 30.0
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 10 * 1_048_576

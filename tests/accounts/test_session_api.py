@@ -163,3 +163,23 @@ async def test_after_sign_out_the_cookie_opens_nothing(owner, project_id):
     refused = await owner.get(f"/v1/projects/{project_id}/keys")
     assert refused.status_code == 401
     assert refused.json()["code"] == "session_expired"
+
+
+async def test_only_an_owner_releases_a_quarantined_key(owner, runtime, project_id, root_headers):
+    """A leaked secret comes back only by an owner's decision: not a developer's (who may
+    be the one who leaked it), not an admin's."""
+    from helpers import POLL_SESSION, bearer, create_key
+    from keyguard.keys import service as keys
+
+    key = await create_key(owner, root_headers, project_id)
+    await keys.quarantine_key(runtime, key["id"], actor="test")
+    path = f"/v1/keys/{key['id']}/release"
+    for role in ("developer", "admin"):
+        await with_role(runtime, project_id, role)
+        refused = await owner.post(path, headers=await csrf_header(owner))
+        assert (refused.status_code, refused.json()["code"]) == (403, "role_too_low")
+        still = await owner.post("/v1/sessions", json=POLL_SESSION, headers=bearer(key["key"]))
+        assert still.json()["code"] == "key_quarantined"
+    await with_role(runtime, project_id, "owner")
+    released = await owner.post(path, headers=await csrf_header(owner))
+    assert released.status_code == 200, released.text

@@ -146,3 +146,30 @@ async def test_concurrent_appends_keep_the_tree_equal_to_the_events(runtime):
     signed = await checkpoints.sign_current(runtime)
     assert signed.checkpoint.root == merkle.root_of(leaves)
     assert (await check(runtime, signed.note)).log_size == len(leaves)
+
+
+async def test_a_log_growing_during_the_check_is_not_called_tampered(runtime, monkeypatch):
+    """Another instance appends while `audit verify` reads: only the events the head
+    counted when the check began are checked (the review found a false alarm here)."""
+    from keyguard.audit import service as audit
+    from keyguard.clock import utc_from_ts
+
+    await grow(runtime, 3)
+    note = await kept_checkpoint(runtime)
+    real = checkpoints._events
+
+    async def appending_meanwhile(session, **kwargs):  # type: ignore[no-untyped-def]
+        first = True
+        async for event in real(session, **kwargs):
+            yield event
+            if first:
+                first = False
+                async with runtime.transaction() as other:
+                    await audit.record(
+                        other, at=utc_from_ts(runtime.clock.now()), actor="x", action="meanwhile"
+                    )
+
+    monkeypatch.setattr(checkpoints, "_events", appending_meanwhile)
+    extension = await check(runtime, note)
+    assert extension.log_size == 3
+    assert await chain_is_intact(runtime)

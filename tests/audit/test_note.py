@@ -67,7 +67,7 @@ def test_malformed_verifier_keys_are_refused(bad: str) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [GO_TEXT, GO_NOTE.replace("\u2014", "-"), GO_NOTE[:-1], GO_NOTE.replace(" x08go", " !!")],
+    [GO_TEXT, GO_NOTE.replace("\u2014", "-"), "\n\n", GO_NOTE.replace(" x08go", " !!")],
 )
 def test_malformed_notes_are_refused(bad: str) -> None:
     with pytest.raises(NoteError):
@@ -92,3 +92,12 @@ def test_a_verifier_key_whose_base64_holds_a_plus_parses() -> None:
     # From transparency-dev/formats' note tests: the key's base64 contains '+'.
     plus_key = "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6"
     assert str(Verifier.parse(plus_key)) == plus_key
+
+
+@pytest.mark.parametrize("copied", [GO_NOTE + "\n", GO_NOTE + "\n\n", GO_NOTE[:-1]])
+def test_a_note_copied_with_blank_lines_or_without_its_last_newline_still_verifies(
+    copied: str,
+) -> None:
+    """``jq -r .data.checkpoint > kept.txt`` adds a newline; editors drop or add them."""
+    verifier = Verifier.parse(GO_VERIFIER)
+    assert verified_by(copied, [verifier]) == (GO_TEXT, [verifier])

@@ -272,3 +272,12 @@ def test_audit_verify_refuses_a_malformed_pinned_key(initialised, tmp_path):
     assert r.returncode == 2
     assert "--key" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_audit_verify_calls_a_file_that_is_no_checkpoint_a_usage_error(initialised, tmp_path):
+    kept = tmp_path / "cp.txt"
+    kept.write_text("not a checkpoint\n")
+    r = run("audit", "verify", "--checkpoint", str(kept), data=initialised[0])
+    assert r.returncode == 2, r.stderr
+    assert "is not a checkpoint" in r.stderr
+    assert "TAMPERED" not in r.stderr

@@ -271,7 +271,8 @@ async def verify_extends(
     size, root_at_checkpoint = 0, merkle.EMPTY_ROOT if checkpoint.size == 0 else None
     # The tree needs no secret: anyone holding the events can recompute it.
     expected: list[tuple[int, int, bytes]] = []  # the tree's nodes as the events imply
-    async for event in _events(session):
+    # Only the events the head counted when we read it: the log may grow while we check.
+    async for event in _events(session, upto=head.seq):
         if event.seq != size + 1:
             raise CheckpointMismatch(f"event {size + 1} is missing (next is {event.seq})")
         body = audit.canonical(
@@ -316,14 +317,16 @@ async def _compare_stored(session: AsyncSession, expected: list[tuple[int, int, 
             )
 
 
-async def _events(session: AsyncSession, batch: int = 2000) -> AsyncIterator[AuditEvent]:
+async def _events(
+    session: AsyncSession, *, upto: int, batch: int = 2000
+) -> AsyncIterator[AuditEvent]:
     after = 0
     while True:
         rows = (
             (
                 await session.execute(
                     select(AuditEvent)
-                    .where(AuditEvent.seq > after)
+                    .where(AuditEvent.seq > after, AuditEvent.seq <= upto)
                     .order_by(AuditEvent.seq)
                     .limit(batch)
                 )

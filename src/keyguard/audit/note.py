@@ -102,7 +102,12 @@ class Signature:
 
 
 def split(note: str) -> tuple[str, list[Signature]]:
-    """The text and the signature lines of a signed note (nothing is verified here)."""
+    """The text and the signature lines of a signed note (nothing is verified here).
+
+    Blank lines after the signatures, or a missing last newline, are what copying a note
+    out of JSON (``jq -r``) or an editor leaves: outside the signed text, so forgiven.
+    """
+    note = note.rstrip("\n") + "\n"
     text, sep, block = note.rpartition("\n\n")
     if not sep or not block.endswith("\n"):
         raise NoteError("a signed note is text, a blank line and signature lines")

@@ -136,9 +136,7 @@ async def audit_checkpoint(rt: ContextDep, _: RootOnly) -> PlainTextResponse:
 async def audit_keys(rt: ContextDep) -> SigningKeys:
     """The checkpoints' public keys, retired ones included. Public: no credential."""
     keys = await checkpoints.public_keys(rt)
-    return SigningKeys(
-        keys=[SigningKeyOut.of(k, current=i == len(keys) - 1) for i, k in enumerate(keys)]
-    )
+    return SigningKeys(keys=[SigningKeyOut.of(k, current=k.retired_at is None) for k in keys])
 
 
 @router.post("/v1/audit/keys/rotate", response_model=SigningKeyOut, status_code=201)

@@ -35,6 +35,10 @@ def frontier_root(frontier: Sequence[str]) -> bytes:
 
 def append(head: AuditHead, size: int, leaf_data: bytes) -> list[AuditTreeNode]:
     """Append one leaf to the tree of ``size`` leaves the (locked) head describes."""
+    if len(head.frontier or []) != size.bit_count():
+        # An instance that predates the tree appended without it: writing on would store
+        # wrong nodes for good. Refuse the write (and its change) instead.
+        raise RuntimeError("the audit tree is out of step with the log: run one version only")
     frontier, nodes = extend(head.frontier or [], size, merkle.leaf_hash(leaf_data))
     head.frontier = frontier
     return nodes

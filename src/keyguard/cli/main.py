@@ -167,7 +167,7 @@ def audit_verify(
     """Recompute the audit hash chain and report any tampered, missing or reordered row;
     with --checkpoint, also prove the log extends a checkpoint kept outside it."""
     from keyguard.audit.checkpoints import CheckpointMismatch, Extension, verify_extends
-    from keyguard.audit.note import NoteError, Verifier
+    from keyguard.audit.note import Checkpoint, NoteError, Verifier, split
     from keyguard.audit.service import ChainBreak, verify_chain
 
     with _configuration_errors("audit verify"):
@@ -177,6 +177,11 @@ def audit_verify(
         except NoteError as error:
             raise ConfigurationError(f"--key: {error}") from error
         note = checkpoint.read_text(encoding="utf-8") if checkpoint is not None else None
+        if note is not None:
+            try:
+                Checkpoint.parse(split(note)[0])
+            except NoteError as error:
+                raise ConfigurationError(f"{checkpoint} is not a checkpoint: {error}") from error
 
     async def run() -> tuple[int, list[ChainBreak], Extension | str | None]:
         runtime = await start_runtime(settings)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from keyguard.api.deps import ContextDep, Manager, resource_kind
+from keyguard.api.deps import ContextDep, Manager, ProjectOwner, resource_kind
 from keyguard.keys import service as keys
 from keyguard.keys.schemas import (
     CertificateOut,
@@ -99,8 +99,10 @@ async def revoke_key(key_id: str, rt: ContextDep, caller: Manager) -> Response:
 
 
 @router.post("/v1/keys/{key_id}/release", response_model=KeyOut)
-async def release_key(key_id: str, rt: ContextDep, caller: Manager) -> KeyOut:
-    """Lift a leak quarantine (a false report): the same secret works again."""
+async def release_key(key_id: str, rt: ContextDep, caller: ProjectOwner) -> KeyOut:
+    """Lift a leak quarantine (a false report): the same secret works again. The project's
+    owners decide that (or a root key), not whoever may write keys: the developer who
+    leaked it, say, would otherwise revive the exposed secret."""
     return key_out(await keys.release_key(rt, key_id, actor=caller.actor))
 
 

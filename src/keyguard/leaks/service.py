@@ -122,7 +122,9 @@ async def handle_report(ctx: ServiceContext, body: bytes) -> ReportOutcome:
                     await revoke_root_key(ctx, row.id, actor=ACTOR)
                     outcome = "revoked"
                 elif await _policy(ctx, row) == "quarantine":
-                    await keys.quarantine_key(ctx, row.id, actor=ACTOR)
+                    if not await keys.quarantine_key(ctx, row.id, actor=ACTOR):
+                        await _report(ctx, row, source, "already_quarantined")
+                        continue
                     outcome = "quarantined"
                 else:
                     await keys.revoke_key(ctx, row.id, actor=ACTOR)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keyguard.crypto.envelope import Envelope
+from keyguard.crypto.envelope import DecryptionError, Envelope
 from keyguard.storage.base import Base
 from keyguard.storage.reseal import SealedColumn
 
@@ -37,17 +38,23 @@ def context(name: str) -> str:
     return f"keyring:{name}"
 
 
+class KeyringError(ValueError):
+    """No key given opens or explains this database (a configuration error)."""
+
+
 async def root_secret(
     sessions: async_sessionmaker[AsyncSession],
     envelope: Envelope,
     *,
-    master: bytes,
     fresh: bool,
+    legacy_root: Callable[[], Awaitable[bytes]],
 ) -> bytes:
-    """The root secret, stored on first start (``fresh``: random, else the master key)."""
+    """The root secret, stored on first start: random for a ``fresh`` database, else the
+    master key the existing data was derived from (``legacy_root`` finds it among the keys
+    given: after an upgrade, the current key may already be a newer one)."""
     entry = await _entry(sessions)
     if entry is None:
-        secret = secrets.token_bytes(32) if fresh else master
+        secret = secrets.token_bytes(32) if fresh else await legacy_root()
         sealed = envelope.seal(base64.b64encode(secret).decode(), context(ROOT))
         try:
             async with sessions() as session, session.begin():
@@ -56,7 +63,13 @@ async def root_secret(
             pass
         entry = await _entry(sessions)
         assert entry is not None
-    return base64.b64decode(envelope.open(entry.sealed, context(ROOT)))
+    try:
+        return base64.b64decode(envelope.open(entry.sealed, context(ROOT)))
+    except DecryptionError:
+        raise KeyringError(
+            "no master key given opens this database's keyring: set the key it was sealed "
+            "with (KEYGUARD_MASTER_KEY, or KEYGUARD_PREVIOUS_MASTER_KEYS during a rotation)"
+        ) from None
 
 
 async def _entry(sessions: async_sessionmaker[AsyncSession]) -> KeyringEntry | None:
