@@ -3,7 +3,8 @@ each lives outside the database, where whoever can rewrite the log cannot reach 
 
 Every ``KEYGUARD_AUDIT_CHECKPOINT_SECONDS`` (and at start) the log's current checkpoint is
 signed; if no instance has sent that tree size yet, it goes to every project's endpoints
-subscribed to the event, through the same durable outbox as every other event.
+subscribed to the event by name (not ``*``: the log's size is installation-wide), through
+the same durable outbox as every other event.
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ async def publish_checkpoint(ctx: ServiceContext) -> int:
             )
         ).scalars()
         for project_id in list(projects):
+            # By name only: the log's size says how busy the whole installation is, which
+            # a project's catch-all endpoint should not learn unasked.
             message = await enqueue(
-                session, project_id=project_id, event_type=AUDIT_CHECKPOINT, data=data, at=at
+                session,
+                project_id=project_id,
+                event_type=AUDIT_CHECKPOINT,
+                data=data,
+                at=at,
+                explicit_only=True,
             )
             sent += message is not None
     return sent

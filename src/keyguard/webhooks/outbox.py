@@ -47,10 +47,13 @@ async def enqueue(
     data: dict[str, Any],
     at: datetime,
     upload_session: UploadSession | None = None,
+    explicit_only: bool = False,
 ) -> WebhookMessage | None:
     """Write one event and its deliveries in the caller's transaction.
 
     Returns None (and writes nothing) when no destination wants the event.
+    ``explicit_only``: endpoints subscribed to ``*`` do not count (events about the whole
+    installation, not the project, go only where they were asked for by name).
     """
     endpoints = (
         await db.execute(
@@ -62,7 +65,9 @@ async def enqueue(
         )
     ).scalars()
     targets: list[tuple[str | None, str | None, str, str]] = [
-        (e.id, None, e.url, e.id) for e in endpoints if subscribed(list(e.events), event_type)
+        (e.id, None, e.url, e.id)
+        for e in endpoints
+        if (event_type in e.events if explicit_only else subscribed(list(e.events), event_type))
     ]
     if upload_session is not None and upload_session.webhook_url:
         s = upload_session
