@@ -207,6 +207,12 @@ class RateLimited(KeyguardError):
             self.headers.update(ratelimit_fields(limit, 0, max(reset, self.retry_after)))
 
 
+class NulInRequest(KeyguardError):
+    status = 400
+    code = "nul_in_request"
+    title = "The request's path or query contains a NUL character"
+
+
 class HeadersTooLarge(KeyguardError):
     status = 431
     code = "headers_too_large"
@@ -229,6 +235,7 @@ __all__ = [
     "KeyRevoked",
     "KeyguardError",
     "NotFound",
+    "NulInRequest",
     "OriginNotAllowed",
     "PayloadTooLarge",
     "RateLimited",

@@ -330,3 +330,22 @@ async def test_a_bare_unknown_id_never_makes_the_server_read_the_body(runtime):
     }
     with pytest.raises(InvalidKey):
         await authenticate_scope(runtime.engine, scope, must_not_read, header_prefix="APTR")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/keys/%00",
+        "/v1/keys/%00/release",
+        "/v1/projects/%00/audit",
+        "/v1/projects/x/keys?cursor=%00",
+        "/v1/audit/proofs/inclusion?seq=1&x=%00",
+    ],
+)
+async def test_a_nul_in_the_path_or_query_is_a_clear_400(client, root_headers, path):
+    """PostgreSQL refuses NUL in text: it used to surface as a 500 from inside a query."""
+    for method in ("GET", "POST"):
+        r = await client.request(method, path, headers=root_headers)
+        assert r.status_code == 400, (method, path, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "nul_in_request"
