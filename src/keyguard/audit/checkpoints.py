@@ -16,7 +16,7 @@ published so old checkpoints can still be verified.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import merkle, tree
 from keyguard.audit import service as audit
-from keyguard.audit.models import AuditCheckpoint, AuditEvent, AuditHead, AuditSigningKey
+from keyguard.audit.models import AuditCheckpoint, AuditHead, AuditSigningKey
 from keyguard.audit.note import (
     Checkpoint,
     NoteError,
@@ -272,7 +272,7 @@ async def verify_extends(
     # The tree needs no secret: anyone holding the events can recompute it.
     expected: list[tuple[int, int, bytes]] = []  # the tree's nodes as the events imply
     # Only the events the head counted when we read it: the log may grow while we check.
-    async for event in _events(session, upto=head.seq):
+    async for event in audit.events_through(session, upto=head.seq):
         if event.seq != size + 1:
             raise CheckpointMismatch(f"event {size + 1} is missing (next is {event.seq})")
         body = audit.canonical(
@@ -315,28 +315,3 @@ async def _compare_stored(session: AsyncSession, expected: list[tuple[int, int, 
             raise CheckpointMismatch(
                 f"the stored Merkle tree does not match the events (node {level}/{index})"
             )
-
-
-async def _events(
-    session: AsyncSession, *, upto: int, batch: int = 2000
-) -> AsyncIterator[AuditEvent]:
-    after = 0
-    while True:
-        rows = (
-            (
-                await session.execute(
-                    select(AuditEvent)
-                    .where(AuditEvent.seq > after, AuditEvent.seq <= upto)
-                    .order_by(AuditEvent.seq)
-                    .limit(batch)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if not rows:
-            return
-        for row in rows:
-            yield row
-        after = rows[-1].seq
-        session.expunge_all()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,7 +123,33 @@ class ChainBreak:
     reason: str
 
 
-async def verify_chain(session: AsyncSession, *, batch: int = 1000) -> list[ChainBreak]:
+async def events_through(
+    session: AsyncSession, *, upto: int, batch: int = 1000
+) -> AsyncIterator[AuditEvent]:
+    """Events 1..``upto`` in order, read in batches (the session is emptied after each)."""
+    after = 0
+    while True:
+        rows = (
+            (
+                await session.execute(
+                    select(AuditEvent)
+                    .where(AuditEvent.seq > after, AuditEvent.seq <= upto)
+                    .order_by(AuditEvent.seq)
+                    .limit(batch)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        after = rows[-1].seq
+        session.expunge_all()
+
+
+async def verify_chain(session: AsyncSession) -> list[ChainBreak]:
     """Recompute the chain; report every row that does not follow from its predecessor.
 
     The head is read first and only the events it counted are checked, so events appended
@@ -133,30 +160,15 @@ async def verify_chain(session: AsyncSession, *, batch: int = 1000) -> list[Chai
     head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one_or_none()
     upto = head.seq if head is not None else 0
     prev_hash, expected_seq, last_seq = GENESIS, 1, 0
-    while True:
-        rows = (
-            (
-                await session.execute(
-                    select(AuditEvent)
-                    .where(AuditEvent.seq > last_seq, AuditEvent.seq <= upto)
-                    .order_by(AuditEvent.seq)
-                    .limit(batch)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if not rows:
-            break
-        for ev in rows:
-            if ev.seq != expected_seq:
-                breaks.append(ChainBreak(ev.seq, f"missing events before {ev.seq}"))
-            if ev.prev_hash != prev_hash:
-                breaks.append(ChainBreak(ev.seq, "prev_hash does not match the previous event"))
-            body = canonical(ev.seq, ev.at, ev.project_id, ev.actor, ev.action, ev.target, ev.data)
-            if chain_hash(key, ev.prev_hash, body) != ev.hash:
-                breaks.append(ChainBreak(ev.seq, "event content does not match its hash"))
-            prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
+    async for ev in events_through(session, upto=upto):
+        if ev.seq != expected_seq:
+            breaks.append(ChainBreak(ev.seq, f"missing events before {ev.seq}"))
+        if ev.prev_hash != prev_hash:
+            breaks.append(ChainBreak(ev.seq, "prev_hash does not match the previous event"))
+        body = canonical(ev.seq, ev.at, ev.project_id, ev.actor, ev.action, ev.target, ev.data)
+        if chain_hash(key, ev.prev_hash, body) != ev.hash:
+            breaks.append(ChainBreak(ev.seq, "event content does not match its hash"))
+        prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
     if head is not None and (head.seq != last_seq or head.hash != prev_hash):
         breaks.append(ChainBreak(last_seq, "events after this one were deleted"))
     return breaks
