@@ -47,3 +47,27 @@ def test_hash_depends_on_the_pepper():
     b = SecretHasher(derive_subkey(os.urandom(32), "test"))
     assert a.hash("x") != b.hash("x")
     assert "x" not in repr(a)
+
+
+def test_keys_learnt_while_running_open_new_values_and_unknown_ids_are_asked_rarely():
+    """An embedded server learns the key `keyguard master-key rotate --new` wrote into its
+    data dir; a value no key opens cannot make every open read the disk."""
+    old, new = b"o" * 32, b"n" * 32
+    on_disk: list[bytes] = [old]
+    asked: list[int] = []
+
+    def more() -> list[bytes]:
+        asked.append(1)
+        return list(on_disk)
+
+    running = Envelope(old, more=more)
+    resealed = Envelope(new, old).seal("s3cret", "ctx")
+    on_disk.append(new)
+    assert running.open(resealed, "ctx") == "s3cret"
+    assert running.seal("x").startswith(running.current_kid + "."), "it still seals as before"
+    stranger = Envelope(b"z" * 32).seal("nope", "ctx")
+    for _ in range(5):
+        with pytest.raises(DecryptionError):
+            running.open(stranger, "ctx")
+    assert len(asked) == 2, "once for the new key, once for the stranger's"
+    assert Envelope(new, old).reseal(resealed, "ctx") is None  # already under the current key

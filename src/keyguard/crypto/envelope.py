@@ -38,7 +38,7 @@ class Envelope:
     """Seals with the current master key; opens with any known one.
 
     ``more`` is asked for keys when a ciphertext names a key id not known yet (at most once
-    a second): an embedded server learns the key ``keyguard master-key rotate`` wrote into
+    a second for each such id): an embedded server learns the key ``keyguard master-key rotate`` wrote into
     its data dir while it runs, so values already re-sealed under it keep opening.
     """
 
@@ -53,7 +53,7 @@ class Envelope:
         for key in (current, *previous):
             self._learn(key)
         self._more = more
-        self._asked_at = 0.0
+        self._asked: dict[str, float] = {}  # unknown kid -> when ``more`` was last asked
 
     def _learn(self, key: bytes) -> None:
         self._keys.setdefault(key_id_for(key), AESGCM(derive_subkey(key, "keyguard/envelope")))
@@ -68,11 +68,15 @@ class Envelope:
 
     def _aead(self, kid: str) -> AESGCM:
         aead = self._keys.get(kid)
-        if aead is None and self._more is not None and time.monotonic() - self._asked_at > 1.0:
-            self._asked_at = time.monotonic()
-            for key in self._more():
-                self._learn(key)
-            aead = self._keys.get(kid)
+        # Asked at most once a second per unknown kid: a damaged value cannot make every
+        # open read the disk, and one unknown kid never delays learning another.
+        if aead is None and self._more is not None:
+            now = time.monotonic()
+            if now - self._asked.get(kid, -1e9) > 1.0:
+                self._asked[kid] = now
+                for key in self._more():
+                    self._learn(key)
+                aead = self._keys.get(kid)
         if aead is None:
             raise KeyError(kid)
         return aead
