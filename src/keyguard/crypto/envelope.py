@@ -37,9 +37,10 @@ class DecryptionError(Exception):
 class Envelope:
     """Seals with the current master key; opens with any known one.
 
-    ``more`` is asked for keys when a ciphertext names a key id not known yet (at most once
-    a second for each such id): an embedded server learns the key ``keyguard master-key rotate`` wrote into
-    its data dir while it runs, so values already re-sealed under it keep opening.
+    ``more`` is asked for keys when a ciphertext names a key id not known yet (at most
+    once a second for each such id): an embedded server learns the key ``keyguard
+    master-key rotate`` wrote into its data dir while it runs, so values already re-sealed
+    under it keep opening.
     """
 
     def __init__(
