@@ -21,7 +21,7 @@ import httpx
 
 from bench.config import BenchConfig
 from bench.report import Row, median
-from bench.server import RunningServer, pinned
+from bench.server import RunningServer, pinned, running_bare_app
 
 WRK_INSTALL_HINT = "apt-get install -y wrk   (Debian/Ubuntu, as root; brew install wrk on macOS)"
 ROUTE_RATIO_TARGET = 0.90
@@ -254,3 +254,37 @@ def protected_vs_unprotected(
     # Keep the bare route's row and its ratio; the protected route's row is already there.
     rows += [against_bare[0], against_bare[2]]
     return rows
+
+
+BARE_RATIO_TARGET = 0.80  # issue 11: protected route / bare Starlette over HTTPS
+
+
+def protected_vs_bare_starlette(
+    server: RunningServer, generator: LoadGenerator, config: BenchConfig
+) -> list[Row]:
+    """Issue 11's like-for-like figure: Keyguard's protected GET /v1/sessions/ID (access log
+    on, as shipped) against a bare Starlette app (bench/bare_app.py) with no check at all,
+    served by uvicorn with the same certificate on the same cores, rounds alternating."""
+    key = server.create_project_key(name="bench-bare")["key"]
+    session_id = server.create_session(key)
+    protected = Route(
+        "protected GET /v1/sessions/ID",
+        f"/v1/sessions/{session_id}",
+        {"Authorization": f"Bearer {key}"},
+    )
+    bare = Route("bare Starlette GET /v1/sessions/ID (uvicorn, same TLS)", "/v1/sessions/x")
+    with running_bare_app(server, cpus=server.cpus) as baseline:
+        generator.run(baseline, bare, config.warmup_s)
+        generator.run(server, protected, config.warmup_s)
+        results: dict[str, list[LoadResult]] = {bare.name: [], protected.name: []}
+        for _ in range(config.rounds):
+            results[bare.name].append(generator.run(baseline, bare, config.duration_s))
+            results[protected.name].append(generator.run(server, protected, config.duration_s))
+    return compare(
+        "HTTPS: Keyguard against a bare app",
+        results,
+        subject=protected,
+        baseline=bare,
+        label=generator.label,
+        target=BARE_RATIO_TARGET,
+    )

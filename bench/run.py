@@ -44,6 +44,7 @@ INPROCESS_CHECKS: list[InProcessCheck] = [
 ]
 HTTP_CHECKS: list[HttpCheck] = [
     http_load.protected_vs_unprotected,
+    http_load.protected_vs_bare_starlette,
 ]
 
 

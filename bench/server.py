@@ -8,6 +8,7 @@ as a user's script would (CONTRACT §1, §3, §6).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -183,3 +184,58 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextlib.contextmanager
+def running_bare_app(
+    like: RunningServer, *, cpus: frozenset[int] | None = None
+) -> Iterator[RunningServer]:
+    """``bench/bare_app.py`` under uvicorn with ``like``'s TLS certificate and key (the
+    same P-256 certificate, so the handshake and record costs match), no access log."""
+    tls = like.ca_cert.parent
+    port = free_port()
+    log = like.log.with_name("bare.log")
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            pinned(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench.bare_app:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--ssl-certfile",
+                    str(tls / "server.pem"),
+                    "--ssl-keyfile",
+                    str(tls / "server.key"),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cpus,
+            ),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    server = dataclasses.replace(
+        like, process=process, base_url=f"https://127.0.0.1:{port}", log=log, cpus=cpus
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                with server.client() as http:
+                    if http.get("/v1/sessions/probe").status_code == 200:
+                        break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bare app did not start: {log.read_text()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        _stop(process)
