@@ -49,3 +49,22 @@ def test_any_other_client_cert_header_is_refused_at_load(monkeypatch, value):
     monkeypatch.setenv("KEYGUARD_CLIENT_CERT_HEADER", value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_master_keys_never_appear_in_the_settings_repr(monkeypatch):
+    current, previous = "C" * 43 + "=", "P" * 43 + "="
+    monkeypatch.setenv("KEYGUARD_MASTER_KEY", current)
+    monkeypatch.setenv("KEYGUARD_PREVIOUS_MASTER_KEYS", previous)
+    settings = Settings()
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert current not in text
+        assert previous not in text
+    assert settings.previous_master_keys is not None
+    assert settings.previous_master_keys.get_secret_value() == previous
+
+
+def test_the_audit_origin_is_a_note_key_name(monkeypatch):
+    for bad in ("has space", "a+b"):
+        monkeypatch.setenv("KEYGUARD_AUDIT_ORIGIN", bad)
+        with pytest.raises(ValidationError):
+            Settings()

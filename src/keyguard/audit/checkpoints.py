@@ -72,6 +72,10 @@ def _context(key_id: str) -> str:
     return f"audit-signing:{key_id}"
 
 
+def _verifier(row: AuditSigningKey) -> Verifier:
+    return Verifier(row.name, base64.b64decode(row.public_key))
+
+
 def _open_private(ctx: ServiceContext, row: AuditSigningKey) -> Ed25519PrivateKey:
     raw = base64.b64decode(ctx.envelope.open(row.private_sealed, context=_context(row.id)))
     return Ed25519PrivateKey.from_private_bytes(raw)
@@ -146,10 +150,7 @@ async def public_keys(ctx: ServiceContext) -> list[PublicKey]:
     if not rows:
         await _set_up(ctx)
         return await public_keys(ctx)
-    return [
-        PublicKey(Verifier(r.name, base64.b64decode(r.public_key)), r.created_at, r.retired_at)
-        for r in rows
-    ]
+    return [PublicKey(_verifier(r), r.created_at, r.retired_at) for r in rows]
 
 
 async def rotate_key(ctx: ServiceContext, *, actor: str) -> PublicKey:
@@ -175,7 +176,7 @@ async def rotate_key(ctx: ServiceContext, *, actor: str) -> PublicKey:
             target=row.id,
             data={"previous": old.id if old is not None else None},
         )
-    return PublicKey(Verifier(row.name, base64.b64decode(row.public_key)), row.created_at, None)
+    return PublicKey(_verifier(row), row.created_at, None)
 
 
 async def tree_size(ctx: ServiceContext) -> int:
@@ -262,7 +263,7 @@ async def verify_extends(
         )
     if trusted is None:
         rows = (await session.execute(select(AuditSigningKey))).scalars()
-        trusted = [Verifier(r.name, base64.b64decode(r.public_key)) for r in rows]
+        trusted = [_verifier(r) for r in rows]
     _, signers = verified_by(note_text, list(trusted))
     if not signers:
         raise CheckpointMismatch("the checkpoint's signature does not verify with any trusted key")

@@ -56,7 +56,7 @@ ACTOR = "leak-report"
 @dataclass(frozen=True, slots=True)
 class ReportOutcome:
     tokens: int
-    revoked: int  # for the audit and tests only; never sent back to the reporter
+    revoked: int  # keys revoked or quarantined; for the audit and tests, never sent back
 
 
 def _reporter_key(path: Path, identifier: str) -> ec.EllipticCurvePublicKey | None:
@@ -103,7 +103,7 @@ def _tokens(body: bytes) -> list[dict[str, Any]]:
 async def handle_report(ctx: ServiceContext, body: bytes) -> ReportOutcome:
     """Revoke (or quarantine, by the project's policy) and report every reported token that
     is a live key (the body is signed)."""
-    revoked = 0
+    refused = 0
     items = _tokens(body)
     for item in items:
         try:
@@ -112,34 +112,30 @@ async def handle_report(ctx: ServiceContext, body: bytes) -> ReportOutcome:
             continue
         async with ctx.sessions() as db:
             row = await db.get(ApiKey, parsed.id)
-        if row is None or not ctx.hasher.matches(parsed.secret, row.secret_hash):
-            continue
-        source = str(item.get("source", ""))[:100]
-        outcome = "already_revoked"
-        if row.revoked_at is None:
-            try:
-                if row.is_root:  # no project, no policy: a root key is always revoked
-                    await revoke_root_key(ctx, row.id, actor=ACTOR)
-                    outcome = "revoked"
-                elif await _policy(ctx, row) == "quarantine":
-                    if not await keys.quarantine_key(ctx, row.id, actor=ACTOR):
-                        await _report(ctx, row, source, "already_quarantined")
-                        continue
-                    outcome = "quarantined"
-                else:
-                    await keys.revoke_key(ctx, row.id, actor=ACTOR)
-                    outcome = "revoked"
-                revoked += 1
-            except LastRootKey:
-                outcome = "kept"  # so the operator keeps a way in: audited and alerted
-        await _report(ctx, row, source, outcome)
-    return ReportOutcome(len(items), revoked)
+            if row is None or not ctx.hasher.matches(parsed.secret, row.secret_hash):
+                continue
+            project = await db.get(Project, row.project_id) if row.project_id else None
+        outcome = await _refuse(ctx, row, project.leak_policy if project else "revoke")
+        refused += outcome in ("revoked", "quarantined")
+        await _report(ctx, row, str(item.get("source", ""))[:100], outcome)
+    return ReportOutcome(len(items), refused)
 
 
-async def _policy(ctx: ServiceContext, row: ApiKey) -> str:
-    async with ctx.sessions() as db:
-        project = await db.get(Project, row.project_id)
-    return project.leak_policy if project is not None else "revoke"
+async def _refuse(ctx: ServiceContext, row: ApiKey, policy: str) -> str:
+    """What the report did to the key: ``revoked``, ``quarantined``, or why neither."""
+    if row.revoked_at is not None:
+        return "already_revoked"
+    try:
+        if row.is_root:  # no project, no policy: a root key is always revoked
+            await revoke_root_key(ctx, row.id, actor=ACTOR)
+        elif policy == "quarantine":
+            quarantined = await keys.quarantine_key(ctx, row.id, actor=ACTOR)
+            return "quarantined" if quarantined else "already_quarantined"
+        else:
+            await keys.revoke_key(ctx, row.id, actor=ACTOR)
+    except LastRootKey:
+        return "kept"  # so the operator keeps a way in: audited and alerted
+    return "revoked"
 
 
 async def _report(ctx: ServiceContext, row: ApiKey, source: str, outcome: str) -> None:
