@@ -6,21 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
 
 from keyguard import __version__
 from keyguard.api import meta, problems
-from keyguard.api.cache_control import DefaultNoStore
-from keyguard.api.json_body import StrictJsonBodies
-from keyguard.api.limits import RequestLimits
+from keyguard.api.limits import Limits
 from keyguard.doors import verify_api as verify
 from keyguard.features import FEATURES
 from keyguard.keys.age import key_age_watcher
 from keyguard.mail.worker import MailWorker
 from keyguard.retention.service import RetentionSweeper
 from keyguard.runtime import Runtime
+from keyguard.server.edge import Edge, HotRoute
 from keyguard.uploads import routes as upload_routes
 from keyguard.uploads import session_routes as sessions
 from keyguard.usage.anomalies import anomaly_watcher
@@ -67,22 +64,27 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     for feature in FEATURES:
         for router in feature.routers:
             app.include_router(router)
-    # The hot paths are also served as plain Starlette routes, ahead of FastAPI's: same
-    # endpoint functions (the FastAPI routes above document them in the OpenAPI schema),
-    # minus the per-request dependency and response-model machinery.
-    app.router.routes[:0] = [
-        Route("/v1/sessions/{session_id}", sessions.get_session, methods=["GET"]),
-        Route("/healthz", meta.health, methods=["GET"]),
-    ]
     return app
 
 
-def create_asgi(runtime: Runtime, *, close_runtime: bool = True) -> ASGIApp:
-    """The app with its outer guards, as the server runs it."""
-    return RequestLimits(
-        StrictJsonBodies(DefaultNoStore(create_app(runtime, close_runtime=close_runtime))),
-        max_body_bytes=runtime.settings.max_body_bytes,
-        # Photo uploads get their own, larger limit (CONTRACT §6).
-        large_body=upload_routes.is_upload,
-        max_large_body_bytes=runtime.settings.max_upload_bytes + upload_routes.MULTIPART_OVERHEAD,
+def create_asgi(runtime: Runtime, *, close_runtime: bool = True) -> Edge:
+    """The app behind its edge, as the server runs it.
+
+    The edge serves the hot routes itself, before FastAPI; their FastAPI twins above
+    document them in the OpenAPI schema and answer what the edge hands on (``HEAD``).
+    """
+    return Edge(
+        create_app(runtime, close_runtime=close_runtime),
+        limits=Limits(
+            max_body_bytes=runtime.settings.max_body_bytes,
+            # Photo uploads get their own, larger limit (CONTRACT §6).
+            large_body=upload_routes.is_upload,
+            max_large_body_bytes=(
+                runtime.settings.max_upload_bytes + upload_routes.MULTIPART_OVERHEAD
+            ),
+        ),
+        hot=(
+            HotRoute("/healthz", meta.hot_health, exact=True),
+            HotRoute("/v1/sessions/", sessions.hot_get_session(runtime)),
+        ),
     )

@@ -219,6 +219,17 @@ class HeadersTooLarge(KeyguardError):
     title = "Request header fields too large"
 
 
+# ---- 500 ---------------------------------------------------------------------------------
+
+
+class InternalError(KeyguardError):
+    """What an unexpected exception is answered with: nothing about it reaches the client."""
+
+    status = 500
+    code = "internal_error"
+    title = "Internal server error"
+
+
 __all__ = [
     "AuthenticationError",
     "ClientCertificateInvalid",
@@ -228,6 +239,7 @@ __all__ = [
     "Forbidden",
     "HeadersTooLarge",
     "HttpsRequired",
+    "InternalError",
     "InvalidKey",
     "IpNotAllowed",
     "KeyExpired",

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     usage_minute_retention_days: int = Field(default=2, ge=0, le=36_500)
     usage_hour_retention_days: int = Field(default=90, ge=0, le=36_500)
     log_level: str = "info"
+    # CONTRACT §11: "json" writes one JSON object per log line, with the request's id.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("trusted_proxies", "webhook_allow_private")
     @classmethod

@@ -23,6 +23,7 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     tls = scope.get("extensions", {}).get("tls")
+    tls = dict(tls) if tls is not None else None  # a read-only mapping: one per connection
     chain = tls["client_cert_chain"] if tls else []
     fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(chain[0])).hexdigest() if chain else None
     body = json.dumps({"scheme": scope["scheme"], "tls": tls, "fingerprint": fingerprint})

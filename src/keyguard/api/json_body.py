@@ -8,9 +8,8 @@ holds. Such a body means the client and Keyguard may disagree on what was asked,
 cannot be stored: it gets 422 ``validation_failed`` before any route sees it, and changes
 nothing.
 
-Plain ASGI in front of the app, like :mod:`keyguard.api.limits`: only requests that carry
-a JSON body are read (the ``GET`` hot path is untouched), and the body is handed on as
-it was received.
+Run by the edge (:mod:`keyguard.server.edge`) for requests that carry a JSON body (the ``GET``
+hot path is untouched); the body is handed on as it was received.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyguard.api.limits import refuse
 from keyguard.errors import ValidationFailed
-
-_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class _NotJson(ValueError):
@@ -84,42 +81,36 @@ def check_json(body: bytes) -> None:
         pass  # plain syntax errors: FastAPI reports those, with their position
 
 
-def _is_json(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            media: bytes = value.split(b";", 1)[0].strip().lower()
-            return media == b"application/json" or (
-                media.startswith(b"application/") and media.endswith(b"+json")
-            )
-    return True  # no content type: FastAPI would try JSON
+def is_json(content_type: bytes | None) -> bool:
+    """Whether a body of this ``Content-Type`` is parsed as JSON (no type: FastAPI tries)."""
+    if content_type is None:
+        return True
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
 
 
-class StrictJsonBodies:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _BODYLESS or not _is_json(scope):
-            await self.app(scope, receive, send)
+async def strict_json(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Read the whole body, refuse it (422) unless strict JSON, else hand it on as received."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            await app(scope, _replay([message], receive), send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                await self.app(scope, _replay([message], receive), send)
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        if body:
-            try:
-                check_json(body)
-            except ValidationFailed as error:
-                await refuse(send, error, close=False)
-                return
-        whole: Message = {"type": "http.request", "body": body, "more_body": False}
-        await self.app(scope, _replay([whole], receive), send)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    if body:
+        try:
+            check_json(body)
+        except ValidationFailed as error:
+            await refuse(send, error, close=False)
+            return
+    whole: Message = {"type": "http.request", "body": body, "more_body": False}
+    await app(scope, _replay([whole], receive), send)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
@@ -134,4 +125,4 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-__all__ = ["StrictJsonBodies", "check_json"]
+__all__ = ["check_json", "is_json", "strict_json"]

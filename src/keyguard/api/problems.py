@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -12,10 +13,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from keyguard.engine.principals import PRINCIPAL_TYPES
-from keyguard.errors import PROBLEM_BASE, KeyguardError
+from keyguard.engine.records import RateLimitStatus
+from keyguard.errors import PROBLEM_BASE, InternalError, KeyguardError
 from keyguard.wire import PROBLEM_JSON, problem_body, problem_headers
 
 log = structlog.get_logger("keyguard.api")
+
+
+def caller_ratelimit(scope: Mapping[str, Any]) -> RateLimitStatus | None:
+    """The rate limit of the caller a door authenticated for this request, if any: an
+    error after authentication (e.g. a 404) still reports it."""
+    principal = (scope.get("state") or {}).get("keyguard")
+    if isinstance(principal, PRINCIPAL_TYPES):
+        return principal.ratelimit
+    return None
 
 
 def problem_response(error: KeyguardError) -> Response:
@@ -50,9 +61,9 @@ def install(app: FastAPI) -> None:
             raise exc
         response = problem_response(exc)
         # An error after authentication (e.g. a 404) still reports the caller's rate limit.
-        principal = request.scope.get("state", {}).get("keyguard")
-        if isinstance(principal, PRINCIPAL_TYPES) and principal.ratelimit is not None:
-            for name, value in principal.ratelimit.fields().items():
+        ratelimit = caller_ratelimit(request.scope)
+        if ratelimit is not None:
+            for name, value in ratelimit.fields().items():
                 response.headers.setdefault(name, value)
         return response
 
@@ -80,7 +91,7 @@ def install(app: FastAPI) -> None:
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         log.error("unhandled_error", error_type=type(exc).__name__)
-        return _plain_problem(500, "internal_error", "Internal server error")
+        return problem_response(InternalError())
 
     app.add_exception_handler(KeyguardError, on_keyguard_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -6,6 +6,7 @@ as one line (``keyguard <command>: <message>``, exit 2) instead of a traceback.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from keyguard.settings import Settings
 
 if TYPE_CHECKING:
     from keyguard.runtime import Runtime
+    from keyguard.server.access_log import AccessLog
 
 
 class ConfigurationError(Exception):
@@ -88,3 +90,15 @@ def existing_database_settings(data: Path | None, *, hint: str = "") -> Settings
     if path is not None and not path.is_file():
         raise ConfigurationError(f"no Keyguard database at {path}{hint}")
     return settings
+
+
+def server_logs(settings: Settings) -> AccessLog | None:
+    """Configure the process's log (``KEYGUARD_LOG_LEVEL``, ``KEYGUARD_LOG_FORMAT``) and
+    return the access log for the server, or None when the level hides it."""
+    from keyguard.server import logs
+    from keyguard.server.access_log import AccessLog
+
+    logs.configure(settings.log_level, settings.log_format)
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        return AccessLog(log_format=settings.log_format)
+    return None

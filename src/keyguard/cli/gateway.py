@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from keyguard.cli._config import ConfigurationError, start_runtime
+from keyguard.cli._config import ConfigurationError, server_logs, start_runtime
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.gateway import Gateway, upstream_base
 from keyguard.restrictions.service import all_certificate_pems
@@ -47,6 +47,7 @@ def gateway_app(
 
 
 async def _main(settings: Settings, upstream: str, port: int) -> None:
+    access_log = server_logs(settings)
     warn_if_state_is_per_process(settings)
     runtime = await start_runtime(settings)
     trust = ClientCertificateTrust(await all_certificate_pems(runtime))
@@ -60,6 +61,7 @@ async def _main(settings: Settings, upstream: str, port: int) -> None:
         client_trust=trust,
         http_port=settings.http_port,
         log_level=settings.log_level,
+        access_log=access_log,
     )
 
 

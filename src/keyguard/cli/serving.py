@@ -8,7 +8,7 @@ import structlog
 from starlette.types import ASGIApp
 
 from keyguard.app import create_asgi
-from keyguard.cli._config import start_runtime
+from keyguard.cli._config import server_logs, start_runtime
 from keyguard.cli.gateway import gateway_app
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.restrictions.service import all_certificate_pems
@@ -21,6 +21,7 @@ log = structlog.get_logger("keyguard")
 
 
 async def _main(settings: Settings) -> None:
+    access_log = server_logs(settings)
     runtime = await start_runtime(settings)
     certs = ensure_dev_certificates(settings.data_dir)
     # Certificates registered on keys: needed by the TLS layer in its fallback mode, where
@@ -52,6 +53,7 @@ async def _main(settings: Settings) -> None:
         log_level=settings.log_level,
         on_listening=listening,
         also=also,
+        access_log=access_log,
     )
     await runtime.close()
 

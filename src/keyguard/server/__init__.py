@@ -1,4 +1,4 @@
-"""The HTTPS serving layer: TLS context, client-certificate hand-off, HSTS, uvicorn glue.
+"""The HTTPS serving layer: the edge, TLS context, client-certificate hand-off, logs, uvicorn glue.
 
 Example::
 
@@ -10,7 +10,7 @@ Example::
                   client_trust=ClientCertificateTrust())
 """
 
-from keyguard.server.hsts import HSTSMiddleware, HttpsRedirectApp
+from keyguard.server.hsts import HttpsRedirectApp
 from keyguard.server.protocols import TLSH11Protocol, TLSHttpToolsProtocol, tls_extension
 from keyguard.server.run import serve, serve_forever
 from keyguard.server.tls_context import (
@@ -22,7 +22,6 @@ from keyguard.server.tls_context import (
 
 __all__ = [
     "ClientCertificateTrust",
-    "HSTSMiddleware",
     "HttpsRedirectApp",
     "ServerCertificate",
     "ServerSSLContext",

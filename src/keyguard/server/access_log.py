@@ -1,29 +1,120 @@
-"""Keep query strings out of the access log.
+"""The access log: one structured line per request, written in batches off the request path.
 
-Query strings carry credentials in practice: Keyguard's own signed photo download links
-(``?expires=…&signature=…`` is a bearer credential for an hour), and whatever an
-upstream behind the gateway puts there. The access log keeps method, path and status.
+The request path only appends a tuple (:meth:`AccessLog.record`, well under a
+microsecond); formatting and the write happen in :meth:`AccessLog.flush`, which the event
+loop runs every quarter of a second, or at once when a batch is full. Under load that is
+one ``write`` for hundreds of lines instead of a trip through ``logging`` per request
+(uvicorn's access log cost 12 % of a protected request's time).
+
+Query strings never reach it: they carry credentials in practice (Keyguard's own signed
+photo download links, ``?expires=…&signature=…``, are bearer credentials for an hour, and
+an upstream behind the gateway may put anything there). The line holds the path as the
+client sent it (percent-encoded), with anything unprintable escaped, so no request can
+write a line of its own into the log.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import json
+import sys
+from typing import Any, NamedTuple, TextIO
 
-ACCESS_LOGGER = "uvicorn.access"
+from keyguard.server.logs import LogFormat, timestamp
 
-
-class RedactQueryStrings(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        # uvicorn logs (client_addr, method, full_path, http_version, status_code).
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            path, sep, _ = args[2].partition("?")
-            if sep:
-                record.args = (args[0], args[1], path + "?[redacted]", args[3], args[4])
-        return True
+LOGGER = "keyguard.access"
+FLUSH_SECONDS = 0.25
+BATCH = 512
+_MAX_PATH = 2048
 
 
-def install() -> None:
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(f, RedactQueryStrings) for f in logger.filters):
-        logger.addFilter(RedactQueryStrings())
+class Entry(NamedTuple):
+    time: float  # when the request arrived (epoch seconds)
+    client: tuple[str, int] | None
+    method: str
+    path: bytes  # raw, without the query string
+    http_version: str
+    status: int
+    duration: float  # seconds
+    request_id: str
+
+
+def printable_path(raw: bytes) -> str:
+    path = raw[:_MAX_PATH].decode("latin-1")
+    if not path.isprintable():
+        path = path.encode("unicode_escape").decode("ascii")
+    return path + ("…" if len(raw) > _MAX_PATH else "")
+
+
+def _client(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def text_line(entry: Entry) -> str:
+    return (
+        f"{timestamp(entry.time)} INFO {LOGGER}: {_client(entry.client)} "
+        f'"{entry.method} {printable_path(entry.path)} HTTP/{entry.http_version}" {entry.status} '
+        f"{entry.duration * 1000:.2f}ms request_id={entry.request_id}\n"
+    )
+
+
+def json_line(entry: Entry) -> str:
+    fields: dict[str, Any] = {
+        "time": timestamp(entry.time),
+        "level": "info",
+        "logger": LOGGER,
+        "message": f"{entry.method} {printable_path(entry.path)} {entry.status}",
+        "request_id": entry.request_id,
+        "client": _client(entry.client),
+        "method": entry.method,
+        "path": printable_path(entry.path),
+        "http_version": entry.http_version,
+        "status": entry.status,
+        "duration_ms": round(entry.duration * 1000, 3),
+    }
+    return json.dumps(fields, ensure_ascii=False) + "\n"
+
+
+class AccessLog:
+    """Example::
+
+    access = AccessLog(sys.stderr, "json")
+    access.record(Entry(...))   # on the request path
+    access.flush()              # at shutdown (the loop flushes on its own meanwhile)
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        log_format: LogFormat = "text",
+        *,
+        flush_seconds: float = FLUSH_SECONDS,
+    ) -> None:
+        self.stream = stream
+        self.line = json_line if log_format == "json" else text_line
+        self.flush_seconds = flush_seconds
+        self._pending: list[Entry] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def record(self, entry: Entry) -> None:
+        pending = self._pending
+        pending.append(entry)
+        if len(pending) >= BATCH:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.flush_seconds, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        stream = self.stream or sys.stderr
+        line = self.line
+        try:
+            stream.write("".join([line(entry) for entry in pending]))
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken log stream must not fail requests

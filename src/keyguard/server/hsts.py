@@ -1,55 +1,24 @@
-"""Keeping clients on HTTPS: HSTS on secure responses, redirect-only plain HTTP.
+"""Keeping clients on HTTPS: the redirect-only plain-HTTP listener.
 
-:class:`HSTSMiddleware` adds ``Strict-Transport-Security`` to every HTTPS response
-(RFC 6797 §7.1) and never to plain HTTP ones (§7.2 forbids it). :class:`HttpsRedirectApp`
-is the whole app of the optional plain-HTTP listener: it never serves API data, so a key
-sent over cleartext by mistake reaches no handler -- GET/HEAD get a 308 to the HTTPS URL,
-everything else a 403 ``https_required`` problem (a redirected POST would resend the
-credentials and body the client just leaked).
+(HSTS on every HTTPS response is the edge's job: :mod:`keyguard.server.edge`.)
+:class:`HttpsRedirectApp` is the whole app of the optional plain-HTTP listener: it never
+serves API data, so a key sent over cleartext by mistake reaches no handler -- GET/HEAD
+get a 308 to the HTTPS URL, everything else a 403 ``https_required`` problem (a
+redirected POST would resend the credentials and body the client just leaked).
 """
 
 from __future__ import annotations
 
 import re
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from keyguard.errors import HttpsRequired
 from keyguard.wire import CREDENTIAL_HEADERS, send_problem
 
-__all__ = ["HSTSMiddleware", "HttpsRedirectApp"]
+__all__ = ["HttpsRedirectApp"]
 
-_HSTS = b"strict-transport-security"
 _REDIRECT_BODY = b"Redirecting to HTTPS\n"
-
-
-class HSTSMiddleware:
-    """Adds ``Strict-Transport-Security: max-age=N; includeSubDomains`` to HTTPS responses.
-
-    Example::
-
-        app = HSTSMiddleware(app, max_age=63072000)  # two years
-    """
-
-    def __init__(self, app: ASGIApp, max_age: int = 63072000) -> None:
-        self.app = app
-        self.header_value = f"max-age={int(max_age)}; includeSubDomains".encode("latin-1")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("scheme") != "https":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_hsts(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                # An app that set its own policy (e.g. with preload) keeps it.
-                if not any(name.lower() == _HSTS for name, _ in headers):
-                    headers.append((_HSTS, self.header_value))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_hsts)
 
 
 # A Host header we are willing to echo into a Location: a DNS name or IPv4 (optional port),

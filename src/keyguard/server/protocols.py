@@ -8,6 +8,10 @@ request's ``scope["extensions"]["tls"]`` as the ASGI TLS extension (asgiref
     {"server_cert": PEM | None, "client_cert_chain": [PEM, ...], "client_cert_name":
      "CN=x" | None, "client_cert_error": None, "tls_version": 0x0304, "cipher_suite": 0x1302}
 
+The extension is built once per connection and shared by its requests read-only (a
+``MappingProxyType`` whose chain is a tuple): no request's app can alter what the next
+request on the connection sees, and none pays for a copy.
+
 ``client_cert_chain`` holds the client's own certificate (Python's ``ssl`` exposes only
 the leaf before 3.13); it is ``[]`` when none was presented. ``client_cert_error`` is
 always None: the handshake does not judge client certificates, the policy engine does
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from cryptography import x509
@@ -38,8 +44,8 @@ __all__ = ["TLSH11Protocol", "TLSHttpToolsProtocol", "tls_extension"]
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
-def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
-    """The ASGI TLS extension for a connection, or None when it is not over TLS."""
+def tls_extension(transport: asyncio.BaseTransport) -> Mapping[str, Any] | None:
+    """The ASGI TLS extension for a connection (read-only), or None when it is not over TLS."""
     ssl_object = transport.get_extra_info("ssl_object")
     if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
         return None
@@ -57,14 +63,18 @@ def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
             error = "unparsable client certificate"
     cipher = ssl_object.cipher()
     version = ssl_object.version()
-    return {
-        "server_cert": context.server_cert_pem if isinstance(context, ServerSSLContext) else None,
-        "client_cert_chain": chain,
-        "client_cert_name": name,
-        "client_cert_error": error,
-        "tls_version": _TLS_VERSIONS.get(version) if version else None,
-        "cipher_suite": _cipher_suite_id(context, cipher[0]) if cipher else None,
-    }
+    return MappingProxyType(
+        {
+            "server_cert": (
+                context.server_cert_pem if isinstance(context, ServerSSLContext) else None
+            ),
+            "client_cert_chain": tuple(chain),
+            "client_cert_name": name,
+            "client_cert_error": error,
+            "tls_version": _TLS_VERSIONS.get(version) if version else None,
+            "cipher_suite": _cipher_suite_id(context, cipher[0]) if cipher else None,
+        }
+    )
 
 
 def _cipher_suite_id(context: ssl.SSLContext, name: str) -> int | None:
@@ -74,31 +84,43 @@ def _cipher_suite_id(context: ssl.SSLContext, name: str) -> int | None:
     return next((c["id"] & 0xFFFF for c in context.get_ciphers() if c["name"] == name), None)
 
 
-def _with_tls(app: ASGI3Application, tls: dict[str, Any]) -> ASGI3Application:
+def _with_tls(app: ASGI3Application, tls: Mapping[str, Any]) -> ASGI3Application:
     async def app_with_tls(
         scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if scope["type"] in ("http", "websocket"):
-            # A fresh dict per request: one request's app must not alter the next one's view.
-            extensions: dict[str, Any] = dict(scope.get("extensions") or {})
-            extensions["tls"] = {**tls, "client_cert_chain": list(tls["client_cert_chain"])}
-            cast("dict[str, Any]", scope)["extensions"] = extensions
+            _add_tls(scope, tls)
         await app(scope, receive, send)
 
     return app_with_tls
 
 
+def _add_tls(scope: Scope | dict[str, Any], tls: Mapping[str, Any]) -> None:
+    # A fresh extensions dict per request (an app may add its own); the extension itself
+    # is the connection's, read-only.
+    extensions: dict[str, Any] | None = scope.get("extensions")  # type: ignore[assignment]
+    cast("dict[str, Any]", scope)["extensions"] = (
+        {**extensions, "tls": tls} if extensions else {"tls": tls}
+    )
+
+
 class TLSHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus the ASGI TLS extension in every scope."""
+
+    _tls: Mapping[str, Any] | None = None
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
     ) -> None:
         super().connection_made(transport)
         # The handshake is complete when the protocol is attached, so the peer is known now.
-        tls = tls_extension(transport)
-        if tls is not None:
-            self.app = _with_tls(self.app, tls)
+        self._tls = tls_extension(transport)
+
+    def on_message_begin(self) -> None:
+        # Where uvicorn builds each request's scope: no wrapper around the app per request.
+        super().on_message_begin()
+        if self._tls is not None:
+            _add_tls(self.scope, self._tls)
 
 
 class TLSH11Protocol(H11Protocol):

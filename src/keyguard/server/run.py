@@ -29,8 +29,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import HANDLED_SIGNALS
 
 from keyguard.crypto.tls import DevCertificates
-from keyguard.server import access_log
-from keyguard.server.hsts import HSTSMiddleware, HttpsRedirectApp
+from keyguard.server import logs
+from keyguard.server.access_log import AccessLog
+from keyguard.server.edge import Edge
+from keyguard.server.hsts import HttpsRedirectApp
+from keyguard.server.logs import LogFormat
 from keyguard.server.protocols import TLSHttpToolsProtocol
 from keyguard.server.tls_context import (
     ClientCertificateTrust,
@@ -79,11 +82,15 @@ async def serve(
     log_level: str = "info",
     on_listening: Callable[[int], None] | None = None,
     also: Sequence[tuple[str, ASGIApp, int]] = (),
+    access_log: AccessLog | None = None,
 ) -> None:
     """Serve ``app`` over HTTPS until SIGINT/SIGTERM, then shut down gracefully and return.
 
-    Every HTTPS response carries HSTS and every request scope the ASGI TLS extension (with
-    the client certificate, if one was presented). With ``http_port``, a plain-HTTP
+    Every app is served behind an :class:`~keyguard.server.edge.Edge` (``app`` may already
+    be one): every HTTPS response carries HSTS, every response an ``X-Request-Id``, and
+    every request goes to ``access_log`` when one is given (uvicorn's own access log is
+    off). Every request scope carries the ASGI TLS extension (with the client
+    certificate, if one was presented). With ``http_port``, a plain-HTTP
     listener on the same host redirects GET/HEAD to HTTPS and refuses anything else with
     403 ``https_required``; it never reaches ``app``. ``port=0`` picks a free port;
     ``on_listening`` is called with the HTTPS port once it is bound. ``also`` holds more
@@ -96,7 +103,7 @@ async def serve(
     ssl_context = build_server_context(cert_file, key_file, client_trust)
     https = _Server(
         _config(
-            HSTSMiddleware(app),
+            _edge(app, access_log),
             host=host,
             port=port,
             log_level=log_level,
@@ -106,7 +113,6 @@ async def serve(
         )
     )
     _announce(ca_file, client_trust)
-    access_log.install()
     servers: list[_Server] = [https]
     with _signals_stop(servers):
         tasks = [asyncio.create_task(https.serve())]
@@ -118,7 +124,7 @@ async def serve(
             for name, extra_app, extra_port in also if https.started else ():
                 extra = _Server(
                     _config(
-                        HSTSMiddleware(extra_app),
+                        _edge(extra_app, access_log),
                         host=host,
                         port=extra_port,
                         log_level=log_level,
@@ -136,7 +142,7 @@ async def serve(
                 redirect = HttpsRedirectApp(https_port=_bound_port(https), host=host)
                 plain = _Server(
                     _config(
-                        redirect,
+                        _edge(redirect, access_log),
                         host=host,
                         port=http_port,
                         log_level=log_level,
@@ -152,6 +158,8 @@ async def serve(
             for server in servers:
                 server.should_exit = True
             results = await asyncio.gather(*tasks, return_exceptions=True)
+            if access_log is not None:
+                access_log.flush()
     for result in results:
         if isinstance(result, BaseException):
             raise result
@@ -166,8 +174,11 @@ def serve_forever(
     client_trust: ClientCertificateTrust,
     http_port: int | None = None,
     log_level: str = "info",
+    log_format: LogFormat = "text",
 ) -> None:
-    """Blocking :func:`serve` on a uvloop event loop (asyncio's when uvloop is missing)."""
+    """Blocking :func:`serve` on a uvloop event loop (asyncio's when uvloop is missing),
+    with the log configured (:func:`keyguard.server.logs.configure`) and an access log."""
+    logs.configure(log_level, log_format)
     coroutine = serve(
         app,
         host=host,
@@ -176,6 +187,7 @@ def serve_forever(
         client_trust=client_trust,
         http_port=http_port,
         log_level=log_level,
+        access_log=AccessLog(log_format=log_format),
     )
     try:
         import uvloop
@@ -183,6 +195,15 @@ def serve_forever(
         asyncio.run(coroutine)
         return
     uvloop.run(coroutine)
+
+
+def _edge(app: ASGIApp, access_log: AccessLog | None) -> Edge:
+    if not isinstance(app, Edge):
+        # The gateway and the redirect listener: headers and the access log only; their
+        # caching policy is their own (the upstream's, or the redirect's no-store).
+        app = Edge(app, default_no_store=False)
+    app.access_log = access_log
+    return app
 
 
 def _config(
@@ -209,6 +230,10 @@ def _config(
         # spoof X-Forwarded-For past an IP allowlist.
         proxy_headers=False,
         server_header=False,
+        # The edge writes the access log (batched, no query strings); the log's handlers
+        # are configured once by keyguard.server.logs, not by uvicorn.
+        access_log=False,
+        log_config=None,
         # WebSocket upgrades would bypass the TLS-extension hook; the API has no sockets.
         ws="none",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
