@@ -14,7 +14,7 @@ For every HTTP request, in order:
    over ``max_header_bytes`` (431), a declared body over the route's limit (413);
 3. a request that carries a body is counted as it is read (413 past the limit) and, if
    JSON, read whole and checked strictly (:mod:`keyguard.api.json_body`);
-4. a ``GET`` without a body whose path is a hot route goes to that route's handler,
+4. a ``GET`` (or ``HEAD``) without a body whose path is a hot route goes to that route's handler,
    which writes its response directly: no router, no dependency solving, no exception
    middleware (the edge turns a :class:`KeyguardError` into problem+json itself);
    anything else goes to the application;
@@ -173,17 +173,17 @@ class Edge:
         method = scope["method"]
         if declared is None and not chunked:
             # No body (RFC 9112 §6.3): nothing to count or check.
-            if method == "GET":
+            if method == "GET" or method == "HEAD":
                 path = scope["path"]
                 handler = self._exact.get(path)
                 if handler is not None:
-                    await self._hot(handler, scope, send, "")
+                    await self._hot(handler, scope, _headless(send, method), "")
                     return
                 for prefix, handler in self._prefixed:
                     if path.startswith(prefix):
                         param = path[len(prefix) :]
                         if param and "/" not in param:
-                            await self._hot(handler, scope, send, param)
+                            await self._hot(handler, scope, _headless(send, method), param)
                             return
             await self.app(scope, receive, send)
             return
@@ -214,6 +214,20 @@ class Edge:
         except Exception as error:
             log.error("unhandled_error", error_type=type(error).__name__)
             await send_problem(send, InternalError())
+
+
+def _headless(send: Send, method: str) -> Send:
+    """``send`` for a hot route: as is for GET; for HEAD, the same head without the body
+    (RFC 9110 §9.3.2: the same checks and fields as GET, Content-Length included)."""
+    if method != "HEAD":
+        return send
+
+    async def head_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head_only
 
 
 def _strict_json_app(app: ASGIApp) -> ASGIApp:

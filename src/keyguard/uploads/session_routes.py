@@ -4,7 +4,7 @@
 application (:func:`hot_get_session`): the door straight on the ASGI scope, the session
 from its in-memory cache, and its JSON serialised once (a session never changes after
 creation). The FastAPI route below documents it in the OpenAPI schema and answers what
-the edge hands on (``HEAD``, a ``GET`` with a body).
+the edge hands on (a ``GET`` with a body).
 """
 
 from __future__ import annotations
