@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 
 from keyguard.clock import Clock, has_passed
 from keyguard.crypto.certificates import info_from_der
-from keyguard.crypto.hashing import SecretHasher
+from keyguard.crypto.hashing import ProvenSecrets, SecretHasher
 from keyguard.crypto.keys import KeyIdTagger
 from keyguard.crypto.request_signing import TIMESTAMP_WINDOW, verify_signed_request
 from keyguard.engine.cache import KeyCache
@@ -69,6 +69,10 @@ def _secret_id(secret: str | None) -> str:
     return hashlib.sha256(b"signing-secret-id:" + (secret or "").encode()).hexdigest()[:32]
 
 
+# Principals kept for keys without a rate limit (one per cached key at most).
+_PRINCIPALS_KEPT = 100_000
+
+
 class PolicyEngine:
     """One verifier behind every door (middleware, verify API, gateway)."""
 
@@ -84,7 +88,9 @@ class PolicyEngine:
     ) -> None:
         self.cache = cache
         self._key_ids = key_ids
-        self._hasher = hasher
+        self._secrets = ProvenSecrets(hasher)
+        # A key's principal when no rate limit varies it: built once per cached record.
+        self._principals: dict[str, tuple[KeyRecord, KeyPrincipal]] = {}
         self._clock = clock
         self._limiter = state.rate_limiter
         self._replay = state.replay_guard
@@ -142,7 +148,10 @@ class PolicyEngine:
         root: bool = False,
     ) -> KeyPrincipal:
         # A forged id is refused as an unknown one is (same work), never looked up.
-        record = self._check_secret(await self.lookup(credentials.key_id), credentials)
+        record = self.cache.peek(credentials.key_id)  # lookup()'s first step, inlined
+        if record is None:
+            record = await self.lookup(credentials.key_id)
+        record = self._check_secret(record, credentials)
         if credentials.secret is None:
             # A bare public id (a signed request) proves nothing until its signature
             # checks: verified first, so a wrong one learns nothing of the key's other
@@ -150,7 +159,11 @@ class PolicyEngine:
             # no failure counter), since anyone can send a public id.
             self._check_signature(record, facts)
         try:
-            principal = await self._check_request(record, credentials, facts, required_scopes, root)
+            signed = self._check_request(record, credentials, facts, required_scopes, root)
+            if signed or record.totp_key is not None or record.rate_limit is not None:
+                principal = await self._consume(record, facts, signed)
+            else:
+                principal = self._principal(record)
         except KeyguardError as refusal:
             if self.on_use is not None:
                 self.on_use(record.id, record.project_id, refusal.code, facts.client_ip)
@@ -182,14 +195,15 @@ class PolicyEngine:
         status = RateLimitStatus(now.limit, now.remaining, now.reset_seconds)
         refusal.headers.update(status.fields())
 
-    async def _check_request(
+    def _check_request(
         self,
         record: KeyRecord,
         credentials: Credentials,
         facts: RequestFacts,
         required_scopes: Iterable[str],
         root: bool,
-    ) -> KeyPrincipal:
+    ) -> bool:
+        """The checks that read no shared state; True when the request must be signed."""
         self._check_lifecycle(record)
         check_key_kind(record.is_root, root_required=root)
         if not facts.https:
@@ -208,6 +222,26 @@ class PolicyEngine:
         signed = credentials.secret is None or record.require_signature
         if signed and credentials.secret is not None:  # a bare id's was checked first
             self._check_signature(record, facts)
+        return signed
+
+    def _principal(self, record: KeyRecord) -> KeyPrincipal:
+        kept = self._principals.get(record.id)
+        if kept is not None and kept[0] is record:
+            return kept[1]
+        principal = KeyPrincipal(
+            key_id=record.id,
+            project_id=record.project_id,
+            environment=record.environment,
+            scopes=record.scopes,
+            is_root=record.is_root,
+        )
+        if len(self._principals) >= _PRINCIPALS_KEPT:
+            del self._principals[next(iter(self._principals))]  # the oldest
+        self._principals[record.id] = (record, principal)
+        return principal
+
+    async def _consume(self, record: KeyRecord, facts: RequestFacts, signed: bool) -> KeyPrincipal:
+        """TOTP, then what the request spends: its rate limit, signature and TOTP step."""
         step = None if record.totp_key is None else await self._check_totp(record, facts)
 
         # Everything below consumes state: only requests that passed every check get here.
@@ -253,7 +287,7 @@ class PolicyEngine:
                 raise InvalidKey()
             return record
         # Unknown ids do the same hashing work as wrong secrets (no timing oracle).
-        if not self._hasher.matches(
+        if not self._secrets.matches(
             credentials.secret, None if record is None else record.secret_hash
         ):
             raise InvalidKey()
