@@ -20,7 +20,6 @@ cache refuses the same signature twice anyway.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import secrets
@@ -72,7 +71,8 @@ def compute_signature(
             timestamp.encode("ascii"),
         )
     )
-    digest = hmac.new(signing_secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    # hmac.digest: OpenSSL's one-shot HMAC, a microsecond less than hmac.new().hexdigest().
+    digest = hmac.digest(signing_secret.encode("utf-8"), message, "sha256").hex()
     return SIGNATURE_PREFIX + digest
 
 

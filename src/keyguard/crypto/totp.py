@@ -85,6 +85,8 @@ def _offsets(window: int) -> tuple[int, ...]:
 
 
 _OFFSETS = tuple(_offsets(w) for w in range(4))
+# Codes a TotpKey keeps: the window's three steps, and the next ones as time moves on.
+_CODES_KEPT = 8
 
 
 def _hotp_bytes(key: bytes, counter: int, digits: int) -> str:
@@ -124,9 +126,10 @@ def match_totp(
 
     ``code`` must be exactly ``digits`` ASCII digits: no spaces, signs or full-width
     digits (``str.isdigit`` alone accepts U+FF11 and friends). Steps ``now ± window``
-    are tried (RFC 6238 §5.2: allow for clock drift and transmission delay), all of them,
-    each compared in constant time, so timing says nothing about which one matched. If
-    two steps share a code, the current step wins, then the nearest one. ``ValueError``
+    are tried (RFC 6238 §5.2: allow for clock drift and transmission delay), the current
+    one first, then the nearest: the first match wins (so if two steps share a code, the
+    current step does). Each comparison is constant-time; how many steps were tried says
+    only which step matched, which the caller's own clock already tells it. ``ValueError``
     if ``secret`` is not base32 (a server bug, not a bad code).
     """
     _check_params(step, digits, window)
@@ -138,11 +141,12 @@ class TotpKey:
 
     ``TotpKey(secret).match(code, now)`` is :func:`match_totp` without decoding the
     secret on every request, and with the HMAC key schedule precomputed (RFC 2104 §2:
-    the hash states after ``K xor ipad`` and ``K xor opad`` are copied, not rebuilt):
-    three HMAC-SHA1s in about two microseconds.
+    the hash states after ``K xor ipad`` and ``K xor opad`` are copied, not rebuilt).
+    The codes of the last few steps are kept: every request in a 30-second step checks
+    against the same code, computed once.
     """
 
-    __slots__ = ("_digits", "_inner", "_outer", "_step", "secret_id")
+    __slots__ = ("_codes", "_digits", "_inner", "_outer", "_step", "secret_id")
 
     def __init__(
         self, secret: str, *, step: int = DEFAULT_STEP, digits: int = DEFAULT_DIGITS
@@ -161,13 +165,20 @@ class TotpKey:
         self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))  # noqa: S324
         self._step = step
         self._digits = digits
+        self._codes: dict[int, str] = {}
 
     def _code(self, counter: int) -> str:
-        inner = self._inner.copy()
-        inner.update(_COUNTER.pack(counter))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return _truncate(outer.digest(), self._digits)
+        code = self._codes.get(counter)
+        if code is None:
+            inner = self._inner.copy()
+            inner.update(_COUNTER.pack(counter))
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            code = _truncate(outer.digest(), self._digits)
+            if len(self._codes) >= _CODES_KEPT:
+                self._codes.clear()
+            self._codes[counter] = code
+        return code
 
     def __repr__(self) -> str:  # never show the secret
         return "TotpKey(<redacted>)"
@@ -182,13 +193,10 @@ class TotpKey:
         if window < 0:
             raise ValueError("window must not be negative")
         current = int(now // self._step)
-        matched: int | None = None
         compare = hmac.compare_digest
         # Order 0, -1, +1, -2, +2, ... so the first match is the most plausible step.
         for offset in _OFFSETS[window] if window < len(_OFFSETS) else _offsets(window):
             counter = current + offset
-            if counter >= 0 and compare(self._code(counter), code) and matched is None:
-                matched = counter
-        if matched is None:
-            raise TotpInvalid()
-        return matched
+            if counter >= 0 and compare(self._code(counter), code):
+                return counter
+        raise TotpInvalid()

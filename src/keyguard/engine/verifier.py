@@ -16,6 +16,7 @@ passed; a key without a given restriction skips its check entirely:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -64,8 +65,10 @@ SIGNATURE_TTL = 2 * TIMESTAMP_WINDOW
 log = logging.getLogger("keyguard.engine")
 
 
+@functools.lru_cache(maxsize=4096)
 def _secret_id(secret: str | None) -> str:
-    """A name for a signing secret that reveals nothing of it (a hash, truncated)."""
+    """A name for a signing secret that reveals nothing of it (a hash, truncated); kept
+    per secret, as the secret itself is in the key cache."""
     return hashlib.sha256(b"signing-secret-id:" + (secret or "").encode()).hexdigest()[:32]
 
 
