@@ -66,6 +66,12 @@ def serve(
     gateway_port: Annotated[
         int | None, typer.Option(help="HTTPS port of that gateway (default 8444).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Processes serving the same ports; above 1 needs KEYGUARD_REDIS_URL."
+        ),
+    ] = 1,
 ) -> None:
     """Start Keyguard over HTTPS with the embedded defaults."""
     from keyguard.cli.serving import run_server
@@ -85,7 +91,7 @@ def serve(
                 upstream_base(settings.gateway_upstream)  # a bad URL fails before anything starts
             except ValueError as error:
                 raise ConfigurationError(str(error)) from None
-        run_server(settings)
+        run_server(settings, workers)
 
 
 @app.command()

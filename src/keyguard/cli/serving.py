@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp
 
 from keyguard.app import create_asgi
-from keyguard.cli._config import server_logs, start_runtime
+from keyguard.cli._config import ConfigurationError, server_logs, start_runtime
 from keyguard.cli.gateway import gateway_app
+from keyguard.cli.workers import check_shared_state, supervise
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.restrictions.service import all_certificate_pems
-from keyguard.server.run import serve
+from keyguard.server import logs
+from keyguard.server.run import Listeners, bind_listeners, serve
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.settings import Settings
 from keyguard.webhooks.events import redact_url
@@ -20,7 +26,7 @@ from keyguard.webhooks.events import redact_url
 log = structlog.get_logger("keyguard")
 
 
-async def _main(settings: Settings) -> None:
+async def _main(settings: Settings, listeners: Listeners | None = None) -> None:
     access_log = server_logs(settings)
     runtime = await start_runtime(settings)
     certs = ensure_dev_certificates(settings.data_dir)
@@ -54,14 +60,49 @@ async def _main(settings: Settings) -> None:
         on_listening=listening,
         also=also,
         access_log=access_log,
+        listeners=listeners,
     )
     await runtime.close()
 
 
-def run_server(settings: Settings) -> None:
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop
-        asyncio.run(_main(settings))
+        asyncio.run(coroutine)
         return
-    uvloop.run(_main(settings))
+    uvloop.run(coroutine)
+
+
+def run_server(settings: Settings, workers: int = 1) -> None:
+    """``keyguard serve``: in this process, or in ``workers`` processes on shared sockets."""
+    if workers == 1:
+        _run(_main(settings))
+        return
+    check_shared_state(settings, workers)
+
+    async def prepare() -> None:
+        # Once, before the workers: migrations, a generated master key, certificates.
+        runtime = await start_runtime(settings)
+        await runtime.close()
+        ensure_dev_certificates(settings.data_dir)
+
+    _run(prepare())
+    try:
+        listeners = bind_listeners(
+            settings.host,
+            settings.port,
+            http_port=settings.http_port,
+            also_ports=[settings.gateway_port] if settings.gateway_upstream else [],
+        )
+    except OSError as error:
+        raise ConfigurationError(f"cannot listen on port {settings.port}: {error}") from None
+    # With --port 0, every worker names the port really bound in the URLs it hands out.
+    bound = settings.model_copy(update={"port": listeners.https_port})
+    # uvicorn announces pre-bound sockets nowhere; the same line as with one process.
+    logs.configure(settings.log_level, settings.log_format)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on https://%s:%d (%d workers)", host, listeners.https_port, workers
+    )
+    sys.exit(supervise(workers, lambda: _run(_main(bound, listeners))))

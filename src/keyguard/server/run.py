@@ -19,6 +19,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -83,6 +84,7 @@ async def serve(
     on_listening: Callable[[int], None] | None = None,
     also: Sequence[tuple[str, ASGIApp, int]] = (),
     access_log: AccessLog | None = None,
+    listeners: Listeners | None = None,
 ) -> None:
     """Serve ``app`` over HTTPS until SIGINT/SIGTERM, then shut down gracefully and return.
 
@@ -90,7 +92,9 @@ async def serve(
     be one): every HTTPS response carries HSTS, every response an ``X-Request-Id``, and
     every request goes to ``access_log`` when one is given (uvicorn's own access log is
     off). Every request scope carries the ASGI TLS extension (with the client
-    certificate, if one was presented). With ``http_port``, a plain-HTTP
+    certificate, if one was presented). With ``listeners`` (``keyguard serve --workers
+    N``), the sockets are already bound, shared by every worker process, and ``port``,
+    ``http_port`` and the ports in ``also`` are not bound again. With ``http_port``, a plain-HTTP
     listener on the same host redirects GET/HEAD to HTTPS and refuses anything else with
     403 ``https_required``; it never reaches ``app``. ``port=0`` picks a free port;
     ``on_listening`` is called with the HTTPS port once it is bound. ``also`` holds more
@@ -115,13 +119,13 @@ async def serve(
     _announce(ca_file, client_trust)
     servers: list[_Server] = [https]
     with _signals_stop(servers):
-        tasks = [asyncio.create_task(https.serve())]
+        tasks = [asyncio.create_task(https.serve(sockets=_one(listeners, "https")))]
         try:
             # The redirect needs the port HTTPS really bound (port=0 in tests).
             await _until_listening(https, tasks[0])
             if on_listening is not None and https.started:
                 on_listening(_bound_port(https))
-            for name, extra_app, extra_port in also if https.started else ():
+            for index, (name, extra_app, extra_port) in enumerate(also if https.started else ()):
                 extra = _Server(
                     _config(
                         _edge(extra_app, access_log),
@@ -134,7 +138,8 @@ async def serve(
                     )
                 )
                 servers.append(extra)
-                tasks.append(asyncio.create_task(extra.serve()))
+                extra_sockets = [listeners.also[index]] if listeners is not None else None
+                tasks.append(asyncio.create_task(extra.serve(sockets=extra_sockets)))
                 await _until_listening(extra, tasks[-1])
                 if extra.started:
                     logger.info("%s listening on https://%s", name, _address(extra, host))
@@ -151,7 +156,7 @@ async def serve(
                     )
                 )
                 servers.append(plain)
-                tasks.append(asyncio.create_task(plain.serve()))
+                tasks.append(asyncio.create_task(plain.serve(sockets=_one(listeners, "http"))))
             # Either listener stopping (signal, fatal error) stops the other.
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -195,6 +200,55 @@ def serve_forever(
         asyncio.run(coroutine)
         return
     uvloop.run(coroutine)
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """Sockets bound once, before the worker processes start: every worker accepts
+    connections on the same ports (the kernel hands each connection to one of them)."""
+
+    https: socket.socket
+    http: socket.socket | None = None
+    also: tuple[socket.socket, ...] = ()
+
+    @property
+    def https_port(self) -> int:
+        port: int = self.https.getsockname()[1]
+        return port
+
+
+def bind_listeners(
+    host: str, port: int, *, http_port: int | None = None, also_ports: Sequence[int] = ()
+) -> Listeners:
+    """Bind (without accepting) the sockets ``serve`` would bind; ``OSError`` if a port is
+    taken."""
+    return Listeners(
+        https=_bind(host, port),
+        http=_bind(host, http_port) if http_port is not None else None,
+        also=tuple(_bind(host, extra) for extra in also_ports),
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _one(
+    listeners: Listeners | None, which: Literal["https", "http"]
+) -> list[socket.socket] | None:
+    if listeners is None:
+        return None
+    sock = listeners.https if which == "https" else listeners.http
+    return [sock] if sock is not None else None
 
 
 def _edge(app: ASGIApp, access_log: AccessLog | None) -> Edge:
