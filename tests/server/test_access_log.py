@@ -122,3 +122,19 @@ async def test_a_broken_log_stream_does_not_fail_requests():
     (r,) = await _get(Edge(ok, access_log=log), "/a")
     log.flush()
     assert r.status_code == 204
+
+
+async def test_a_big_batch_is_written_in_whole_lines_of_at_most_a_pipe_buffer():
+    writes: list[str] = []
+
+    class Recording(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    log = AccessLog(Recording(), "json")
+    await _get(Edge(ok, access_log=log), *[f"/v1/sessions/sess_{i}" for i in range(100)])
+    log.flush()
+    assert len(writes) > 1
+    assert all(len(w.encode()) <= 4096 and w.endswith("\n") for w in writes)
+    assert sum(w.count("\n") for w in writes) == 100

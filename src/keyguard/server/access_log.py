@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any, NamedTuple, TextIO
 
 from keyguard.server.logs import LogFormat, timestamp
@@ -26,6 +27,7 @@ LOGGER = "keyguard.access"
 FLUSH_SECONDS = 0.25
 BATCH = 512
 _MAX_PATH = 2048
+_PIPE_BUF = 4000  # characters; POSIX guarantees atomic pipe writes up to 4096 bytes
 
 
 class Entry(NamedTuple):
@@ -112,9 +114,25 @@ class AccessLog:
         if not pending:
             return
         stream = self.stream or sys.stderr
-        line = self.line
         try:
-            stream.write("".join([line(entry) for entry in pending]))
-            stream.flush()
+            for chunk in _chunks([self.line(entry) for entry in pending]):
+                stream.write(chunk)
+                stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken log stream must not fail requests
+
+
+def _chunks(lines: list[str]) -> Iterator[str]:
+    """Whole lines, joined into writes of at most ``PIPE_BUF`` bytes where they fit: a
+    pipe writes those atomically, so the workers of ``--workers N`` sharing one stderr
+    never interleave inside a line."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        if chunk and size + len(line) > _PIPE_BUF:
+            yield "".join(chunk)
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line)
+    if chunk:
+        yield "".join(chunk)
