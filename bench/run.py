@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import http_load, inprocess, restrictions, webhooks
+from bench import http_load, inprocess, restrictions, webhooks, workers
 from bench.config import BenchConfig
 from bench.http_load import LoadGenerator
 from bench.inprocess import InProcessContext
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += asyncio.run(inprocess.run_all(config, INPROCESS_CHECKS))
     if not args.skip_http:
         rows += run_http(config)
+        rows += workers.workers_scaling(config)
     rows += auth_only_projection(rows, config)
     print()
     print(render(rows))

@@ -132,7 +132,10 @@ def _wait_ready(server: RunningServer) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    *, cpus: frozenset[int] | None = None, env: dict[str, str] | None = None
+    *,
+    cpus: frozenset[int] | None = None,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
     """Init a temporary data dir, serve it, yield it, then stop the server (SIGINT)."""
     with tempfile.TemporaryDirectory(prefix="keyguard-bench-serve-") as tmp:
@@ -152,6 +155,7 @@ def running_server(
                         "127.0.0.1",
                         "--port",
                         str(port),
+                        *args,
                     ],
                     cpus,
                 ),
