@@ -39,7 +39,7 @@ from keyguard.runtime import Runtime
 from keyguard.settings import Settings
 from keyguard.uploads import sessions
 
-VERIFY_TARGET_US = 10.0
+VERIFY_TARGET_US = 5.0  # issue 11 (was 10)
 USAGE_TARGET_US = 0.5  # issue 9: the extra cost of usage counting per verified request
 ROUTE_RATIO_TARGET = 0.90
 SECTION_VERIFY = "in-process verification (cache hit, PolicyEngine.verify)"
