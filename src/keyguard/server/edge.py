@@ -173,19 +173,11 @@ class Edge:
         method = scope["method"]
         if declared is None and not chunked:
             # No body (RFC 9112 §6.3): nothing to count or check.
-            if method == "GET" or method == "HEAD":
-                path = scope["path"]
-                handler = self._exact.get(path)
-                if handler is not None:
-                    await self._hot(handler, scope, _headless(send, method), "")
-                    return
-                for prefix, handler in self._prefixed:
-                    if path.startswith(prefix):
-                        param = path[len(prefix) :]
-                        if param and "/" not in param:
-                            await self._hot(handler, scope, _headless(send, method), param)
-                            return
-            await self.app(scope, receive, send)
+            hot = self._match(scope["path"]) if method in ("GET", "HEAD") else None
+            if hot is not None:
+                await self._hot(hot[0], scope, _headless(send, method), hot[1])
+            else:
+                await self.app(scope, receive, send)
             return
         limit = limits.body_limit(method, scope["path"])
         if declared is not None:
@@ -200,6 +192,17 @@ class Edge:
             await read_within(self._strict, scope, receive, send, limit)
         else:
             await read_within(self.app, scope, receive, send, limit)
+
+    def _match(self, path: str) -> tuple[HotHandler, str] | None:
+        """The hot route for ``path`` and its parameter, if any."""
+        handler = self._exact.get(path)
+        if handler is not None:
+            return handler, ""
+        for prefix, handler in self._prefixed:
+            param = path[len(prefix) :]
+            if path.startswith(prefix) and param and "/" not in param:
+                return handler, param
+        return None
 
     async def _hot(self, handler: HotHandler, scope: Scope, send: Send, param: str) -> None:
         # What Starlette's exception middleware and our FastAPI handlers do for the app,
