@@ -8,15 +8,16 @@ import random
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from keyguard.accounts.service import InitResult
-from keyguard.clock import FrozenClock
+from keyguard.clock import FrozenClock, utc_from_ts
 from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
 from keyguard.settings import Settings
 from keyguard.webhooks import delivery as dl
 from keyguard.webhooks import endpoints
+from keyguard.webhooks.models import WebhookDelivery
 from keyguard.webhooks.sender import send_webhook
 from keyguard.webhooks.worker import DeliveryWorker
 from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
@@ -179,3 +180,71 @@ async def test_a_lost_lease_in_a_batch_only_affects_that_delivery(
     )
     assert by_id[others[0].delivery_id].status == "succeeded"
     assert len(await attempts(runtime, retaken.delivery_id)) == 1
+
+
+async def test_a_round_records_and_claims_in_one_transaction(
+    runtime: Runtime, admin: InitResult, project_id: str, receiver: Receiver, settings: Settings
+) -> None:
+    for i in range(2):
+        await add_endpoint(runtime, project_id, receiver.url(f"/e{i}"))
+    await _events(runtime, project_id, 2)
+    first = await dl.claim_due(runtime, limit=2, **CLAIM)
+    outcomes = await _send_all(settings, await dl.prepare_many(runtime, first))
+    commits: list[object] = []
+    event.listen(runtime.db.sync_engine, "commit", commits.append)
+    second = await dl.record_and_claim(runtime, outcomes, random.Random(1), limit=10, **CLAIM)
+    assert len(commits) == 1
+    assert {c.delivery_id for c in second}.isdisjoint(c.delivery_id for c in first)
+    assert len(second) == 2
+    by_id = {d.id: d for d in await deliveries(runtime)}
+    for claim in first:
+        assert by_id[claim.delivery_id].status == "succeeded"
+        assert len(await attempts(runtime, claim.delivery_id)) == 1
+    for claim in second:
+        assert by_id[claim.delivery_id].claim_token == claim.token
+
+
+async def test_a_round_whose_claim_fails_records_nothing(
+    runtime: Runtime,
+    admin: InitResult,
+    project_id: str,
+    receiver: Receiver,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for i in range(2):
+        await add_endpoint(runtime, project_id, receiver.url(f"/e{i}"))
+    await _events(runtime, project_id, 2)
+    first = await dl.claim_due(runtime, limit=2, **CLAIM)
+    outcomes = await _send_all(settings, await dl.prepare_many(runtime, first))
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(dl, "_claim_in", failing)
+    with pytest.raises(RuntimeError):
+        await dl.record_and_claim(runtime, outcomes, random.Random(1), limit=10, **CLAIM)
+    # All or nothing: the first claims still leased and unrecorded, nothing else taken.
+    tokens = {c.delivery_id: c.token for c in first}
+    for d in await deliveries(runtime):
+        assert d.status == "pending"
+        assert d.claim_token == tokens.get(d.id)
+        assert await attempts(runtime, d.id) == []
+
+
+async def test_the_claim_re_checks_rows_by_primary_key(runtime: Runtime) -> None:
+    """SQLite planned the re-check on the (status, next_attempt_at) index and walked
+    every pending delivery to claim a few; the re-check must leave that index alone."""
+    if runtime.db.dialect.name != "sqlite":
+        pytest.skip("a SQLite query plan")
+    statement = (
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(["a", "b"]), dl._due(utc_from_ts(0), by_primary_key=True))
+        .values(claim_token="t")
+    )
+    compiled = statement.compile(runtime.db.sync_engine, compile_kwargs={"literal_binds": True})
+    async with runtime.db.connect() as conn:
+        plan = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")).all()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "ix_webhook_deliveries_due" not in details
+    assert "PRIMARY KEY" in details or "sqlite_autoindex" in details

@@ -307,6 +307,30 @@ async def test_stopping_the_worker_releases_its_leases(
     gate.set()
 
 
+async def test_an_answer_that_arrives_while_stopping_is_recorded(
+    runtime: Runtime, admin: InitResult, project_id: str, receiver: Receiver
+) -> None:
+    gate = asyncio.Event()
+    receiver.on("/late", Reply(200, gate=gate))
+    await add_endpoint(runtime, project_id, receiver.url("/late"))
+    await _key_created(runtime, project_id)
+    worker = DeliveryWorker(runtime, poll_interval=0.05)
+    async with worker.running():
+        with anyio.fail_after(10):
+            await receiver.arrived.wait()
+        stopping = asyncio.create_task(worker.stop(grace=5))
+        await asyncio.sleep(0.1)  # the claim loop has ended; the attempt is in flight
+        gate.set()
+        await stopping
+    [delivery] = await deliveries(runtime)
+    assert (delivery.status, delivery.attempt_count, delivery.claim_token) == (
+        "succeeded",
+        1,
+        None,
+    )
+    assert [a.status_code for a in await attempts(runtime, delivery.id)] == [200]
+
+
 async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
     """Poll a condition on the real clock (only for tests of the running worker)."""
     with anyio.fail_after(seconds):

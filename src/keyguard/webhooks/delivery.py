@@ -15,10 +15,10 @@ import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import service as audit
@@ -41,6 +41,8 @@ from keyguard.webhooks.signing import signature_headers
 
 log = structlog.get_logger("keyguard.webhooks")
 
+# Attempt rows go in through Core: the ORM's bulk path compiles its statement anew each time.
+_ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 # Svix: an endpoint whose every attempt has failed for 5 days is disabled.
 DISABLE_AFTER = timedelta(days=5)
 STORED_EXCERPT_CHARS = 1024
@@ -98,9 +100,13 @@ class Job:
     started_at: float
 
 
-def _due(now: datetime) -> Any:
+def _due(now: datetime, *, by_primary_key: bool = False) -> Any:
+    # by_primary_key: re-checking rows already chosen by id. Then status is wrapped so
+    # the planner cannot use the (status, next_attempt_at) index: SQLite picked it over
+    # the primary key and walked every pending delivery to update a few.
+    status = func.coalesce(WebhookDelivery.status, "") if by_primary_key else WebhookDelivery.status
     return (
-        (WebhookDelivery.status == PENDING)
+        (status == PENDING)
         & (WebhookDelivery.next_attempt_at <= now)
         & or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until <= now)
     )
@@ -126,50 +132,97 @@ async def claim_due(
     any one destination (counting ``in_flight``), oldest first."""
     if limit <= 0:
         return []
-    now_ts = ctx.clock.now()
+    async with ctx.transaction() as session:
+        return await _claim_in(
+            session,
+            ctx.clock.now(),
+            limit=limit,
+            in_flight=in_flight,
+            per_destination=per_destination,
+            lease_seconds=lease_seconds,
+        )
+
+
+async def record_and_claim(
+    ctx: WebhookContext,
+    outcomes: Sequence[tuple[Job, AttemptResult]],
+    rng: random.Random,
+    *,
+    limit: int,
+    in_flight: Mapping[str, int],
+    per_destination: int,
+    lease_seconds: float,
+) -> list[Claim]:
+    """:func:`finish_many` then :func:`claim_due`, in one transaction: the worker's
+    round. On SQLite, one writer lock and one commit where two would queue behind each
+    other; all or nothing, like each half."""
+    async with ctx.transaction() as session:
+        now_ts = ctx.clock.now()
+        await _finish_in(session, outcomes, rng, utc_from_ts(now_ts))
+        if limit <= 0:
+            return []
+        return await _claim_in(
+            session,
+            now_ts,
+            limit=limit,
+            in_flight=in_flight,
+            per_destination=per_destination,
+            lease_seconds=lease_seconds,
+        )
+
+
+async def _claim_in(
+    session: AsyncSession,
+    now_ts: float,
+    *,
+    limit: int,
+    in_flight: Mapping[str, int],
+    per_destination: int,
+    lease_seconds: float,
+) -> list[Claim]:
     now = utc_from_ts(now_ts)
     saturated: Collection[str] = [d for d, n in in_flight.items() if n >= per_destination]
-    async with ctx.transaction() as session:
-        query = select(WebhookDelivery.id, WebhookDelivery.destination).where(_due(now))
-        if saturated:
-            query = query.where(WebhookDelivery.destination.not_in(saturated))
-        query = query.order_by(WebhookDelivery.next_attempt_at).limit(limit * 4)
-        counts = dict(in_flight)
-        chosen: list[str] = []
-        for delivery_id, destination in (await session.execute(query)).all():
-            if counts.get(destination, 0) >= per_destination:
-                continue
-            counts[destination] = counts.get(destination, 0) + 1
-            chosen.append(delivery_id)
-            if len(chosen) == limit:
-                break
+    query = select(WebhookDelivery.id, WebhookDelivery.destination).where(_due(now))
+    if saturated:
+        query = query.where(WebhookDelivery.destination.not_in(saturated))
+    query = query.order_by(WebhookDelivery.next_attempt_at).limit(limit * 4)
+    counts = dict(in_flight)
+    chosen: list[str] = []
+    for delivery_id, destination in (await session.execute(query)).all():
+        if counts.get(destination, 0) >= per_destination:
+            continue
+        counts[destination] = counts.get(destination, 0) + 1
+        chosen.append(delivery_id)
+        if len(chosen) == limit:
+            break
+    if not chosen:
+        return []
+    if _dialect(session) == "postgresql":
+        # Lock only the chosen rows; rows another worker holds are skipped, and the
+        # lock re-checks "still due" against the latest committed version.
+        locked = await session.execute(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.id.in_(chosen), _due(now))
+            .with_for_update(skip_locked=True)
+        )
+        chosen = list(locked.scalars())
         if not chosen:
             return []
-        if _dialect(session) == "postgresql":
-            # Lock only the chosen rows; rows another worker holds are skipped, and the
-            # lock re-checks "still due" against the latest committed version.
-            locked = await session.execute(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.id.in_(chosen), _due(now))
-                .with_for_update(skip_locked=True)
-            )
-            chosen = list(locked.scalars())
-            if not chosen:
-                return []
-        token = secrets.token_hex(12)
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(chosen), _due(now))
-            .values(claimed_until=utc_from_ts(now_ts + lease_seconds), claim_token=token)
+    token = secrets.token_hex(12)
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(chosen), _due(now, by_primary_key=True))
+        .values(claimed_until=utc_from_ts(now_ts + lease_seconds), claim_token=token)
+    )
+    # What each attempt needs (delivery, message, project secrets, endpoint state)
+    # in the same statement that reads back what was claimed.
+    # By primary key (claim_token has no index), keeping only the rows this claim took.
+    claimed = await session.execute(
+        _claimed_delivery_query().where(
+            WebhookDelivery.id.in_(chosen), WebhookDelivery.claim_token == token
         )
-        # What each attempt needs (delivery, message, project secrets, endpoint state)
-        # in the same statement that reads back what was claimed.
-        claimed = await session.execute(
-            _claimed_delivery_query().where(WebhookDelivery.claim_token == token)
-        )
-        return [
-            Claim(row.id, row.destination, token, _claimed_delivery(row)) for row in claimed.all()
-        ]
+    )
+    return [Claim(row.id, row.destination, token, _claimed_delivery(row)) for row in claimed.all()]
 
 
 def _claimed_delivery_query() -> Any:
@@ -360,43 +413,74 @@ async def finish_many(
     The attempt is always recorded (it happened); a delivery is only updated while this
     worker still holds its lease.
     """
-    now = utc_from_ts(ctx.clock.now())
+    if not outcomes:
+        return []
+    async with ctx.transaction() as session:
+        return await _finish_in(session, outcomes, rng, utc_from_ts(ctx.clock.now()))
+
+
+async def _finish_in(
+    session: AsyncSession,
+    outcomes: Sequence[tuple[Job, AttemptResult]],
+    rng: random.Random,
+    now: datetime,
+) -> list[WebhookDelivery | None]:
+    found: list[WebhookDelivery | None] = [None] * len(outcomes)
+    if not outcomes:
+        return found
     # One global lock order -- each endpoint, then its deliveries, both sorted -- as
     # disable_endpoint() also takes endpoint then deliveries: no deadlocks on PostgreSQL.
     order = sorted(
         range(len(outcomes)),
         key=lambda i: (outcomes[i][0].endpoint_id or "", outcomes[i][0].claim.delivery_id),
     )
-    found: list[WebhookDelivery | None] = [None] * len(outcomes)
-    if not outcomes:
-        return found
     endpoint_ids = sorted({job.endpoint_id for job, _ in outcomes if job.endpoint_id})
     delivery_ids = sorted({job.claim.delivery_id for job, _ in outcomes})
-    async with ctx.transaction() as session:
-        # Two reads for the whole batch, locking in that same order: the endpoints
-        # (sorted), then the deliveries (sorted).
-        endpoints: dict[str, WebhookEndpoint] = {}
-        if endpoint_ids:
-            locked_endpoints = await session.execute(
-                select(WebhookEndpoint)
-                .where(WebhookEndpoint.id.in_(endpoint_ids))
-                .order_by(WebhookEndpoint.id)
-                .with_for_update()
-            )
-            endpoints = {e.id: e for e in locked_endpoints.scalars()}
-        locked = await session.execute(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(delivery_ids))
-            .order_by(WebhookDelivery.id)
+    # Two reads for the whole batch, locking in that same order: the endpoints
+    # (sorted), then the deliveries (sorted).
+    endpoints: dict[str, WebhookEndpoint] = {}
+    if endpoint_ids:
+        locked_endpoints = await session.execute(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_(endpoint_ids))
+            .order_by(WebhookEndpoint.id)
             .with_for_update()
         )
-        deliveries = {d.id: d for d in locked.scalars()}
-        for i in order:
-            job, result = outcomes[i]
-            endpoint = endpoints.get(job.endpoint_id) if job.endpoint_id else None
-            delivery = deliveries.get(job.claim.delivery_id)
-            found[i] = await _record(session, job, result, rng, now, endpoint, delivery)
+        endpoints = {e.id: e for e in locked_endpoints.scalars()}
+    locked = await session.execute(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(delivery_ids))
+        .order_by(WebhookDelivery.id)
+        .with_for_update()
+    )
+    deliveries = {d.id: d for d in locked.scalars()}
+    attempts: list[dict[str, Any]] = []
+    for i in order:
+        job, result = outcomes[i]
+        endpoint = endpoints.get(job.endpoint_id) if job.endpoint_id else None
+        delivery = deliveries.get(job.claim.delivery_id)
+        found[i] = await _record(session, job, result, rng, now, endpoint, delivery)
+        if delivery is not None:
+            attempts.append(_attempt_row(job, result))
+    if attempts:
+        # One Core statement for the batch: through the ORM each row is its own INSERT,
+        # to read back an id nobody here needs.
+        await session.execute(insert(_ATTEMPTS), attempts)
+    # Written now, so a claim later in the same transaction sees these rows as they are.
+    await session.flush()
     return found
+
+
+def _attempt_row(job: Job, result: AttemptResult) -> dict[str, Any]:
+    return {
+        "delivery_id": job.claim.delivery_id,
+        "attempt_number": job.attempt_number,
+        "at": utc_from_ts(job.started_at),
+        "status_code": result.status_code,
+        "latency_ms": round(result.latency_ms, 3),
+        "response_excerpt": result.response_excerpt[:STORED_EXCERPT_CHARS],
+        "error": result.error,
+    }
 
 
 async def _record(
@@ -408,19 +492,9 @@ async def _record(
     endpoint: WebhookEndpoint | None,
     delivery: WebhookDelivery | None,
 ) -> WebhookDelivery | None:
+    """Decide what comes next for one delivery (its attempt row is the caller's)."""
     if delivery is None:  # pragma: no cover - retention never deletes a pending delivery
         return None
-    session.add(
-        WebhookAttempt(
-            delivery_id=delivery.id,
-            attempt_number=job.attempt_number,
-            at=utc_from_ts(job.started_at),
-            status_code=result.status_code,
-            latency_ms=round(result.latency_ms, 3),
-            response_excerpt=result.response_excerpt[:STORED_EXCERPT_CHARS],
-            error=result.error,
-        )
-    )
     if delivery.claim_token != job.claim.token or delivery.status != PENDING:
         return delivery  # the lease expired and another worker owns it now
     delivery.attempt_count = job.attempt_number
@@ -550,6 +624,7 @@ __all__ = [
     "finish_many",
     "prepare",
     "prepare_many",
+    "record_and_claim",
     "release",
     "render_body",
 ]

@@ -66,8 +66,8 @@ class DeliveryWorker:
         self._stopped = anyio.Event()
         self._cancel: anyio.CancelScope | None = None
         self._started = False
-        self._outcomes: list[tuple[Job, AttemptResult, anyio.Event]] = []
-        self._flush_lock = anyio.Lock()
+        # Attempts sent and not yet recorded: the next round writes them.
+        self._outcomes: list[tuple[Job, AttemptResult]] = []
         # Keep-alive connections per destination and checked DNS answers (30 s); one
         # per run (or per round when driven by run_once), closed when it ends.
         self._pool: SenderPool | None = None
@@ -99,10 +99,11 @@ class DeliveryWorker:
                 self._cancel = scope
                 async with anyio.create_task_group() as tg:
                     while not self._stopping:
-                        started = await self._claim_and_start(tg)
-                        if not started:
+                        if not await self._round(tg):
                             await self._idle()
         finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self._round(None)  # what finished while stopping is recorded
             remove_waker(self.wake)
             if self._claims:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -130,14 +131,16 @@ class DeliveryWorker:
     # ---- one round, also used directly by tests with an injected clock ------------------
 
     async def run_once(self) -> int:
-        """Claim what is due now and deliver it all; returns the number of attempts."""
+        """Claim what is due now, deliver it all and record it; returns the number of
+        attempts."""
         total = 0
         own_pool = self._pool is None
         if own_pool:
             self._pool = SenderPool()
         try:
             async with anyio.create_task_group() as tg:
-                total = await self._claim_and_start(tg)
+                total = await self._round(tg)
+            await self._round(None)
         finally:
             if own_pool and self._pool is not None:
                 await self._pool.aclose()
@@ -156,28 +159,54 @@ class DeliveryWorker:
 
     # ---- internals ----------------------------------------------------------------------
 
-    async def _claim_and_start(self, tg: anyio.abc.TaskGroup) -> int:
-        busy = sum(self._in_flight.values())
-        free = self.concurrency - busy
-        # Claim in batches: waiting for a quarter of the slots to free up means one claim
-        # transaction per several deliveries instead of one each.
-        if free <= 0 or (busy and free < max(1, self.concurrency // 4)):
+    async def _round(self, tg: anyio.abc.TaskGroup | None) -> int:
+        """Record the outcomes that came in and claim more (none without ``tg``), in one
+        transaction; start the claimed attempts. Returns how many were claimed (plus
+        recorded, so a round that only wrote counts as work)."""
+        outcomes, self._outcomes = self._outcomes, []
+        limit = self._claimable() if tg is not None else 0
+        if not outcomes and not limit:
             return 0
         try:
-            if not self._more_due and not await delivery.any_due(self.ctx):
+            if (
+                limit
+                and not outcomes
+                and not self._more_due
+                and not await delivery.any_due(self.ctx)
+            ):
                 return 0
-            claims = await delivery.claim_due(
+            claims = await delivery.record_and_claim(
                 self.ctx,
-                limit=free,
+                outcomes,
+                self.rng,
+                limit=limit,
                 in_flight=self._in_flight,
                 per_destination=self.per_destination,
                 lease_seconds=self.lease_seconds,
             )
         except Exception as exc:  # the database is down or busy: try again later
-            log.error("webhook_claim_failed", error_type=type(exc).__name__)
-            self._more_due = False
+            # Nothing was written: these leases expire and the deliveries are sent again.
+            log.error("webhook_round_failed", error_type=type(exc).__name__)
+            claims = []
+        for job, _ in outcomes:
+            self._claims.pop(job.claim.delivery_id, None)
+        self._more_due = bool(limit) and len(claims) == limit
+        if claims and tg is not None:
+            await self._start(tg, claims)
+        return len(claims) + len(outcomes)
+
+    def _claimable(self) -> int:
+        busy = sum(self._in_flight.values())
+        # Sent but not yet recorded still counts against a second bound, so a slow
+        # database cannot let claims run far ahead of what is written.
+        free = min(self.concurrency - busy, 2 * self.concurrency - len(self._claims))
+        # Claim in batches: waiting for half of the slots to free up means one claim per
+        # several deliveries instead of one each.
+        if free <= 0 or (busy and free < max(1, self.concurrency // 2)):
             return 0
-        self._more_due = len(claims) == free
+        return free
+
+    async def _start(self, tg: anyio.abc.TaskGroup, claims: list[Claim]) -> None:
         for claim in claims:
             self._in_flight[claim.destination] += 1
             self._claims[claim.delivery_id] = claim
@@ -189,31 +218,15 @@ class DeliveryWorker:
             jobs = [None] * len(claims)
         for claim, job in zip(claims, jobs, strict=True):
             if job is None:
-                self._done(claim)
+                self._free_slot(claim)
+                self._claims.pop(claim.delivery_id, None)
             else:
                 tg.start_soon(self._deliver, job)
-        return len(claims)
 
     async def _idle(self) -> None:
         self._wake = anyio.Event()
         with anyio.move_on_after(self.poll_interval):
             await self._wake.wait()
-
-    async def _record(self, job: Job, result: AttemptResult) -> None:
-        """Write this outcome, batched with any that finished meanwhile: the first task
-        to get the lock writes every queued outcome in one transaction."""
-        done = anyio.Event()
-        self._outcomes.append((job, result, done))
-        async with self._flush_lock:
-            if done.is_set():
-                return  # an earlier flush wrote it
-            batch, self._outcomes = self._outcomes, []
-            try:
-                await delivery.finish_many(self.ctx, [(j, r) for j, r, _ in batch], self.rng)
-            finally:
-                # On error the batch's leases expire and the deliveries are tried again.
-                for *_, flushed in batch:
-                    flushed.set()
 
     async def _deliver(self, job: Job) -> None:
         claim = job.claim
@@ -230,21 +243,21 @@ class DeliveryWorker:
                 pool=self._pool,
                 partition=claim.destination,
             )
-            await self._record(job, result)
         except Exception as exc:  # the lease expires and another round retries it
             log.error(
                 "webhook_delivery_crashed",
                 delivery_id=claim.delivery_id,
                 error_type=type(exc).__name__,
             )
-        except BaseException:  # cancelled (stop): run() releases the lease
-            self._done(claim, keep_lease=True)
-            raise
-        self._done(claim)
-
-    def _done(self, claim: Claim, *, keep_lease: bool = False) -> None:
-        if not keep_lease:
             self._claims.pop(claim.delivery_id, None)
+        else:
+            # The next round records it, batched with the others (the lease keeps the
+            # row ours until then).
+            self._outcomes.append((job, result))
+        finally:  # also when cancelled (stop): run() then releases the lease
+            self._free_slot(claim)
+
+    def _free_slot(self, claim: Claim) -> None:
         self._in_flight[claim.destination] -= 1
         if self._in_flight[claim.destination] <= 0:
             del self._in_flight[claim.destination]
