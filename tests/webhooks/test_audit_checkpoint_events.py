@@ -58,7 +58,7 @@ async def test_the_log_growing_sends_the_next_checkpoint(runtime, receiver, work
     assert await publish_checkpoint(runtime) == 1
     await worker.drain()
     sizes = [e.json()["data"]["tree_size"] for e in receiver.seen("/a")]
-    assert sorted(sizes) == [sizes[0], sizes[0] + 1]
+    assert sorted(sizes) == [min(sizes), min(sizes) + 1]  # sent side by side: any order
 
 
 async def test_instances_publishing_together_send_each_size_once(runtime):

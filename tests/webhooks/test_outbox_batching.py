@@ -17,7 +17,8 @@ from keyguard.runtime import Runtime
 from keyguard.settings import Settings
 from keyguard.webhooks import delivery as dl
 from keyguard.webhooks import endpoints
-from keyguard.webhooks.models import WebhookDelivery
+from keyguard.webhooks.attempt import AttemptResult
+from keyguard.webhooks.models import WebhookDelivery, WebhookEndpoint
 from keyguard.webhooks.sender import send_webhook
 from keyguard.webhooks.worker import DeliveryWorker
 from webhook_helpers import Receiver, add_endpoint, attempts, deliveries
@@ -128,20 +129,20 @@ async def test_a_batch_whose_write_fails_is_sent_again_whole(
     await _events(runtime, project_id, 1)
     claims = await dl.claim_due(runtime, limit=10, **CLAIM)
     outcomes = await _send_all(settings, await dl.prepare_many(runtime, claims))
-    real = dl._record
+    real = dl._attempt_row
     calls = 0
 
-    async def failing(*args: Any, **kwargs: Any) -> Any:
+    def failing(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
-        if calls == 3:  # the last of the batch: the first two are already applied
+        if calls == 3:  # the last of the batch: the deliveries are already updated
             raise RuntimeError("database went away")
-        return await real(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(dl, "_record", failing)
+    monkeypatch.setattr(dl, "_attempt_row", failing)
     with pytest.raises(RuntimeError):
         await dl.finish_many(runtime, outcomes, random.Random(1))
-    monkeypatch.setattr(dl, "_record", real)
+    monkeypatch.setattr(dl, "_attempt_row", real)
     # All or nothing: no attempt recorded, every delivery still pending and leased.
     for d in await deliveries(runtime):
         assert (d.status, d.attempt_count, d.claim_token is not None) == ("pending", 0, True)
@@ -171,8 +172,8 @@ async def test_a_lost_lease_in_a_batch_only_affects_that_delivery(
     others = list(new.values())
     jobs = slow_jobs + await dl.prepare_many(runtime, others)
     late = await _send_all(settings, jobs)
-    found = await dl.finish_many(runtime, late, random.Random(1))
-    by_id = {d.id: d for d in found if d is not None}
+    await dl.finish_many(runtime, late, random.Random(1))
+    by_id = {d.id: d for d in await deliveries(runtime)}
     # The slow worker's attempt is recorded, but the new owner keeps the delivery.
     assert (by_id[retaken.delivery_id].status, by_id[retaken.delivery_id].claim_token) == (
         "pending",
@@ -248,3 +249,29 @@ async def test_the_claim_re_checks_rows_by_primary_key(runtime: Runtime) -> None
     details = " ".join(str(row[-1]) for row in plan)
     assert "ix_webhook_deliveries_due" not in details
     assert "PRIMARY KEY" in details or "sqlite_autoindex" in details
+
+
+async def test_a_success_beside_a_410_for_the_same_endpoint_stays_a_success(
+    runtime: Runtime, admin: InitResult, project_id: str, receiver: Receiver
+) -> None:
+    endpoint_id = await add_endpoint(runtime, project_id, receiver.url("/e"))
+    await _events(runtime, project_id, 3)
+    claims = await dl.claim_due(runtime, limit=2, **CLAIM)
+    ok, gone = await dl.prepare_many(runtime, claims)
+    assert ok is not None
+    assert gone is not None
+    await dl.finish_many(
+        runtime,
+        [
+            (gone, AttemptResult(gone.url, 410, 1.0, "", None, None)),
+            (ok, AttemptResult(ok.url, 200, 1.0, "", None, None)),
+        ],
+        random.Random(1),
+    )
+    statuses = sorted(d.status for d in await deliveries(runtime))
+    # The third, never sent, is cancelled with the endpoint.
+    assert statuses == ["cancelled", "failed", "succeeded"]
+    async with runtime.sessions() as session:
+        endpoint = await session.get(WebhookEndpoint, endpoint_id)
+    assert endpoint is not None
+    assert (endpoint.enabled, endpoint.disabled_reason) == (False, "gone")

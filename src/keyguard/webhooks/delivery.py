@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import service as audit
@@ -41,8 +41,9 @@ from keyguard.webhooks.signing import signature_headers
 
 log = structlog.get_logger("keyguard.webhooks")
 
-# Attempt rows go in through Core: the ORM's bulk path compiles its statement anew each time.
+# Batch writes go through Core: the ORM's bulk paths compile their statement each time.
 _ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
 # Svix: an endpoint whose every attempt has failed for 5 days is disabled.
 DISABLE_AFTER = timedelta(days=5)
 STORED_EXCERPT_CHARS = 1024
@@ -396,16 +397,9 @@ def render_body(ctx: WebhookContext, message: WebhookMessage | MessageContent, n
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def finish(
-    ctx: WebhookContext, job: Job, result: AttemptResult, rng: random.Random
-) -> WebhookDelivery | None:
-    """Record one attempt (see :func:`finish_many`)."""
-    return (await finish_many(ctx, [(job, result)], rng))[0]
-
-
 async def finish_many(
     ctx: WebhookContext, outcomes: Sequence[tuple[Job, AttemptResult]], rng: random.Random
-) -> list[WebhookDelivery | None]:
+) -> None:
     """Record attempts and decide what comes next for each: done, retry at a time, or
     give up. One transaction for the lot: on SQLite, one writer lock and one commit for
     a batch of results instead of one per delivery.
@@ -413,10 +407,9 @@ async def finish_many(
     The attempt is always recorded (it happened); a delivery is only updated while this
     worker still holds its lease.
     """
-    if not outcomes:
-        return []
-    async with ctx.transaction() as session:
-        return await _finish_in(session, outcomes, rng, utc_from_ts(ctx.clock.now()))
+    if outcomes:
+        async with ctx.transaction() as session:
+            await _finish_in(session, outcomes, rng, utc_from_ts(ctx.clock.now()))
 
 
 async def _finish_in(
@@ -424,51 +417,112 @@ async def _finish_in(
     outcomes: Sequence[tuple[Job, AttemptResult]],
     rng: random.Random,
     now: datetime,
-) -> list[WebhookDelivery | None]:
-    found: list[WebhookDelivery | None] = [None] * len(outcomes)
+) -> None:
     if not outcomes:
-        return found
-    # One global lock order -- each endpoint, then its deliveries, both sorted -- as
-    # disable_endpoint() also takes endpoint then deliveries: no deadlocks on PostgreSQL.
-    order = sorted(
-        range(len(outcomes)),
-        key=lambda i: (outcomes[i][0].endpoint_id or "", outcomes[i][0].claim.delivery_id),
-    )
+        return
+    # One global lock order -- the endpoints, then the deliveries, each sorted -- as
+    # disable_endpoint() also takes endpoint then deliveries: no deadlocks on PostgreSQL
+    # (SQLite has one writer and no row locks).
     endpoint_ids = sorted({job.endpoint_id for job, _ in outcomes if job.endpoint_id})
-    delivery_ids = sorted({job.claim.delivery_id for job, _ in outcomes})
-    # Two reads for the whole batch, locking in that same order: the endpoints
-    # (sorted), then the deliveries (sorted).
-    endpoints: dict[str, WebhookEndpoint] = {}
-    if endpoint_ids:
-        locked_endpoints = await session.execute(
-            select(WebhookEndpoint)
+    if endpoint_ids and _dialect(session) == "postgresql":
+        await session.execute(
+            select(WebhookEndpoint.id)
             .where(WebhookEndpoint.id.in_(endpoint_ids))
             .order_by(WebhookEndpoint.id)
             .with_for_update()
         )
-        endpoints = {e.id: e for e in locked_endpoints.scalars()}
     locked = await session.execute(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(delivery_ids))
+        select(WebhookDelivery.id, WebhookDelivery.claim_token, WebhookDelivery.status)
+        .where(WebhookDelivery.id.in_(sorted({job.claim.delivery_id for job, _ in outcomes})))
         .order_by(WebhookDelivery.id)
         .with_for_update()
     )
-    deliveries = {d.id: d for d in locked.scalars()}
-    attempts: list[dict[str, Any]] = []
-    for i in order:
-        job, result = outcomes[i]
-        endpoint = endpoints.get(job.endpoint_id) if job.endpoint_id else None
-        delivery = deliveries.get(job.claim.delivery_id)
-        found[i] = await _record(session, job, result, rng, now, endpoint, delivery)
-        if delivery is not None:
-            attempts.append(_attempt_row(job, result))
+    current = {row.id: (row.claim_token, row.status) for row in locked}
+    # A delivery whose lease expired belongs to whoever claimed it since: only its
+    # attempt is recorded here.
+    held = [
+        o for o in outcomes if current.get(o[0].claim.delivery_id) == (o[0].claim.token, PENDING)
+    ]
+    # Successes first: they are done whatever a failure below does to their endpoint
+    # (a 410 disables it and cancels what still waits for it).
+    successes = [job for job, result in held if result.success]
+    if successes:
+        await _succeed(session, successes, now)
+    failures = [o for o in held if not o[1].success]
+    if failures:
+        await _decide(session, failures, rng, now)
+    attempts = [
+        _attempt_row(job, result) for job, result in outcomes if job.claim.delivery_id in current
+    ]
     if attempts:
         # One Core statement for the batch: through the ORM each row is its own INSERT,
         # to read back an id nobody here needs.
         await session.execute(insert(_ATTEMPTS), attempts)
     # Written now, so a claim later in the same transaction sees these rows as they are.
     await session.flush()
-    return found
+
+
+async def _succeed(session: AsyncSession, jobs: Sequence[Job], now: datetime) -> None:
+    """Mark deliveries done and end their endpoints' failing streaks: nothing to decide,
+    so no row is loaded; one statement for all."""
+    await session.execute(
+        update(_DELIVERIES)
+        .where(
+            _DELIVERIES.c.id == bindparam("b_id"),
+            _DELIVERIES.c.claim_token == bindparam("b_token"),
+        )
+        .values(
+            status=SUCCEEDED,
+            attempt_count=bindparam("b_attempt"),
+            claimed_until=None,
+            claim_token=None,
+            updated_at=now,
+            last_error=None,
+        ),
+        [
+            {
+                "b_id": job.claim.delivery_id,
+                "b_token": job.claim.token,
+                "b_attempt": job.attempt_number,
+            }
+            for job in jobs
+        ],
+    )
+    endpoint_ids = sorted({job.endpoint_id for job in jobs if job.endpoint_id})
+    if endpoint_ids:
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+
+
+async def _decide(
+    session: AsyncSession,
+    failures: Sequence[tuple[Job, AttemptResult]],
+    rng: random.Random,
+    now: datetime,
+) -> None:
+    """Retry later, give up, or disable the endpoint, for attempts that failed (rows
+    already locked by the caller)."""
+    endpoint_ids = sorted({job.endpoint_id for job, _ in failures if job.endpoint_id})
+    endpoints: dict[str, WebhookEndpoint] = {}
+    if endpoint_ids:
+        found = await session.execute(
+            select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids))
+        )
+        endpoints = {e.id: e for e in found.scalars()}
+    found_deliveries = await session.execute(
+        select(WebhookDelivery).where(
+            WebhookDelivery.id.in_([job.claim.delivery_id for job, _ in failures])
+        )
+    )
+    deliveries = {d.id: d for d in found_deliveries.scalars()}
+    for job, result in sorted(
+        failures, key=lambda o: (o[0].endpoint_id or "", o[0].claim.delivery_id)
+    ):
+        endpoint = endpoints.get(job.endpoint_id) if job.endpoint_id else None
+        await _fail(session, job, result, rng, now, endpoint, deliveries[job.claim.delivery_id])
 
 
 def _attempt_row(job: Job, result: AttemptResult) -> dict[str, Any]:
@@ -483,30 +537,22 @@ def _attempt_row(job: Job, result: AttemptResult) -> dict[str, Any]:
     }
 
 
-async def _record(
+async def _fail(
     session: AsyncSession,
     job: Job,
     result: AttemptResult,
     rng: random.Random,
     now: datetime,
     endpoint: WebhookEndpoint | None,
-    delivery: WebhookDelivery | None,
-) -> WebhookDelivery | None:
-    """Decide what comes next for one delivery (its attempt row is the caller's)."""
-    if delivery is None:  # pragma: no cover - retention never deletes a pending delivery
-        return None
-    if delivery.claim_token != job.claim.token or delivery.status != PENDING:
-        return delivery  # the lease expired and another worker owns it now
+    delivery: WebhookDelivery,
+) -> None:
+    """Decide what comes next for one failed attempt of a delivery still held (its
+    attempt row is the caller's)."""
     delivery.attempt_count = job.attempt_number
     delivery.claimed_until = None
     delivery.claim_token = None
     delivery.updated_at = now
     delivery.last_error = _error_code(result)
-    if result.success:
-        delivery.status = SUCCEEDED
-        if endpoint is not None:
-            endpoint.failing_since = None
-        return delivery
     delay = (
         next_attempt_delay(job.attempt_number, retry_after=result.retry_after, rng=rng)
         if is_retryable(result)
@@ -527,7 +573,6 @@ async def _record(
         elif now - endpoint.failing_since >= DISABLE_AFTER:
             await disable_endpoint(session, endpoint, "failing", now, keep=delivery.id)
             delivery.status = FAILED
-    return delivery
 
 
 def _error_code(result: AttemptResult) -> str | None:
@@ -620,7 +665,6 @@ __all__ = [
     "any_due",
     "claim_due",
     "disable_endpoint",
-    "finish",
     "finish_many",
     "prepare",
     "prepare_many",

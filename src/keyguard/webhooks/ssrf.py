@@ -13,6 +13,7 @@ the sender dials exactly the checked address so a second DNS answer cannot rebin
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -199,6 +200,7 @@ async def system_resolver(host: str, port: int) -> list[IPAddress]:
     return [_host_ip(str(info[4][0])) for info in infos]
 
 
+@functools.lru_cache(maxsize=1024)  # pure; every send of every delivery asks again
 def _host_ip(text: str) -> IPAddress:
     # Scope ids ("fe80::1%eth0") from getaddrinfo are dropped before classification.
     return ipaddress.ip_address(text.split("%", 1)[0])
@@ -217,6 +219,7 @@ def _plain_http_possible(ip: IPAddress | None, allow_private: Sequence[Network])
     return ip is None or in_allow_private(ip, allow_private)
 
 
+@functools.lru_cache(maxsize=1024)  # pure (a refusal raises, and is not kept)
 def _parse(url: str) -> ParsedUrl:
     if len(url) > _MAX_URL_LENGTH:
         raise UnsafeWebhookUrl("invalid_url", "the URL is too long")

@@ -2,8 +2,14 @@
 
 Bounded in two ways so a slow endpoint cannot starve the others: at most
 ``concurrency`` attempts in flight in all, and at most ``per_destination`` towards any
-one endpoint (or upload session URL). A destination at its cap is left out of the next
-claim, so its backlog waits in the database, not in this process.
+one endpoint (or upload session URL). Claims run ahead of sending by one batch: each
+destination may hold twice its cap (sending, or prepared and waiting for a slot), so a
+slot that frees up starts the next attempt at once instead of waiting for the database.
+A destination holding that much is left out of the next claim, so its backlog waits in
+the database, not in this process.
+
+Each round of the database is one transaction: it records the attempts that finished
+and claims the next batch.
 
     async with DeliveryWorker(runtime).running():   # the app's lifespan
         ...   # on exit, in-flight attempts finish or their leases are released
@@ -16,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import random
 import ssl
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 
 import anyio
@@ -33,6 +40,9 @@ from keyguard.webhooks.ssrf import Resolver
 log = structlog.get_logger("keyguard.webhooks")
 
 MAX_RESPONSE_BYTES = 4096
+# How long an outcome may wait to be written with the next claim before it gets a
+# round of its own (the lease keeps the delivery ours meanwhile).
+RECORD_WITHIN = 0.05
 
 
 class DeliveryWorker:
@@ -53,14 +63,18 @@ class DeliveryWorker:
         self.per_destination = per_destination
         self.poll_interval = poll_interval
         self.timeout = timeout or ctx.settings.webhook_timeout_seconds
-        # The lease outlives a whole attempt (bounded by the timeout) and its bookkeeping;
-        # after a crash, deliveries come back this long after their claim at most.
+        # The lease outlives a wait for a slot (at most one attempt of the same
+        # destination: each holds at most twice its cap), the attempt itself (bounded by
+        # the timeout) and its bookkeeping; after a crash, deliveries come back this long
+        # after their claim at most.
         self.lease_seconds = 2 * self.timeout + 5
         self.resolver = resolver
         self.ssl_context = ssl_context
         self.rng = rng or random.SystemRandom()
-        self._in_flight: Counter[str] = Counter()
-        self._claims: dict[str, Claim] = {}
+        self._in_flight: Counter[str] = Counter()  # attempts being sent, per destination
+        self._ready: dict[str, deque[Job]] = {}  # prepared, waiting for a slot
+        self._claims: dict[str, Claim] = {}  # claimed and not yet recorded
+        self._tg: anyio.abc.TaskGroup | None = None
         self._wake = anyio.Event()
         self._stopping = False
         self._stopped = anyio.Event()
@@ -68,6 +82,7 @@ class DeliveryWorker:
         self._started = False
         # Attempts sent and not yet recorded: the next round writes them.
         self._outcomes: list[tuple[Job, AttemptResult]] = []
+        self._first_outcome_at = 0.0
         # Keep-alive connections per destination and checked DNS answers (30 s); one
         # per run (or per round when driven by run_once), closed when it ends.
         self._pool: SenderPool | None = None
@@ -142,6 +157,7 @@ class DeliveryWorker:
                 total = await self._round(tg)
             await self._round(None)
         finally:
+            self._tg = None
             if own_pool and self._pool is not None:
                 await self._pool.aclose()
                 self._pool = None
@@ -163,8 +179,10 @@ class DeliveryWorker:
         """Record the outcomes that came in and claim more (none without ``tg``), in one
         transaction; start the claimed attempts. Returns how many were claimed (plus
         recorded, so a round that only wrote counts as work)."""
-        outcomes, self._outcomes = self._outcomes, []
         limit = self._claimable() if tg is not None else 0
+        if not limit and tg is not None and not self._record_due():
+            return 0  # the outcomes wait for a round that also claims
+        outcomes, self._outcomes = self._outcomes, []
         if not outcomes and not limit:
             return 0
         try:
@@ -180,8 +198,8 @@ class DeliveryWorker:
                 outcomes,
                 self.rng,
                 limit=limit,
-                in_flight=self._in_flight,
-                per_destination=self.per_destination,
+                in_flight=self._held(),
+                per_destination=2 * self.per_destination,
                 lease_seconds=self.lease_seconds,
             )
         except Exception as exc:  # the database is down or busy: try again later
@@ -195,20 +213,34 @@ class DeliveryWorker:
             await self._start(tg, claims)
         return len(claims) + len(outcomes)
 
+    def _record_due(self) -> bool:
+        """Whether the outcomes are worth a round of their own: a round costs about the
+        same for one row as for dozens, so they wait a little for one that also claims."""
+        if not self._outcomes:
+            return False
+        return (
+            len(self._outcomes) >= max(1, self.concurrency // 2)
+            or time.monotonic() - self._first_outcome_at >= RECORD_WITHIN
+        )
+
     def _claimable(self) -> int:
-        busy = sum(self._in_flight.values())
-        # Sent but not yet recorded still counts against a second bound, so a slow
-        # database cannot let claims run far ahead of what is written.
-        free = min(self.concurrency - busy, 2 * self.concurrency - len(self._claims))
-        # Claim in batches: waiting for half of the slots to free up means one claim per
-        # several deliveries instead of one each.
-        if free <= 0 or (busy and free < max(1, self.concurrency // 2)):
+        # Claimed and not yet recorded, whatever its stage: one batch ahead of sending,
+        # so a slow database cannot let claims run far ahead of what is written.
+        free = 2 * self.concurrency - len(self._claims)
+        # Claim in batches: waiting for half a batch of room means one round per several
+        # deliveries instead of one each.
+        if free <= 0 or (self._claims and free < max(1, self.concurrency // 2)):
             return 0
         return free
 
+    def _held(self) -> Counter[str]:
+        held = Counter(self._in_flight)
+        for destination, waiting in self._ready.items():
+            held[destination] += len(waiting)
+        return held
+
     async def _start(self, tg: anyio.abc.TaskGroup, claims: list[Claim]) -> None:
         for claim in claims:
-            self._in_flight[claim.destination] += 1
             self._claims[claim.delivery_id] = claim
         try:
             # The claim read everything: signing needs no further query.
@@ -218,15 +250,49 @@ class DeliveryWorker:
             jobs = [None] * len(claims)
         for claim, job in zip(claims, jobs, strict=True):
             if job is None:
-                self._free_slot(claim)
                 self._claims.pop(claim.delivery_id, None)
             else:
-                tg.start_soon(self._deliver, job)
+                self._ready.setdefault(claim.destination, deque()).append(job)
+        self._tg = tg
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Start waiting attempts while their destination and the worker have room."""
+        if self._tg is None or self._stopping:
+            return
+        busy = sum(self._in_flight.values())
+        for destination, waiting in list(self._ready.items()):
+            while waiting and busy < self.concurrency:
+                if self._in_flight[destination] >= self.per_destination:
+                    break
+                self._in_flight[destination] += 1
+                busy += 1
+                self._tg.start_soon(self._lane, waiting.popleft())
+            if not waiting:
+                del self._ready[destination]
 
     async def _idle(self) -> None:
         self._wake = anyio.Event()
-        with anyio.move_on_after(self.poll_interval):
+        wait = min(self.poll_interval, RECORD_WITHIN) if self._outcomes else self.poll_interval
+        with anyio.move_on_after(wait):
             await self._wake.wait()
+
+    async def _lane(self, job: Job) -> None:
+        """Send ``job``, then the next waiting attempt for the same destination, and so
+        on: a slot passes straight to the next attempt."""
+        destination = job.claim.destination
+        try:
+            next_job: Job | None = job
+            while next_job is not None:
+                await self._deliver(next_job)
+                waiting = self._ready.get(destination)
+                next_job = waiting.popleft() if waiting and not self._stopping else None
+        finally:  # also when cancelled (stop): run() then releases the leases
+            self._in_flight[destination] -= 1
+            if self._in_flight[destination] <= 0:
+                del self._in_flight[destination]
+            self._dispatch()  # room for another destination's waiting attempts
+            self._wake.set()
 
     async def _deliver(self, job: Job) -> None:
         claim = job.claim
@@ -250,17 +316,12 @@ class DeliveryWorker:
                 error_type=type(exc).__name__,
             )
             self._claims.pop(claim.delivery_id, None)
-        else:
-            # The next round records it, batched with the others (the lease keeps the
-            # row ours until then).
-            self._outcomes.append((job, result))
-        finally:  # also when cancelled (stop): run() then releases the lease
-            self._free_slot(claim)
-
-    def _free_slot(self, claim: Claim) -> None:
-        self._in_flight[claim.destination] -= 1
-        if self._in_flight[claim.destination] <= 0:
-            del self._in_flight[claim.destination]
+            return
+        # The next round records it, batched with the others (the lease keeps the row
+        # ours until then).
+        if not self._outcomes:
+            self._first_outcome_at = time.monotonic()
+        self._outcomes.append((job, result))
         self._wake.set()
 
 
