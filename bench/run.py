@@ -33,7 +33,7 @@ HttpCheck = Callable[[RunningServer, LoadGenerator, BenchConfig], list[Row]]
 
 
 async def webhook_delivery(ctx: InProcessContext) -> list[Row]:
-    return await webhooks.measure(deliveries=300 if ctx.config.quick else 1000)
+    return await webhooks.measure(deliveries=500 if ctx.config.quick else 2000)
 
 
 INPROCESS_CHECKS: list[InProcessCheck] = [

@@ -5,6 +5,7 @@ List-valued settings take comma-separated values (``10.0.0.0/8,192.168.0.0/16``)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -140,9 +141,15 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'keyguard.db').resolve()}"
 
     @property
-    def trusted_proxy_networks(self) -> list[Network]:
-        return [ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies]
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return _networks(tuple(self.trusted_proxies))
 
     @property
-    def webhook_private_networks(self) -> list[Network]:
-        return [ipaddress.ip_network(n, strict=False) for n in self.webhook_allow_private]
+    def webhook_private_networks(self) -> tuple[Network, ...]:
+        # Read on every webhook send: parsed once per distinct list, not each time.
+        return _networks(tuple(self.webhook_allow_private))
+
+
+@functools.lru_cache(maxsize=32)
+def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in cidrs)

@@ -18,6 +18,7 @@ from keyguard.cli.workers import check_shared_state, supervise
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.restrictions.service import all_certificate_pems
 from keyguard.server import logs
+from keyguard.server.heap import freeze_startup_objects
 from keyguard.server.run import Listeners, bind_listeners, serve
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.settings import Settings
@@ -48,9 +49,11 @@ async def _main(settings: Settings, listeners: Listeners | None = None) -> None:
         # Named in the log without userinfo or query, which may hold credentials.
         name = f"Gateway to {redact_url(gateway.upstream)}"
         also.append((name, gateway, settings.gateway_port))
+    app = create_asgi(runtime, close_runtime=False)
+    freeze_startup_objects()  # started: from here on, requests make what is collected
     await serve(
         # The runtime outlives both listeners: closed below, once neither serves.
-        create_asgi(runtime, close_runtime=False),
+        app,
         host=settings.host,
         port=settings.port,
         certs=certs,
