@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from keyguard.accounts.context import AccountKeys
@@ -47,6 +47,7 @@ from keyguard.keys.repository import (
     key_changes_after,
     legacy_key_ids,
     load_key_record,
+    read_key_record,
 )
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.settings import Settings
@@ -54,7 +55,7 @@ from keyguard.state.memory import memory_state
 from keyguard.state.polling import PollingCacheBus
 from keyguard.state.protocols import StateStores
 from keyguard.state.redis import CLEAR_ALL, redis_state
-from keyguard.storage.db import create_engine, migrate, session_factory
+from keyguard.storage.db import create_engine, create_reader, migrate, session_factory
 from keyguard.storage.keyring import KeyringError, root_secret
 
 # Every feature's rows, registered before the first flush: foreign keys name tables
@@ -100,6 +101,8 @@ class Runtime:
     # SQLite allows one writer; serialising our own write transactions in-process avoids
     # SQLITE_BUSY on lock upgrades. PostgreSQL needs no such lock.
     _write_lock: anyio.Lock | None = None
+    # SQLite: the plain engine key-cache misses read through in a worker thread.
+    _reader: Engine | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -136,7 +139,11 @@ class Runtime:
             derive_subkey(root, "keyguard/key-id-tag"), await legacy_key_ids(sessions)
         )
 
+        reader = create_reader(url)
+
         async def loader(key_id: str) -> KeyRecord | None:
+            if reader is not None:
+                return await anyio.to_thread.run_sync(read_key_record, reader, envelope, key_id)
             async with sessions() as session:
                 return await load_key_record(session, envelope, key_id)
 
@@ -171,6 +178,7 @@ class Runtime:
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
             client_cert_header=settings.client_cert_header,
             _write_lock=anyio.Lock() if url.startswith("sqlite") else None,
+            _reader=reader,
         )
         await runtime._join_cache_bus()
         # Failed checks of known keys reach the audit log, counted and written in batches.
@@ -233,6 +241,8 @@ class Runtime:
         if self._publishing:
             await asyncio.gather(*self._publishing, return_exceptions=True)
         await self.state.close()
+        if self._reader is not None:
+            self._reader.dispose()
         await self.db.dispose()
 
 

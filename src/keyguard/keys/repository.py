@@ -3,10 +3,14 @@ the ids issued before key ids had a tag, which the engine admits without one."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from keyguard.audit.models import AuditEvent, AuditHead
 from keyguard.crypto.envelope import Envelope
@@ -64,25 +68,47 @@ def _effective_expiry(row: ApiKey, enforce_max_age: bool) -> float | None:
     return min(present) if present else None
 
 
+def key_record_query(
+    key_id: str,
+) -> Select[ApiKey, bool, str, datetime, datetime]:
+    """The key, its project's key-age rule and its certificates, in one statement (one row
+    per certificate, or one without): a cache miss waits for every round trip."""
+    return (
+        select(
+            ApiKey,
+            Project.enforce_max_key_age,
+            KeyCertificate.fingerprint_sha256,
+            KeyCertificate.not_before,
+            KeyCertificate.not_after,
+        )
+        .outerjoin(Project, Project.id == ApiKey.project_id)
+        .outerjoin(KeyCertificate, KeyCertificate.key_id == ApiKey.id)
+        .where(ApiKey.id == key_id)
+    )
+
+
+def key_record_from(rows: Sequence[Any], envelope: Envelope) -> KeyRecord | None:
+    """The record of :func:`key_record_query`'s rows."""
+    if not rows:
+        return None
+    row, enforce = rows[0][0], bool(rows[0][1])
+    # Outer-joined: a key without certificates has one row of NULLs for them.
+    validity = {r[2]: (r[3].timestamp(), r[4].timestamp()) for r in rows if r[2] is not None}
+    return to_record(row, envelope, frozenset(validity), validity, enforce_max_age=enforce)
+
+
 async def load_key_record(
     session: AsyncSession, envelope: Envelope, key_id: str
 ) -> KeyRecord | None:
-    row = await session.get(ApiKey, key_id)
-    if row is None:
-        return None
-    certs = await session.execute(
-        select(
-            KeyCertificate.fingerprint_sha256, KeyCertificate.not_before, KeyCertificate.not_after
-        ).where(KeyCertificate.key_id == key_id)
-    )
-    validity = {fp: (nb.timestamp(), na.timestamp()) for fp, nb, na in certs}
-    enforce = False
-    if row.project_id is not None:
-        enforced = await session.execute(
-            select(Project.enforce_max_key_age).where(Project.id == row.project_id)
-        )
-        enforce = bool(enforced.scalar_one_or_none())
-    return to_record(row, envelope, frozenset(validity), validity, enforce_max_age=enforce)
+    rows = (await session.execute(key_record_query(key_id))).all()
+    return key_record_from(rows, envelope)
+
+
+def read_key_record(reader: Engine, envelope: Envelope, key_id: str) -> KeyRecord | None:
+    """:func:`load_key_record` on a plain engine, for a worker thread (see
+    :func:`keyguard.storage.db.create_reader`)."""
+    with Session(reader) as session:
+        return key_record_from(session.execute(key_record_query(key_id)).all(), envelope)
 
 
 async def legacy_key_ids(sessions: async_sessionmaker[AsyncSession]) -> frozenset[str]:
