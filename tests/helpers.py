@@ -52,7 +52,8 @@ async def counts(runtime: Runtime) -> tuple[int, ...]:
 
 @asynccontextmanager
 async def counted_queries(runtime: Runtime) -> AsyncIterator[list[str]]:
-    """Every SQL statement the runtime's database runs inside the block.
+    """Every SQL statement run on the runtime's database inside the block (by any of its
+    engines: key-cache misses on SQLite read through their own).
 
     The runtime's background loops (cache-bus polling, usage and failed-check flushes) are
     stopped first and stay stopped, so what is counted is what the block itself did.
@@ -66,8 +67,10 @@ async def counted_queries(runtime: Runtime) -> AsyncIterator[list[str]]:
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)
 
-    event.listen(runtime.db.sync_engine, "before_cursor_execute", count)
+    for engine in runtime.engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         yield seen
     finally:
-        event.remove(runtime.db.sync_engine, "before_cursor_execute", count)
+        for engine in runtime.engines:
+            event.remove(engine, "before_cursor_execute", count)

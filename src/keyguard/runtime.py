@@ -228,6 +228,14 @@ class Runtime:
         async with self._write_lock, self.sessions.begin() as session:
             yield session
 
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine that runs statements on this runtime's database (the async one's
+        sync core, and the SQLite reader of key-cache misses): what to listen to for
+        every statement."""
+        readers = () if self._reader is None else (self._reader,)
+        return (self.db.sync_engine, *readers)
+
     def certificate_pinned(self, pem: str) -> None:
         # Only matters when the TLS layer cannot accept unknown certificates (fallback).
         if self.client_trust is not None:

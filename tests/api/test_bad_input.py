@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import event
 
-from helpers import POLL_SESSION, bearer, counts, create_key
+from helpers import POLL_SESSION, bearer, counted_queries, counts, create_key
 from keyguard.crypto.keys import KeyIdTagger
 
 FOREIGN = KeyIdTagger(os.urandom(32))  # tags of another master key: forged ids
@@ -24,20 +23,12 @@ async def key(client, root_headers, project_id):
 
 
 async def test_bad_checksum_is_refused_without_any_database_query(client, key, runtime):
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(runtime.db.sync_engine, "before_cursor_execute", count)
-    try:
+    async with counted_queries(runtime) as statements:
         for position in (15, 40, len(key["key"]) - 1):
             r = await client.post(
                 "/v1/sessions", json=POLL_SESSION, headers=bearer(forged_key(key["key"], position))
             )
             assert (r.status_code, r.json()["code"]) == (401, "invalid_key")
-    finally:
-        event.remove(runtime.db.sync_engine, "before_cursor_execute", count)
     assert statements == []
 
 
