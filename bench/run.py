@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import http_load, inprocess, restrictions, webhooks, workers
+from bench import http_load, inprocess, key_scale, restrictions, webhooks, workers
 from bench.config import BenchConfig
 from bench.http_load import LoadGenerator
 from bench.inprocess import InProcessContext
@@ -36,10 +36,15 @@ async def webhook_delivery(ctx: InProcessContext) -> list[Row]:
     return await webhooks.measure(deliveries=500 if ctx.config.quick else 2000)
 
 
+async def keys_at_scale(ctx: InProcessContext) -> list[Row]:
+    return await key_scale.key_scale(100_000 if ctx.config.quick else 1_000_000)
+
+
 INPROCESS_CHECKS: list[InProcessCheck] = [
     inprocess.verification_cost,
     inprocess.route_cost,
     restrictions.restrictions_cost,
+    keys_at_scale,
     webhook_delivery,
 ]
 HTTP_CHECKS: list[HttpCheck] = [
