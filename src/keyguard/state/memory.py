@@ -51,7 +51,10 @@ class MemoryRateLimiter:
         self._buckets: dict[str, list[int]] = {}
         self._hits = 0
 
-    def _state(self, bucket: str, period: int, now: float) -> tuple[list[int], float]:
+    def _window(self, bucket: str, period: int, now: float) -> tuple[list[int], float, int]:
+        """The bucket's state (made if new), the time into its current window, and what
+        the sliding window counts now (the previous window's count weighted by how much
+        of it still overlaps, plus the current window's)."""
         index = int(now // period)
         state = self._buckets.get(bucket)
         if state is None:
@@ -61,44 +64,39 @@ class MemoryRateLimiter:
             state[1] = state[2] if state[0] == index - 1 else 0
             state[2] = 0
             state[0] = index
-        return state, now - index * period
+        elapsed = now - index * period
+        return state, elapsed, math.floor(state[1] * (period - elapsed) / period + state[2])
 
     async def hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
         now = self._clock.now()
-        state, elapsed = self._state(bucket, period_seconds, now)
-        _, prev, cur, _ = state
-        weighted = prev * (period_seconds - elapsed) / period_seconds + cur
-        allowed = math.floor(weighted) + 1 <= limit
-        if allowed:
-            cur = state[2] = cur + 1
-            weighted += 1
-            # The window slides on: counts shrink from here.
-            reset = _ceil(period_seconds - elapsed)
-        else:
-            reset = _retry_after(limit, period_seconds, elapsed, prev, cur)
+        state, elapsed, counted = self._window(bucket, period_seconds, now)
         self._hits += 1
         if self._hits % self._SWEEP_EVERY == 0:
             self._sweep(now)
-        return RateDecision(allowed, limit, max(0, limit - math.floor(weighted)), reset)
+        if counted + 1 <= limit:
+            state[2] += 1
+            # The window slides on: counts shrink from here.
+            return RateDecision(True, limit, limit - counted - 1, _ceil(period_seconds - elapsed))
+        wait = _retry_after(limit, period_seconds, elapsed, state[1], state[2])
+        return RateDecision(False, limit, max(0, limit - counted), wait)
 
     async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
         if bucket not in self._buckets:
             # Nothing counted (the common case: every TOTP check asks first): answered
             # without building a decision.
             return 0 if limit > 0 else period_seconds
-        decision = await self.peek(bucket, limit, period_seconds)
-        return 0 if decision.allowed else decision.reset_seconds
+        state, elapsed, counted = self._window(bucket, period_seconds, self._clock.now())
+        if counted + 1 <= limit:
+            return 0
+        return _retry_after(limit, period_seconds, elapsed, state[1], state[2])
 
     async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
         if bucket not in self._buckets:  # no bucket is created just for looking
             return RateDecision(limit > 0, limit, max(0, limit), period_seconds)
-        now = self._clock.now()
-        state, elapsed = self._state(bucket, period_seconds, now)
-        _, prev, cur, _ = state
-        counted = math.floor(prev * (period_seconds - elapsed) / period_seconds + cur)
+        state, elapsed, counted = self._window(bucket, period_seconds, self._clock.now())
         if counted + 1 <= limit:
             return RateDecision(True, limit, limit - counted, _ceil(period_seconds - elapsed))
-        wait = _retry_after(limit, period_seconds, elapsed, prev, cur)
+        wait = _retry_after(limit, period_seconds, elapsed, state[1], state[2])
         return RateDecision(False, limit, 0, wait)
 
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class RateDecision:
+class RateDecision(NamedTuple):
+    """Immutable; a named tuple because one is made per rate-limited request (a third of
+    the cost of a frozen dataclass)."""
+
     allowed: bool
     limit: int
     remaining: int
