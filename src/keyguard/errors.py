@@ -222,6 +222,22 @@ class HeadersTooLarge(KeyguardError):
 # ---- 500 ---------------------------------------------------------------------------------
 
 
+class StateUnavailable(KeyguardError):
+    """The shared state (Redis) did not answer: a check that needs it fails closed."""
+
+    status = 503
+    code = "state_unavailable"
+    title = "Shared state is unavailable"
+
+
+class NotReady(KeyguardError):
+    """``GET /readyz``: something this instance needs is down (named in ``down``)."""
+
+    status = 503
+    code = "not_ready"
+    title = "Not ready"
+
+
 class InternalError(KeyguardError):
     """What an unexpected exception is answered with: nothing about it reaches the client."""
 
@@ -247,6 +263,7 @@ __all__ = [
     "KeyRevoked",
     "KeyguardError",
     "NotFound",
+    "NotReady",
     "NulInRequest",
     "OriginNotAllowed",
     "PayloadTooLarge",
@@ -257,6 +274,7 @@ __all__ = [
     "SignatureExpired",
     "SignatureInvalid",
     "SignatureReplayed",
+    "StateUnavailable",
     "TotpInvalid",
     "TotpRequired",
     "UnsupportedMediaType",

@@ -55,7 +55,13 @@ from keyguard.state.memory import memory_state
 from keyguard.state.polling import PollingCacheBus
 from keyguard.state.protocols import StateStores
 from keyguard.state.redis import CLEAR_ALL, redis_state
-from keyguard.storage.db import create_engine, create_reader, migrate, session_factory
+from keyguard.storage.db import (
+    create_engine,
+    create_reader,
+    migrate,
+    schema_is_current,
+    session_factory,
+)
 from keyguard.storage.keyring import KeyringError, root_secret
 
 # Every feature's rows, registered before the first flush: foreign keys name tables
@@ -155,7 +161,11 @@ class Runtime:
         # Sessions never change after creation, so a long TTL is safe.
         session_cache = ReadThroughCache(session_loader, clock, ttl=300.0)
         if settings.redis_url:
-            state = redis_state(settings.redis_url)
+            state = redis_state(
+                settings.redis_url,
+                failure=settings.state_failure,
+                timeout=settings.state_timeout_seconds,
+            )
         else:
             bus = PollingCacheBus(
                 partial(key_changes_after, sessions), partial(change_position, sessions), clock
@@ -227,6 +237,24 @@ class Runtime:
             return
         async with self._write_lock, self.sessions.begin() as session:
             yield session
+
+    async def readiness(self) -> list[str]:
+        """What this instance needs and cannot reach now (``GET /readyz``): ``database``
+        (not answering), ``migrations`` (not at this version's head), ``redis``."""
+        down: list[str] = []
+        try:
+            with anyio.fail_after(self.settings.state_timeout_seconds):
+                if not await schema_is_current(self.db):
+                    down.append("migrations")
+        except Exception as exc:  # what failed is named, never how (no URL, no password)
+            log.warning("readiness: database check failed: %s", type(exc).__name__)
+            down.append("database")
+        try:
+            await self.state.ready()
+        except Exception as exc:
+            log.warning("readiness: redis check failed: %s", type(exc).__name__)
+            down.append("redis")
+        return down
 
     @property
     def engines(self) -> tuple[Engine, ...]:

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("keyguard-data")
     database_url: str | None = None  # default: sqlite under data_dir
     redis_url: str | None = None  # unset: in-process state
+    # CONTRACT §11: with Redis unreachable, checks that need it answer 503
+    # state_unavailable ("closed"), or let the request through ("open": rate limits,
+    # replay and TOTP-step checks are skipped while it is down, and a warning is logged).
+    state_failure: Literal["closed", "open"] = "closed"
+    # How long one call to Redis may take before it counts as unavailable.
+    state_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     host: str = "localhost"
     port: int = 8443
     http_port: int | None = None  # optional plain-HTTP listener (redirects only)

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Scope, Send
 
+from keyguard.errors import NotReady
+
 router = APIRouter(tags=["meta"])
 
 
@@ -38,6 +40,21 @@ async def hot_health(_: Scope, send: Send, __: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_HEALTHY))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": _HEALTHY})
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness probe: the database, its migrations and Redis (when configured)",
+    responses={503: {"description": "Something is down: `down` names it"}},
+)
+async def ready(request: Request) -> Response:
+    down = await request.app.state.context.readiness()
+    if down:
+        raise NotReady(f"Not ready: {', '.join(down)}", down=down)
+    return Response(_READY, media_type="application/json")
+
+
+_READY = b'{"status":"ready"}'
 
 
 @router.get("/v1/apiDoc", summary="The OpenAPI 3.1 document of this API")

@@ -54,6 +54,7 @@ from keyguard.errors import (
     ScopeMissing,
     SignatureInvalid,
     SignatureReplayed,
+    StateUnavailable,
     TotpRequired,
 )
 from keyguard.state.protocols import StateStores
@@ -167,6 +168,8 @@ class PolicyEngine:
                 principal = await self._consume(record, facts, signed)
             else:
                 principal = self._principal(record)
+        except StateUnavailable:
+            raise  # the server's trouble, not the key's: neither counted nor audited
         except KeyguardError as refusal:
             if self.on_use is not None:
                 self.on_use(record.id, record.project_id, refusal.code, facts.client_ip)

@@ -91,3 +91,5 @@ class StateStores:
     vault: Vault
     # Releases connections (Redis); the runtime awaits it on shutdown.
     close: Callable[[], Awaitable[None]] = _nothing
+    # Raises when the shared state does not answer (GET /readyz); in-process: never.
+    ready: Callable[[], Awaitable[None]] = _nothing

@@ -18,13 +18,16 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
 
 import redis.asyncio as aioredis
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.exceptions import RedisError
 
+from keyguard.errors import StateUnavailable
 from keyguard.state.protocols import RateDecision, StateStores
 
 __all__ = [
@@ -43,6 +46,41 @@ CHANNEL = f"{PREFIX}:key-invalidations"
 CLEAR_ALL = "*"
 _RECONNECT_SECONDS = 1.0
 
+T = TypeVar("T")
+FailurePolicy = Literal["closed", "open"]
+
+
+class _Guard:
+    """What a Redis failure means for a check: refused (``StateUnavailable``, 503: fail
+    closed, the default) or passed (``KEYGUARD_STATE_FAILURE=open``: the operator chose
+    availability over the checks that need shared state). Every call is bounded by
+    ``timeout``, so a Redis that stopped answering is unavailable, not a hang."""
+
+    _WARN_EVERY = 10.0  # seconds: one warning per outage window, not one per request
+
+    def __init__(self, failure: FailurePolicy, timeout: float) -> None:
+        self.failure = failure
+        self.timeout = timeout
+        self._warned = -math.inf
+
+    async def run(self, call: Awaitable[T], passed: T) -> T:
+        """``call``'s answer; on failure ``passed`` (open) or ``StateUnavailable``."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await call
+        except (RedisError, OSError, TimeoutError) as exc:
+            now = time.monotonic()
+            if now - self._warned >= self._WARN_EVERY:
+                self._warned = now
+                log.warning(
+                    "shared state unavailable (%s): %s",
+                    type(exc).__name__,
+                    "checks that need it pass" if self.failure == "open" else "refusing (503)",
+                )
+            if self.failure == "open":
+                return passed
+            raise StateUnavailable() from exc
+
 
 def _limits_uri(url: str) -> str:
     # limits names its asyncio Redis storages "async+redis://" / "async+rediss://".
@@ -50,7 +88,8 @@ def _limits_uri(url: str) -> str:
 
 
 class RedisRateLimiter:
-    def __init__(self, url: str, client: aioredis.Redis) -> None:
+    def __init__(self, url: str, client: aioredis.Redis, guard: _Guard) -> None:
+        self._guard = guard
         self._storage = RedisStorage(
             _limits_uri(url),
             implementation="redispy",
@@ -61,6 +100,10 @@ class RedisRateLimiter:
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
 
     async def hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        passed = RateDecision(True, limit, limit, period_seconds)
+        return await self._guard.run(self._hit(bucket, limit, period_seconds), passed)
+
+    async def _hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
         item = RateLimitItemPerSecond(limit, period_seconds)
         allowed = await self._limiter.hit(item, bucket)
         stats = await self._limiter.get_window_stats(item, bucket)
@@ -68,6 +111,9 @@ class RedisRateLimiter:
         return RateDecision(allowed, limit, max(0, stats.remaining), reset)
 
     async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
+        return await self._guard.run(self._blocked(bucket, limit, period_seconds), 0)
+
+    async def _blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
         item = RateLimitItemPerSecond(limit, period_seconds)
         if await self._limiter.test(item, bucket):
             return 0
@@ -75,6 +121,10 @@ class RedisRateLimiter:
         return max(1, math.ceil(stats.reset_time - time.time()))
 
     async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        passed = RateDecision(True, limit, limit, period_seconds)
+        return await self._guard.run(self._peek(bucket, limit, period_seconds), passed)
+
+    async def _peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
         item = RateLimitItemPerSecond(limit, period_seconds)
         stats = await self._limiter.get_window_stats(item, bucket)
         reset = max(1, math.ceil(stats.reset_time - time.time()))
@@ -82,14 +132,19 @@ class RedisRateLimiter:
         return RateDecision(remaining > 0, limit, remaining, reset)
 
     async def reset(self, bucket: str, limit: int, period_seconds: int) -> None:
-        await self._limiter.clear(RateLimitItemPerSecond(limit, period_seconds), bucket)
+        item = RateLimitItemPerSecond(limit, period_seconds)
+        await self._guard.run(self._limiter.clear(item, bucket), None)
 
 
 class RedisReplayGuard:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, guard: _Guard) -> None:
         self._redis = client
+        self._guard = guard
 
     async def first_use(self, token: str, ttl_seconds: float) -> bool:
+        return await self._guard.run(self._first_use(token, ttl_seconds), True)
+
+    async def _first_use(self, token: str, ttl_seconds: float) -> bool:
         stored = await self._redis.set(
             f"{PREFIX}:seen:{token}", b"1", nx=True, px=max(1, int(ttl_seconds * 1000))
         )
@@ -97,23 +152,32 @@ class RedisReplayGuard:
 
 
 class RedisVault:
-    def __init__(self, client: aioredis.Redis) -> None:
+    """Open failure passes only what can pass: counts read 0 (no throttle) and a value
+    put is lost, so taking or peeking finds nothing (what needed it is refused)."""
+
+    def __init__(self, client: aioredis.Redis, guard: _Guard) -> None:
         self._redis = client
+        self._guard = guard
 
     async def put(self, name: str, value: str, ttl_seconds: float) -> None:
-        await self._redis.set(
+        call = self._redis.set(
             f"{PREFIX}:vault:{name}", value.encode(), px=max(1, int(ttl_seconds * 1000))
         )
+        await self._guard.run(call, None)
 
     async def take(self, name: str) -> str | None:
-        found = await self._redis.getdel(f"{PREFIX}:vault:{name}")  # atomic: one taker
+        # GETDEL is atomic: one taker.
+        found = await self._guard.run(self._redis.getdel(f"{PREFIX}:vault:{name}"), None)
         return None if found is None else _text(found)
 
     async def peek(self, name: str) -> str | None:
-        found = await self._redis.get(f"{PREFIX}:vault:{name}")
+        found = await self._guard.run(self._redis.get(f"{PREFIX}:vault:{name}"), None)
         return None if found is None else _text(found)
 
     async def count(self, name: str, ttl_seconds: float) -> int:
+        return await self._guard.run(self._count(name, ttl_seconds), 0)
+
+    async def _count(self, name: str, ttl_seconds: float) -> int:
         key = f"{PREFIX}:vault:{name}"
         async with self._redis.pipeline(transaction=True) as pipe:  # MULTI/EXEC
             pipe.incr(key)
@@ -125,21 +189,29 @@ class RedisVault:
 class RedisCacheBus:
     """Key invalidations over Redis pub/sub; an instance ignores its own messages."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, timeout: float = 2.0) -> None:
         self._redis = client
+        self._timeout = timeout
         self._origin = secrets.token_hex(8)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     async def publish(self, key_id: str) -> None:
-        await self._redis.publish(CHANNEL, f"{self._origin} {key_id}")
+        # Bounded: the runtime waits for publications on shutdown. One that fails is
+        # logged there; other instances drop the key when their cache TTL runs out.
+        async with asyncio.timeout(self._timeout):
+            await self._redis.publish(CHANNEL, f"{self._origin} {key_id}")
 
     async def start(self, on_invalidate: Callable[[str], None]) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._listen(on_invalidate), name="keyguard-bus")
             # Subscribed before start() returns: no change made after it can be missed.
+            # A Redis that does not answer does not hold the start up: the listener goes
+            # on trying, and until it is subscribed the cache TTL bounds staleness.
             ready = asyncio.create_task(self._ready.wait())
-            await asyncio.wait([ready, self._task], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [ready, self._task], timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             ready.cancel()
 
     async def _listen(self, on_invalidate: Callable[[str], None]) -> None:
@@ -177,19 +249,29 @@ def _text(data: object) -> str:
     return data if isinstance(data, str) else ""
 
 
-def redis_state(url: str) -> StateStores:
-    """The three stores on one Redis connection pool."""
+def redis_state(
+    url: str, *, failure: FailurePolicy = "closed", timeout: float = 2.0
+) -> StateStores:
+    """The stores on one Redis connection pool; ``failure`` and ``timeout``: see
+    :class:`_Guard` (KEYGUARD_STATE_FAILURE, KEYGUARD_STATE_TIMEOUT_SECONDS)."""
     client = aioredis.Redis.from_url(url)
-    bus = RedisCacheBus(client)
+    guard = _Guard(failure, timeout)
+    bus = RedisCacheBus(client, timeout)
 
     async def close() -> None:
         await bus.close()
         await client.aclose()
 
+    async def ready() -> None:
+        # Readiness asks whatever the failure policy: raises when Redis does not answer.
+        async with asyncio.timeout(timeout):
+            await client.ping()
+
     return StateStores(
-        rate_limiter=RedisRateLimiter(url, client),
-        replay_guard=RedisReplayGuard(client),
+        rate_limiter=RedisRateLimiter(url, client, guard),
+        replay_guard=RedisReplayGuard(client, guard),
         cache_bus=bus,
-        vault=RedisVault(client),
+        vault=RedisVault(client, guard),
         close=close,
+        ready=ready,
     )

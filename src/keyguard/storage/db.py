@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, event, make_url
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, event, make_url, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
@@ -69,6 +71,22 @@ def alembic_config(
     cfg.attributes["connection"] = connection
     cfg.attributes["target_metadata"] = metadata
     return cfg
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration this version of Keyguard ships (read from the scripts once)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise RuntimeError("no migrations found")
+    return head
+
+
+async def schema_is_current(engine: AsyncEngine) -> bool:
+    """Whether the database answers and is migrated to :func:`head_revision`."""
+    async with engine.connect() as conn:
+        found = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        return set(found.scalars()) == {head_revision()}
 
 
 def _upgrade(connection: Connection) -> None:
