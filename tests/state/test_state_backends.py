@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from keyguard.clock import FrozenClock
-from keyguard.state.memory import MemoryRateLimiter, memory_state
+from keyguard.state.memory import MemoryRateLimiter, MemoryReplayGuard, memory_state
 from keyguard.state.protocols import RateLimiter, StateStores
 from keyguard.state.redis import PREFIX, redis_state
 
@@ -62,6 +62,27 @@ async def test_a_memory_vault_value_expires() -> None:
     clock.advance(61)
     assert await vault.peek("challenge") is None
     assert await vault.take("challenge") is None
+
+
+async def test_a_memory_replay_token_is_refused_until_it_expires() -> None:
+    clock = FrozenClock()
+    guard = memory_state(clock).replay_guard
+    assert await guard.first_use("sig", 60)
+    clock.advance(59)
+    assert not await guard.first_use("sig", 60)
+    clock.advance(2)
+    assert await guard.first_use("sig", 60)
+
+
+async def test_the_memory_replay_guard_forgets_expired_tokens() -> None:
+    clock = FrozenClock()
+    guard = MemoryReplayGuard(clock)
+    for i in range(10_000):
+        assert await guard.first_use(f"t{i}", 1)
+        clock.advance(0.01)  # about 100 tokens live at any time
+    assert len(guard._seen) < 2 * 1024
+    # A live token is never swept early.
+    assert not await guard.first_use("t9999", 1)
 
 
 @pytest.mark.redis

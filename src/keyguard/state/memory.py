@@ -14,7 +14,6 @@ next hit would be allowed.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
 
@@ -116,24 +115,25 @@ def _ceil(seconds: float) -> int:
 
 
 class MemoryReplayGuard:
-    """Seen tokens with expiry; a heap drops expired ones so memory stays bounded."""
+    """Seen tokens with their expiry. Expired ones are swept whenever the table has
+    doubled since the last sweep: memory stays within twice the live tokens, and a
+    check is two dictionary operations (a heap of expiries cost more per check)."""
+
+    _MIN_SWEEP = 1024
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._seen: dict[str, float] = {}
-        self._expiry: list[tuple[float, str]] = []
+        self._sweep_at = self._MIN_SWEEP
 
     async def first_use(self, token: str, ttl_seconds: float) -> bool:
         now = self._clock.now()
-        while self._expiry and self._expiry[0][0] <= now:
-            _, old = heapq.heappop(self._expiry)
-            if self._seen.get(old, math.inf) <= now:
-                del self._seen[old]
         if self._seen.get(token, 0.0) > now:
             return False
-        until = now + ttl_seconds
-        self._seen[token] = until
-        heapq.heappush(self._expiry, (until, token))
+        self._seen[token] = now + ttl_seconds
+        if len(self._seen) >= self._sweep_at:
+            self._seen = {t: until for t, until in self._seen.items() if until > now}
+            self._sweep_at = max(self._MIN_SWEEP, 2 * len(self._seen))
         return True
 
 
