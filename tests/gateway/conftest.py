@@ -24,6 +24,7 @@ from keyguard.clock import FrozenClock
 from keyguard.gateway import Gateway
 from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
+from keyguard.server.edge import Edge
 from keyguard.settings import Settings
 
 PREFIX = "APTR"
@@ -126,6 +127,7 @@ async def _upstream(seen: list[Seen]) -> asyncio.Server:
                 + b"Date: "
                 + UPSTREAM_DATE
                 + b"\r\nServer: upstream-echo/1\r\n"
+                + b"X-Request-Id: the-upstreams-own\r\n"
                 + b"Set-Cookie: upstream_session=first-callers-session; Path=/\r\n"
                 + extra
                 + b"Content-Length: "
@@ -173,7 +175,7 @@ async def wire(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wire]:
     )
     # As keyguard.server.run configures it: httptools, no Server header, uvicorn's Date.
     config = uvicorn.Config(
-        _as_https(gateway),
+        _as_https(Edge(gateway, default_no_store=False)),  # every app is served behind one
         host="127.0.0.1",
         port=0,
         http="httptools",

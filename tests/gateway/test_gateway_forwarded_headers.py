@@ -16,6 +16,7 @@ ADDED_BY_GATEWAY = {
     b"x-aptr-key-id",
     b"x-aptr-project-id",
     b"x-aptr-scopes",
+    b"x-request-id",
 }
 
 
@@ -65,3 +66,10 @@ async def test_upstream_cookies_never_reach_another_callers_request(wire: Any) -
     await wire.send(b"/echo")  # the upstream answers with Set-Cookie
     await wire.send(b"/echo")
     assert wire.seen[-1].values(b"cookie") == []
+
+
+async def test_the_upstream_logs_the_id_our_response_carries(wire: Any) -> None:
+    reply = await wire.send(b"/echo", (b"X-Request-Id", b"chosen-by-the-client"))
+    [ours] = reply.values(b"x-request-id")  # one, though the upstream sent its own
+    assert ours not in (b"chosen-by-the-client", b"the-upstreams-own")
+    assert wire.seen[-1].values(b"x-request-id") == [ours]

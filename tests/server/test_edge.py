@@ -177,6 +177,19 @@ async def test_a_route_that_sets_its_own_caching_and_hsts_keeps_them():
     assert r.headers.get_list("strict-transport-security") == ["max-age=1; preload"]
 
 
+async def test_a_response_carries_one_request_id_the_edges():
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"X-Request-Id", b"the-apps-own")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    transport = httpx.ASGITransport(app=Edge(app))
+    async with httpx.AsyncClient(transport=transport, base_url="https://t") as c:
+        r = await c.get("/")
+    [only] = r.headers.get_list("x-request-id")
+    assert REQUEST_ID.match(only)
+
+
 async def test_plain_http_responses_never_carry_hsts():
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -22,7 +22,15 @@ HOP_BY_HOP = frozenset(
 )
 # Rewritten by the gateway itself (client copies are never passed on).
 FORWARDING_HEADERS = frozenset(
-    {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "expect"}
+    {
+        "host",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+        "expect",
+        "x-request-id",  # replaced by the edge's own id
+    }
 )
 # Forwarded client certificates and their companions: a client's copies are forged.
 CERTIFICATE_HEADERS = frozenset((*PROXY_CERT_HEADERS, *PROXY_CERT_COMPANION_HEADERS))

@@ -47,6 +47,7 @@ from keyguard.gateway.headers import (
     stripped_request_headers,
 )
 from keyguard.gateway.target import checked_target
+from keyguard.server.logs import REQUEST_ID
 from keyguard.wire import prefixed, send_problem
 
 __all__ = ["Gateway", "upstream_base"]
@@ -212,6 +213,11 @@ class Gateway:
         out.append((b"x-forwarded-proto", b"https"))
         if host:
             out.append((b"x-forwarded-host", host))
+        # The upstream logs the id our log and our response carry (the edge sets it);
+        # whatever id the client sent is its own business (dropped above).
+        request_id = REQUEST_ID.get()
+        if request_id:
+            out.append((b"x-request-id", request_id.encode("ascii")))
         key_id, project_id, scopes = self._identity_names
         out.append((key_id, principal.actor.encode()))  # a key principal's actor is its id
         out.append((project_id, (principal.project_id or "").encode()))

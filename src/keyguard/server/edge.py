@@ -51,6 +51,7 @@ log = structlog.get_logger("keyguard.api")
 HotHandler = Callable[[Scope, Send, str], Awaitable[None]]
 
 _HSTS = b"strict-transport-security"
+_REQUEST_ID = b"x-request-id"
 _CACHE_CONTROL = b"cache-control"
 _NO_STORE = (_CACHE_CONTROL, b"no-store")
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -105,7 +106,7 @@ class Edge:
         started = time.perf_counter()
         request_id = new_request_id()
         REQUEST_ID.set(request_id)
-        added: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode("ascii"))]
+        added: list[tuple[bytes, bytes]] = [(_REQUEST_ID, request_id.encode("ascii"))]
         https = scope.get("scheme") == "https"
         status = 0
 
@@ -113,15 +114,23 @@ class Edge:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), *added]
+                headers = list(message.get("headers", ()))
                 hsts = https
                 no_store = self.default_no_store
+                theirs = False
                 for name, _ in headers:
                     lowered = name.lower()
                     if lowered == _CACHE_CONTROL:
                         no_store = False
                     elif lowered == _HSTS:
                         hsts = False
+                    elif lowered == _REQUEST_ID:
+                        theirs = True
+                if theirs:
+                    # One id per response, the one in our log (a proxied upstream may
+                    # answer with its own; the gateway sends it ours).
+                    headers = [(n, v) for n, v in headers if n.lower() != _REQUEST_ID]
+                headers.extend(added)
                 if hsts:
                     headers.append(self.hsts)
                 if no_store:
