@@ -198,6 +198,16 @@ COMMANDS = {
             "KEYGUARD_HEADER_PREFIX: header prefix must be",
             id="invalid-setting",
         ),
+        pytest.param(
+            {"KEYGUARD_LOG_FORMAT": "xml"},
+            "KEYGUARD_LOG_FORMAT: Input should be 'text' or 'json'",
+            id="unknown-log-format",
+        ),
+        pytest.param(
+            {"KEYGUARD_STATE_FAILURE": "sometimes"},
+            "KEYGUARD_STATE_FAILURE: Input should be 'closed' or 'open'",
+            id="unknown-state-failure-policy",
+        ),
     ],
 )
 def test_a_configuration_error_is_one_line_and_exit_2(
