@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # state_unavailable ("closed"), or let the request through ("open": rate limits,
     # replay and TOTP-step checks are skipped while it is down, and a warning is logged).
     state_failure: Literal["closed", "open"] = "closed"
+    # CONTRACT §11: GET /metrics takes this bearer token as well as a root key.
+    metrics_token: SecretStr | None = None
     # How long one call to Redis may take before it counts as unavailable.
     state_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     host: str = "localhost"

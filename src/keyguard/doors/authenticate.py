@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ from keyguard.engine.facts import Credentials
 from keyguard.engine.ipallow import TrustedProxies
 from keyguard.engine.principals import Principal, identify
 from keyguard.engine.verifier import PolicyEngine
-from keyguard.errors import CredentialsMissing
+from keyguard.errors import CredentialsMissing, KeyguardError
 
 BodyReader = Callable[[], Awaitable[bytes]]
 
@@ -28,6 +29,39 @@ async def authenticate_scope(
     required_scopes: Iterable[str] = (),
     root: bool = False,
     headers: dict[str, str] | None = None,
+    door: str = "api",
+) -> Principal:
+    """Authenticate the request in ``scope``; counted under ``door`` (GET /metrics)."""
+    started = time.perf_counter()
+    try:
+        principal = await _authenticate(
+            engine,
+            scope,
+            read_body,
+            header_prefix,
+            trusted_proxies,
+            client_cert_header,
+            required_scopes,
+            root,
+            headers,
+        )
+    except KeyguardError as refusal:
+        engine.metrics.observe(door, refusal.code, time.perf_counter() - started)
+        raise
+    engine.metrics.observe(door, None, time.perf_counter() - started)
+    return principal
+
+
+async def _authenticate(
+    engine: PolicyEngine,
+    scope: Mapping[str, Any],
+    read_body: BodyReader,
+    header_prefix: str,
+    trusted_proxies: TrustedProxies,
+    client_cert_header: str | None,
+    required_scopes: Iterable[str],
+    root: bool,
+    headers: dict[str, str] | None,
 ) -> Principal:
     if headers is None:
         headers = header_map(scope)

@@ -71,6 +71,7 @@ class KeyguardMiddleware:
                 trusted_proxies=self.trusted_proxies,
                 client_cert_header=self.client_cert_header,
                 required_scopes=self.required_scopes,
+                door="middleware",
             )
         except KeyguardError as error:
             await send_problem(send, error)

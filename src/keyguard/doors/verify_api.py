@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import time
 
 from fastapi import APIRouter
 
@@ -14,7 +15,13 @@ from keyguard.doors.verify_schemas import RateLimitState, VerifyRequest, VerifyR
 from keyguard.engine.credentials import from_key_or_id
 from keyguard.engine.facts import RequestFacts
 from keyguard.engine.principals import KeyPrincipal, Presented, identify
-from keyguard.errors import CredentialsMissing, KeyguardError, RateLimited, ValidationFailed
+from keyguard.errors import (
+    CredentialsMissing,
+    KeyguardError,
+    RateLimited,
+    StateUnavailable,
+    ValidationFailed,
+)
 from keyguard.wire import prefixed
 
 router = APIRouter(tags=["verify"])
@@ -79,15 +86,20 @@ async def verify_key(body: VerifyRequest, rt: ContextDep, _: RootOnly) -> Verify
         client_cert_pem=body.client_cert_pem,
         https=body.https,
     )
+    started = time.perf_counter()
     try:
         principal = await rt.engine.authenticate(
             _presented(body, headers), facts, required_scopes=body.required_scopes
         )
-    except RateLimited as error:
-        state = RateLimitState(limit=error.limit, remaining=0, reset=error.retry_after)
-        return VerifyResult(valid=False, code=error.code, ratelimit=state)
     except KeyguardError as error:
+        rt.engine.metrics.observe("verify", error.code, time.perf_counter() - started)
+        if isinstance(error, StateUnavailable):
+            raise  # not the key's answer: 503, so the caller cannot take it for one
+        if isinstance(error, RateLimited):
+            state = RateLimitState(limit=error.limit, remaining=0, reset=error.retry_after)
+            return VerifyResult(valid=False, code=error.code, ratelimit=state)
         return VerifyResult(valid=False, code=error.code)
+    rt.engine.metrics.observe("verify", None, time.perf_counter() - started)
     rl = principal.ratelimit
     return VerifyResult(
         valid=True,

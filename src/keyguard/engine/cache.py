@@ -44,6 +44,7 @@ class ReadThroughCache(Generic[T]):
         self._misses: OrderedDict[str, float] = OrderedDict()
         self._loading: dict[str, asyncio.Future[T | None]] = {}
         self._generation = 0
+        self.loads = 0  # look-ups that went to the loader (GET /metrics: the miss side)
         # Called with the key id on every invalidate() (not on forget()): the runtime
         # publishes it on the cache bus so that every other instance forgets the key too.
         self.on_invalidate: Callable[[str], None] | None = None
@@ -71,6 +72,7 @@ class ReadThroughCache(Generic[T]):
             return await asyncio.shield(pending)
         future: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
         self._loading[key_id] = future
+        self.loads += 1
         generation = self._generation
         try:
             record = await self._loader(key_id)

@@ -28,6 +28,7 @@ from keyguard.crypto.keys import KeyIdTagger
 from keyguard.crypto.request_signing import TIMESTAMP_WINDOW, verify_signed_request
 from keyguard.engine.cache import KeyCache
 from keyguard.engine.facts import AccessToken, Credentials, RequestFacts
+from keyguard.engine.metrics import CheckMetrics
 from keyguard.engine.permissions import check_key_kind
 from keyguard.engine.principals import (
     KeyPrincipal,
@@ -104,6 +105,8 @@ class PolicyEngine:
         # Told (key id, project id, refusal code or None, client ip) of every check of an
         # identified key, answered or refused: usage counting (no I/O allowed).
         self.on_use: Callable[[str, str | None, str | None, object], None] | None = None
+        # Checks per door and result, and their latency (GET /metrics); the doors count.
+        self.metrics = CheckMetrics()
         # The other two kinds of principal: plugged in by the OAuth and accounts features.
         self.token_verifier: TokenVerifier | None = None
         self.session_verifier: SessionVerifier | None = None

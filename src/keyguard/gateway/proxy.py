@@ -131,6 +131,7 @@ class Gateway:
                 client_cert_header=self.client_cert_header,
                 required_scopes=self.required_scopes,
                 headers=headers,
+                door="gateway",
             )
         except KeyguardError as error:
             await send_problem(send, error)

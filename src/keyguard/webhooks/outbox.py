@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from keyguard.ids import new_id
 from keyguard.uploads.models import UploadSession
+from keyguard.webhooks.context import WebhookContext
 from keyguard.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 PENDING = "pending"
@@ -139,16 +141,39 @@ def _after_rollback(db: Session) -> None:
     db.info.pop(_DIRTY, None)
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxDepth:
+    """Deliveries waiting (retries included) and the age of the oldest (GET /metrics)."""
+
+    pending: int
+    oldest_age_seconds: float
+
+
+async def outbox_depth(ctx: WebhookContext) -> OutboxDepth:
+    async with ctx.sessions() as db:
+        pending, oldest = (
+            await db.execute(
+                select(func.count(), func.min(WebhookDelivery.created_at)).where(
+                    WebhookDelivery.status == PENDING
+                )
+            )
+        ).one()
+    age = 0.0 if oldest is None else max(0.0, ctx.clock.now() - oldest.timestamp())
+    return OutboxDepth(int(pending), age)
+
+
 __all__ = [
     "CANCELLED",
     "FAILED",
     "PENDING",
     "SUCCEEDED",
+    "OutboxDepth",
     "add_waker",
     "dump_payload",
     "enqueue",
     "mark_dirty",
     "new_delivery",
+    "outbox_depth",
     "remove_waker",
     "subscribed",
 ]
