@@ -282,3 +282,17 @@ def test_wildcard_matches_every_subdomain(suffix: str, sub: str) -> None:
 def test_exact_pattern_matches_only_the_same_host(pattern: str, host: str) -> None:
     allowed = DomainAllowlist([pattern]).allows_origin(f"https://{host}", None)
     assert allowed is (pattern == host)
+
+
+def test_remembered_answers_stay_right_and_bounded() -> None:
+    rules = DomainAllowlist(["*.example.com"])
+    # Many distinct origins, each asked twice: every answer is the uncached one.
+    for i in range(100):
+        good, bad = f"https://a{i}.example.com", f"https://a{i}.example.org"
+        for _ in range(2):
+            assert rules.allows_origin(good, None)
+            assert not rules.allows_origin(bad, None)
+    assert len(rules._decided) <= DomainAllowlist._DECIDED_KEPT
+    # A Referer is never remembered (it changes with every page).
+    assert rules.allows_origin(None, "https://x.example.com/page?q=1")
+    assert not rules.allows_origin(None, "https://x.example.org/")

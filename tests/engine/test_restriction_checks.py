@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -26,39 +27,29 @@ from keyguard.errors import (
     TotpRequired,
 )
 from keyguard.state.memory import memory_state
-from keyguard.state.protocols import RateDecision, StateStores
+from keyguard.state.protocols import RequestLedger, Spent
 
 HASHER = SecretHasher(os.urandom(32))
 NOW = 1_700_000_015.0
 
 
-class CountingLimiter:
-    def __init__(self, inner) -> None:
+class CountingLedger:
+    """The real in-process ledger, recording each spend and what it decided."""
+
+    def __init__(self, inner: RequestLedger) -> None:
         self.inner = inner
-        self.hits: list[str] = []
+        self.spends: list[tuple[tuple[tuple[str, float], ...], str | None, Spent]] = []
 
-    async def hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
-        self.hits.append(bucket)
-        return await self.inner.hit(bucket, limit, period_seconds)
-
-    async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
-        return await self.inner.blocked(bucket, limit, period_seconds)
-
-    async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
-        return await self.inner.peek(bucket, limit, period_seconds)
-
-    async def reset(self, bucket: str, limit: int, period_seconds: int) -> None:
-        await self.inner.reset(bucket, limit, period_seconds)
-
-
-class CountingReplay:
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.claims: list[tuple[str, float]] = []
-
-    async def first_use(self, token: str, ttl_seconds: float) -> bool:
-        self.claims.append((token, ttl_seconds))
-        return await self.inner.first_use(token, ttl_seconds)
+    async def spend(
+        self,
+        tokens: tuple[tuple[str, float], ...],
+        bucket: str | None = None,
+        limit: int = 0,
+        period_seconds: int = 0,
+    ) -> Spent:
+        spent = await self.inner.spend(tokens, bucket, limit, period_seconds)
+        self.spends.append((tokens, bucket, spent))
+        return spent
 
 
 class Setup:
@@ -66,9 +57,8 @@ class Setup:
         self.clock = FrozenClock(NOW)
         self.records: dict[str, KeyRecord] = {}
         base = memory_state(self.clock)
-        self.limiter = CountingLimiter(base.rate_limiter)
-        self.replay = CountingReplay(base.replay_guard)
-        state = StateStores(self.limiter, self.replay, base.cache_bus, base.vault)
+        self.ledger = CountingLedger(base.ledger)
+        state = replace(base, ledger=self.ledger)
 
         async def load(key_id: str) -> KeyRecord | None:
             return self.records.get(key_id)
@@ -131,14 +121,15 @@ async def test_a_refusal_by_an_earlier_check_consumes_no_state(s: Setup) -> None
     facts.client_ip = "198.51.100.1"
     with pytest.raises(ScopeMissing):
         await s.engine.verify(creds, facts, required_scopes=["b"])
-    assert s.replay.claims == []
-    assert s.limiter.hits == []
+    assert s.ledger.spends == []
     principal = await s.engine.verify(creds, facts, required_scopes=["a"])
     assert principal.ratelimit is not None
     assert principal.ratelimit.remaining == 0
-    # Signature first, then the TOTP step, then the rate limit: in that order.
-    assert [t.split(":")[0] for t, _ in s.replay.claims] == ["sig", "totp"]
-    assert s.limiter.hits == [f"rl:{key_id}"]
+    # One spend: the signature, the TOTP step and one request of the key's rate limit.
+    [(tokens, bucket, spent)] = s.ledger.spends
+    assert [t.split(":")[0] for t, _ in tokens] == ["sig", "totp"]
+    assert bucket == f"rl:{key_id}"
+    assert spent.refused is None
 
 
 def _fields(facts: RequestFacts) -> dict:
@@ -150,7 +141,7 @@ async def test_signatures_are_remembered_beyond_the_whole_window(s: Setup) -> No
     key_id, _ = s.add(signing_secret=signing, require_signature=True)
     facts = signed(s, key_id, signing)
     await s.engine.verify(Credentials(key_id, None), facts)
-    assert s.replay.claims[0][1] >= 2 * 300 == SIGNATURE_TTL
+    assert s.ledger.spends[0][0][0][1] >= 2 * 300 == SIGNATURE_TTL
     s.clock.advance(299)  # still inside the window: a replay must still be caught
     with pytest.raises(SignatureReplayed):
         await s.engine.verify(Credentials(key_id, None), facts)
@@ -241,8 +232,46 @@ async def test_a_request_refused_for_its_rate_limit_keeps_its_totp_code(s: Setup
     retry = RequestFacts(totp=totp_code(totp, NOW + 30))  # the next step's code (±1 step)
     with pytest.raises(RateLimited):
         await s.engine.verify(key, retry)
-    assert [t for t, _ in s.replay.claims if t.startswith("totp")] == [
-        t for t, _ in s.replay.claims[:1]
-    ]
+    assert [spent.refused for _, _, spent in s.ledger.spends] == [None, "rate"]
     s.clock.advance(40)  # both windows have moved on: the very same request now passes
     await s.engine.verify(key, RequestFacts(totp=retry.totp))
+
+
+async def test_a_replayed_totp_code_spends_nothing_else(s: Setup) -> None:
+    signing, totp = new_signing_secret(), new_totp_secret()
+    key_id, _ = s.add(signing_secret=signing, require_signature=True, totp_secret=totp)
+    first = signed(s, key_id, signing)
+    first.totp = totp_code(totp, NOW)
+    await s.engine.verify(Credentials(key_id, None), first)
+    s.clock.advance(1)
+    second = signed(s, key_id, signing)  # a fresh signature with the spent code
+    second.totp = first.totp
+    with pytest.raises(TotpInvalid):
+        await s.engine.verify(Credentials(key_id, None), second)
+    # Its signature was not spent by the refusal: with the next code it goes through.
+    second.totp = totp_code(totp, NOW + 30)
+    await s.engine.verify(Credentials(key_id, None), second)
+
+
+async def test_a_replayed_signature_spends_neither_the_totp_step_nor_the_limit(s: Setup) -> None:
+    signing, totp = new_signing_secret(), new_totp_secret()
+    key_id, _ = s.add(
+        signing_secret=signing,
+        require_signature=True,
+        totp_secret=totp,
+        rate_limit=RateLimitRule(2, 60),
+    )
+    facts = signed(s, key_id, signing)
+    facts.totp = totp_code(totp, NOW)
+    await s.engine.verify(Credentials(key_id, None), facts)
+    replayed = signed(s, key_id, signing)
+    replayed.totp = totp_code(totp, NOW + 30)
+    replayed.signature = facts.signature
+    with pytest.raises(SignatureReplayed):
+        await s.engine.verify(Credentials(key_id, None), replayed)
+    s.clock.advance(1)
+    fresh = signed(s, key_id, signing)
+    fresh.totp = replayed.totp  # not spent by the replay
+    principal = await s.engine.verify(Credentials(key_id, None), fresh)
+    assert principal.ratelimit is not None
+    assert principal.ratelimit.remaining == 0  # the replay counted nothing

@@ -36,6 +36,39 @@ async def test_a_token_is_first_used_once(stores: StateStores) -> None:
     assert await stores.replay_guard.first_use(unique("sig"), 600)
 
 
+async def test_a_spend_is_all_or_nothing(stores: StateStores) -> None:
+    spent_before, fresh = unique("sig"), unique("totp")
+    assert await stores.replay_guard.first_use(spent_before, 600)
+    refused = await stores.ledger.spend(((fresh, 600), (spent_before, 600)))
+    assert (refused.refused, refused.replayed) == ("replayed", 1)
+    # The fresh token was not spent by the refused request.
+    assert (await stores.ledger.spend(((fresh, 600),))).refused is None
+    assert (await stores.ledger.spend(((fresh, 600),))).replayed == 0
+
+
+async def test_a_spend_over_the_limit_spends_no_token(stores: StateStores) -> None:
+    bucket, token = unique("rl"), unique("sig")
+    first = await stores.ledger.spend((), bucket, 1, 60)
+    assert first.refused is None
+    assert first.rate is not None
+    assert (first.rate.allowed, first.rate.remaining) == (True, 0)
+    over = await stores.ledger.spend(((token, 600),), bucket, 1, 60)
+    assert over.refused == "rate"
+    assert over.rate is not None
+    assert over.rate.reset_seconds >= 1
+    assert await stores.replay_guard.first_use(token, 600)  # never spent
+
+
+async def test_a_spend_counts_one_request_with_its_tokens(stores: StateStores) -> None:
+    bucket, token = unique("rl"), unique("sig")
+    spent = await stores.ledger.spend(((token, 600),), bucket, 5, 60)
+    assert spent.refused is None
+    assert spent.rate is not None
+    assert spent.rate.remaining == 4
+    assert (await stores.rate_limiter.peek(bucket, 5, 60)).remaining == 4
+    assert not await stores.replay_guard.first_use(token, 600)
+
+
 async def test_a_vault_value_is_taken_once_even_by_racing_takers(stores: StateStores) -> None:
     name = unique("challenge")
     await stores.vault.put(name, "value", 60)

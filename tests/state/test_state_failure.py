@@ -115,6 +115,7 @@ async def test_each_store_fails_closed(silent_redis: str) -> None:
             state.rate_limiter.blocked("b", 10, 60),
             state.rate_limiter.peek("b", 10, 60),
             state.replay_guard.first_use("t", 60),
+            state.ledger.spend((("t", 60),), "b", 10, 60),
             state.vault.put("n", "v", 60),
             state.vault.take("n"),
             state.vault.count("n", 60),
@@ -132,6 +133,10 @@ async def test_each_store_passes_when_open(silent_redis: str) -> None:
         assert (await state.rate_limiter.hit("b", 10, 60)).allowed
         assert await state.rate_limiter.blocked("b", 10, 60) == 0
         assert await state.replay_guard.first_use("t", 60) is True
+        passed = await state.ledger.spend((("t", 60),), "b", 10, 60)
+        assert passed.refused is None
+        assert passed.rate is not None
+        assert passed.rate.allowed
         assert await state.vault.count("n", 60) == 0
         # Nothing can be kept: what needed a stored value finds none (refused).
         await state.vault.put("n", "v", 60)

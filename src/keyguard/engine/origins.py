@@ -233,10 +233,13 @@ class DomainAllowlist:
     """Compiled allowed-domain patterns: a dict of exact hosts and one of suffixes.
 
     A look-up costs one dict probe per label of the request's host, whatever the number
-    of patterns.
+    of patterns; and the answers for the last few ``Origin`` values are remembered (a
+    browser app sends the same one on every request; the list never changes).
     """
 
-    __slots__ = ("_exact", "_suffix", "entries")
+    __slots__ = ("_decided", "_exact", "_suffix", "entries")
+
+    _DECIDED_KEPT = 16  # per list: a few origins per key, bounded whatever is sent
 
     def __init__(self, patterns: Iterable[str] = ()) -> None:
         exact: dict[str, list[_Rule]] = {}
@@ -249,6 +252,7 @@ class DomainAllowlist:
         self.entries: tuple[str, ...] = tuple(entries)
         self._exact = {h: tuple(r) for h, r in exact.items()}
         self._suffix = {h: tuple(r) for h, r in suffix.items()}
+        self._decided: dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -277,8 +281,15 @@ class DomainAllowlist:
         if not self.entries:
             return True
         if origin is not None:
-            parsed = _parse_origin(origin.strip(), url=False)  # "null" fails to parse
-        elif referer is not None:
+            decided = self._decided.get(origin)
+            if decided is None:
+                parsed = _parse_origin(origin.strip(), url=False)  # "null" fails to parse
+                decided = parsed is not None and self._admits(parsed)
+                if len(self._decided) >= self._DECIDED_KEPT:
+                    self._decided.clear()
+                self._decided[origin] = decided
+            return decided
+        if referer is not None:
             parsed = _parse_origin(referer.strip(), url=True)
         else:
             return False

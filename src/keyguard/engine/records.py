@@ -7,6 +7,7 @@ into its raw key. A request then pays a bisect, a few dict probes, three HMACs.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,6 +18,12 @@ from keyguard.engine.origins import DomainAllowlist
 from keyguard.wire import ratelimit_fields, ratelimit_header_items
 
 _NO_VALIDITY: Mapping[str, tuple[float, float]] = MappingProxyType({})
+
+
+def _signature_tokens(signing_secret: str) -> str:
+    # A name for the secret that reveals nothing of it (a truncated hash).
+    digest = hashlib.sha256(b"signing-secret-id:" + signing_secret.encode()).hexdigest()
+    return f"sig:{digest[:32]}:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +58,15 @@ class KeyRecord:
     ip_rules: IpAllowlist | None = field(init=False, default=None, compare=False)
     domain_rules: DomainAllowlist | None = field(init=False, default=None, compare=False)
     totp_key: TotpKey | None = field(init=False, default=None, compare=False)
+    # Names in shared state, made once: the rate-limit bucket, and the prefix of spent
+    # signatures (named by a hash of the signing secret, so keys sharing it share them).
+    rate_bucket: str = field(init=False, default="", compare=False)
+    signature_tokens: str = field(init=False, default="", compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "rate_bucket", f"rl:{self.id}")
+        if self.signing_secret is not None:
+            object.__setattr__(self, "signature_tokens", _signature_tokens(self.signing_secret))
         # ValueError for an entry the API would have refused: the key then fails to load
         # (and so to verify) rather than silently widening its allowlist.
         if self.ip_allowlist:

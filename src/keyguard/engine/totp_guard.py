@@ -45,7 +45,17 @@ class TotpGuard:
         """Spend ``step`` of ``totp``'s secret: each code is accepted once (``TotpInvalid``
         after), across every key sharing the secret (a rotated pair); failures count
         against ``key_id``."""
-        if not await self._replay.first_use(f"totp:{totp.secret_id}:{step}", TOTP_STEP_TTL):
-            limit, period = self._failures
-            await self._limiter.hit(f"totp-fail:{key_id}", limit, period)
-            raise TotpInvalid()
+        token, ttl = step_token(totp, step)
+        if not await self._replay.first_use(token, ttl):
+            await self.refuse_replay(key_id)
+
+    async def refuse_replay(self, key_id: str) -> None:
+        """A code whose step was already spent: counted as a failure, ``TotpInvalid``."""
+        limit, period = self._failures
+        await self._limiter.hit(f"totp-fail:{key_id}", limit, period)
+        raise TotpInvalid()
+
+
+def step_token(totp: TotpKey, step: int) -> tuple[str, float]:
+    """The replay token spending ``step`` of ``totp``'s secret, and its time to live."""
+    return f"totp:{totp.secret_id}:{step}", TOTP_STEP_TTL

@@ -16,7 +16,6 @@ passed; a key without a given restriction skips its check entirely:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -38,7 +37,7 @@ from keyguard.engine.principals import (
     TokenVerifier,
 )
 from keyguard.engine.records import KeyRecord, RateLimitStatus
-from keyguard.engine.totp_guard import TOTP_FAILURES, TotpGuard
+from keyguard.engine.totp_guard import TOTP_FAILURES, TotpGuard, step_token
 from keyguard.errors import (
     ClientCertificateInvalid,
     ClientCertificateRequired,
@@ -67,13 +66,6 @@ SIGNATURE_TTL = 2 * TIMESTAMP_WINDOW
 log = logging.getLogger("keyguard.engine")
 
 
-@functools.lru_cache(maxsize=4096)
-def _secret_id(secret: str | None) -> str:
-    """A name for a signing secret that reveals nothing of it (a hash, truncated); kept
-    per secret, as the secret itself is in the key cache."""
-    return hashlib.sha256(b"signing-secret-id:" + (secret or "").encode()).hexdigest()[:32]
-
-
 # Principals kept for keys without a rate limit (one per cached key at most).
 _PRINCIPALS_KEPT = 100_000
 
@@ -98,7 +90,7 @@ class PolicyEngine:
         self._principals: dict[str, tuple[KeyRecord, KeyPrincipal]] = {}
         self._clock = clock
         self._limiter = state.rate_limiter
-        self._replay = state.replay_guard
+        self._ledger = state.ledger
         self._totp = TotpGuard(state, clock, failures=totp_failures)
         # Told (key id, project id, code, client ip) of each refusal of an identified key.
         self.on_refusal: Callable[[str, str | None, str, str | None], None] | None = None
@@ -197,7 +189,7 @@ class PolicyEngine:
         if rule is None or "RateLimit-Limit" in refusal.headers:
             return
         try:
-            now = await self._limiter.peek(f"rl:{record.id}", rule.limit, rule.period_seconds)
+            now = await self._limiter.peek(record.rate_bucket, rule.limit, rule.period_seconds)
         except Exception:  # the limiter's store is down: the refusal stands without them
             log.warning("rate limit state unavailable for RateLimit headers", exc_info=True)
             return
@@ -253,39 +245,44 @@ class PolicyEngine:
         """TOTP, then what the request spends: its rate limit, signature and TOTP step."""
         step = None if record.totp_key is None else await self._check_totp(record, facts)
 
-        # Everything below consumes state: only requests that passed every check get here.
-        rule = record.rate_limit
-        if rule is not None and (signed or step is not None):
-            # Refuse an over-limit request before it spends its signature or TOTP code, so
-            # the client can retry the very same request after Retry-After.
-            wait = await self._limiter.blocked(f"rl:{record.id}", rule.limit, rule.period_seconds)
-            if wait:
-                raise RateLimited(limit=rule.limit, retry_after=wait, reset=wait)
-        # Once means once across every key sharing the secret (a rotation copies it to the
-        # successor): spent signatures and TOTP steps are keyed by the secret, not the key.
-        if signed and not await self._replay.first_use(
-            f"sig:{_secret_id(record.signing_secret)}:{facts.signature}", SIGNATURE_TTL
-        ):
-            raise SignatureReplayed()
+        # Everything below consumes state: only requests that passed every check get here,
+        # and one call spends it all. An over-limit request is refused before it spends
+        # its signature or TOTP code, so the client can retry the very same request after
+        # Retry-After. Once means once across every key sharing the secret (a rotation
+        # copies it to the successor): spent signatures and TOTP steps are keyed by the
+        # secret, not the key.
+        tokens: tuple[tuple[str, float], ...] = ()
+        if signed:
+            tokens = ((record.signature_tokens + (facts.signature or ""), SIGNATURE_TTL),)
         if step is not None and record.totp_key is not None:
-            await self._totp.claim(record.id, record.totp_key, step)
-        ratelimit = None
-        if rule is not None:
-            decision = await self._limiter.hit(f"rl:{record.id}", rule.limit, rule.period_seconds)
-            if not decision.allowed:
-                raise RateLimited(
-                    limit=rule.limit,
-                    retry_after=decision.reset_seconds,
-                    reset=decision.reset_seconds,
-                )
-            ratelimit = RateLimitStatus(decision.limit, decision.remaining, decision.reset_seconds)
+            tokens = (*tokens, step_token(record.totp_key, step))
+        rule = record.rate_limit
+        if rule is None:
+            spent = await self._ledger.spend(tokens)
+        else:
+            spent = await self._ledger.spend(
+                tokens, record.rate_bucket, rule.limit, rule.period_seconds
+            )
+        decision = spent.rate
+        if spent.refused is not None:
+            if spent.refused == "replayed":
+                if signed and spent.replayed == 0:
+                    raise SignatureReplayed()
+                await self._totp.refuse_replay(record.id)
+            if rule is not None and decision is not None:
+                wait = decision.reset_seconds
+                raise RateLimited(limit=rule.limit, retry_after=wait, reset=wait)
+        if decision is None:
+            return self._principal(record)
+        ratelimit = RateLimitStatus(decision.limit, decision.remaining, decision.reset_seconds)
+        # Positional: a frozen dataclass costs twice as much with keywords (per request).
         return KeyPrincipal(
-            key_id=record.id,
-            project_id=record.project_id,
-            environment=record.environment,
-            scopes=record.scopes,
-            is_root=record.is_root,
-            ratelimit=ratelimit,
+            record.id,
+            record.project_id,
+            record.environment,
+            record.scopes,
+            record.is_root,
+            ratelimit,
         )
 
     def _check_secret(self, record: KeyRecord | None, credentials: Credentials) -> KeyRecord:

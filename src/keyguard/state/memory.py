@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 
 from keyguard.clock import Clock
-from keyguard.state.protocols import RateDecision, StateStores
+from keyguard.state.protocols import RateDecision, Spent, StateStores
 
 
 def _retry_after(limit: int, period: int, elapsed: float, prev: int, cur: int) -> int:
@@ -50,7 +50,7 @@ class MemoryRateLimiter:
         self._buckets: dict[str, list[int]] = {}
         self._hits = 0
 
-    def _window(self, bucket: str, period: int, now: float) -> tuple[list[int], float, int]:
+    def window(self, bucket: str, period: int, now: float) -> tuple[list[int], float, int]:
         """The bucket's state (made if new), the time into its current window, and what
         the sliding window counts now (the previous window's count weighted by how much
         of it still overlaps, plus the current window's)."""
@@ -68,14 +68,28 @@ class MemoryRateLimiter:
 
     async def hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
         now = self._clock.now()
-        state, elapsed, counted = self._window(bucket, period_seconds, now)
+        window = self.window(bucket, period_seconds, now)
+        if window[2] + 1 <= limit:
+            return self.count(window, limit, period_seconds, now)
+        return self.refusal(window, limit, period_seconds)
+
+    def count(
+        self, window: tuple[list[int], float, int], limit: int, period_seconds: int, now: float
+    ) -> RateDecision:
+        """Count one request in a window that admits it (from :meth:`_window`)."""
+        state, elapsed, counted = window
+        state[2] += 1
         self._hits += 1
         if self._hits % self._SWEEP_EVERY == 0:
             self._sweep(now)
-        if counted + 1 <= limit:
-            state[2] += 1
-            # The window slides on: counts shrink from here.
-            return RateDecision(True, limit, limit - counted - 1, _ceil(period_seconds - elapsed))
+        # The window slides on: counts shrink from here.
+        return RateDecision(True, limit, limit - counted - 1, _ceil(period_seconds - elapsed))
+
+    def refusal(
+        self, window: tuple[list[int], float, int], limit: int, period_seconds: int
+    ) -> RateDecision:
+        """The decision for a window that admits no request now."""
+        state, elapsed, counted = window
         wait = _retry_after(limit, period_seconds, elapsed, state[1], state[2])
         return RateDecision(False, limit, max(0, limit - counted), wait)
 
@@ -84,7 +98,7 @@ class MemoryRateLimiter:
             # Nothing counted (the common case: every TOTP check asks first): answered
             # without building a decision.
             return 0 if limit > 0 else period_seconds
-        state, elapsed, counted = self._window(bucket, period_seconds, self._clock.now())
+        state, elapsed, counted = self.window(bucket, period_seconds, self._clock.now())
         if counted + 1 <= limit:
             return 0
         return _retry_after(limit, period_seconds, elapsed, state[1], state[2])
@@ -92,7 +106,7 @@ class MemoryRateLimiter:
     async def peek(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
         if bucket not in self._buckets:  # no bucket is created just for looking
             return RateDecision(limit > 0, limit, max(0, limit), period_seconds)
-        state, elapsed, counted = self._window(bucket, period_seconds, self._clock.now())
+        state, elapsed, counted = self.window(bucket, period_seconds, self._clock.now())
         if counted + 1 <= limit:
             return RateDecision(True, limit, limit - counted, _ceil(period_seconds - elapsed))
         wait = _retry_after(limit, period_seconds, elapsed, state[1], state[2])
@@ -128,13 +142,55 @@ class MemoryReplayGuard:
 
     async def first_use(self, token: str, ttl_seconds: float) -> bool:
         now = self._clock.now()
-        if self._seen.get(token, 0.0) > now:
+        if self.spent(token, now):
             return False
+        self.spend(token, ttl_seconds, now)
+        return True
+
+    def spent(self, token: str, now: float) -> bool:
+        return self._seen.get(token, 0.0) > now
+
+    def spend(self, token: str, ttl_seconds: float, now: float) -> None:
         self._seen[token] = now + ttl_seconds
         if len(self._seen) >= self._sweep_at:
             self._seen = {t: until for t, until in self._seen.items() if until > now}
             self._sweep_at = max(self._MIN_SWEEP, 2 * len(self._seen))
-        return True
+
+
+_ALLOWED = Spent(None, -1, None)
+
+
+class MemoryLedger:
+    """:class:`RequestLedger` on the two stores above, in one synchronous step (nothing
+    can interleave, so it is atomic)."""
+
+    def __init__(self, limiter: MemoryRateLimiter, replay: MemoryReplayGuard, clock: Clock):
+        self._limiter = limiter
+        self._replay = replay
+        self._clock = clock
+
+    async def spend(
+        self,
+        tokens: tuple[tuple[str, float], ...],
+        bucket: str | None = None,
+        limit: int = 0,
+        period_seconds: int = 0,
+    ) -> Spent:
+        now = self._clock.now()
+        window = None
+        if bucket is not None:
+            window = self._limiter.window(bucket, period_seconds, now)
+            if window[2] + 1 > limit:
+                return Spent("rate", -1, self._limiter.refusal(window, limit, period_seconds))
+        replay = self._replay
+        for index, (token, _) in enumerate(tokens):
+            if replay.spent(token, now):
+                return Spent("replayed", index, None)
+        for token, ttl in tokens:
+            replay.spend(token, ttl, now)
+        if window is None:
+            return _ALLOWED
+        return Spent(None, -1, self._limiter.count(window, limit, period_seconds, now))
 
 
 class MemoryVault:
@@ -186,9 +242,12 @@ class LocalCacheBus:
 
 
 def memory_state(clock: Clock) -> StateStores:
+    limiter = MemoryRateLimiter(clock)
+    replay = MemoryReplayGuard(clock)
     return StateStores(
-        rate_limiter=MemoryRateLimiter(clock),
-        replay_guard=MemoryReplayGuard(clock),
+        rate_limiter=limiter,
+        replay_guard=replay,
+        ledger=MemoryLedger(limiter, replay, clock),
         cache_bus=LocalCacheBus(),
         vault=MemoryVault(clock),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 
 class RateDecision(NamedTuple):
@@ -41,6 +41,38 @@ class RateLimiter(Protocol):
 class ReplayGuard(Protocol):
     async def first_use(self, token: str, ttl_seconds: float) -> bool:
         """True exactly once per ``token`` within ``ttl_seconds`` (atomic across instances)."""
+        ...
+
+
+class Spent(NamedTuple):
+    """What :meth:`RequestLedger.spend` decided for one request."""
+
+    refused: Literal["rate", "replayed"] | None  # None: allowed, and everything spent
+    replayed: int  # "replayed": the index of the first token already spent; else -1
+    rate: RateDecision | None  # the bucket after this request (None without a bucket)
+
+
+class RequestLedger(Protocol):
+    """What an accepted request spends, in one call: the policy engine's only use of
+    shared state on the hot path (a rate limit, a signature, a TOTP step: one call, and
+    on Redis at most three round trips, instead of five calls)."""
+
+    async def spend(
+        self,
+        tokens: tuple[tuple[str, float], ...],
+        bucket: str | None = None,
+        limit: int = 0,
+        period_seconds: int = 0,
+    ) -> Spent:
+        """In this order, stopping at the first refusal:
+
+        1. ``bucket`` (if any) admits no request now: ``"rate"``, its wait in
+           ``rate.reset_seconds``, nothing spent (the client may retry the very same
+           request later);
+        2. a token (with its time to live) was spent before: ``"replayed"`` and its
+           index, nothing spent (tokens are all-or-nothing, atomic across instances);
+        3. every token is spent and one request counted in ``bucket``.
+        """
         ...
 
 
@@ -87,6 +119,7 @@ async def _nothing() -> None:
 class StateStores:
     rate_limiter: RateLimiter
     replay_guard: ReplayGuard
+    ledger: RequestLedger
     cache_bus: CacheBus
     vault: Vault
     # Releases connections (Redis); the runtime awaits it on shutdown.

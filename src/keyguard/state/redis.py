@@ -28,11 +28,12 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.exceptions import RedisError
 
 from keyguard.errors import StateUnavailable
-from keyguard.state.protocols import RateDecision, StateStores
+from keyguard.state.protocols import RateDecision, Spent, StateStores
 
 __all__ = [
     "CLEAR_ALL",
     "RedisCacheBus",
+    "RedisLedger",
     "RedisRateLimiter",
     "RedisReplayGuard",
     "redis_state",
@@ -101,9 +102,10 @@ class RedisRateLimiter:
 
     async def hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
         passed = RateDecision(True, limit, limit, period_seconds)
-        return await self._guard.run(self._hit(bucket, limit, period_seconds), passed)
+        return await self._guard.run(self.count(bucket, limit, period_seconds), passed)
 
-    async def _hit(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+    async def count(self, bucket: str, limit: int, period_seconds: int) -> RateDecision:
+        """Unguarded :meth:`hit` (the caller runs it under the guard)."""
         item = RateLimitItemPerSecond(limit, period_seconds)
         allowed = await self._limiter.hit(item, bucket)
         stats = await self._limiter.get_window_stats(item, bucket)
@@ -111,9 +113,10 @@ class RedisRateLimiter:
         return RateDecision(allowed, limit, max(0, stats.remaining), reset)
 
     async def blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
-        return await self._guard.run(self._blocked(bucket, limit, period_seconds), 0)
+        return await self._guard.run(self.wait(bucket, limit, period_seconds), 0)
 
-    async def _blocked(self, bucket: str, limit: int, period_seconds: int) -> int:
+    async def wait(self, bucket: str, limit: int, period_seconds: int) -> int:
+        """Unguarded :meth:`blocked`."""
         item = RateLimitItemPerSecond(limit, period_seconds)
         if await self._limiter.test(item, bucket):
             return 0
@@ -136,6 +139,14 @@ class RedisRateLimiter:
         await self._guard.run(self._limiter.clear(item, bucket), None)
 
 
+def _seen_key(token: str) -> str:
+    return f"{PREFIX}:seen:{token}"
+
+
+def _milliseconds(ttl_seconds: float) -> int:
+    return max(1, int(ttl_seconds * 1000))
+
+
 class RedisReplayGuard:
     def __init__(self, client: aioredis.Redis, guard: _Guard) -> None:
         self._redis = client
@@ -146,9 +157,68 @@ class RedisReplayGuard:
 
     async def _first_use(self, token: str, ttl_seconds: float) -> bool:
         stored = await self._redis.set(
-            f"{PREFIX}:seen:{token}", b"1", nx=True, px=max(1, int(ttl_seconds * 1000))
+            _seen_key(token), b"1", nx=True, px=_milliseconds(ttl_seconds)
         )
         return bool(stored)
+
+
+# All-or-nothing "first use" of several tokens: the 1-based index of the first one
+# already spent (nothing set), else 0 with every token set for its own time to live.
+_SPEND_TOKENS = """
+for i, key in ipairs(KEYS) do
+    if redis.call('exists', key) == 1 then return i end
+end
+for i, key in ipairs(KEYS) do
+    redis.call('set', key, '1', 'PX', ARGV[i])
+end
+return 0
+"""
+
+
+class RedisLedger:
+    """:class:`RequestLedger` in up to three round trips: the rate-limit test (signed or
+    TOTP requests only), the tokens (one atomic script), the hit. Between the test and
+    the hit another instance may fill the window: that request is then refused with its
+    tokens spent, as if it had been refused a moment later."""
+
+    def __init__(self, limiter: RedisRateLimiter, client: aioredis.Redis, guard: _Guard):
+        self._limiter = limiter
+        self._guard = guard
+        self._spend_tokens = client.register_script(_SPEND_TOKENS)
+
+    async def spend(
+        self,
+        tokens: tuple[tuple[str, float], ...],
+        bucket: str | None = None,
+        limit: int = 0,
+        period_seconds: int = 0,
+    ) -> Spent:
+        passed = Spent(None, -1, None)
+        if bucket is not None:
+            passed = Spent(None, -1, RateDecision(True, limit, limit, period_seconds))
+        return await self._guard.run(self._spend(tokens, bucket, limit, period_seconds), passed)
+
+    async def _spend(
+        self,
+        tokens: tuple[tuple[str, float], ...],
+        bucket: str | None,
+        limit: int,
+        period_seconds: int,
+    ) -> Spent:
+        if bucket is not None and tokens:
+            wait = await self._limiter.wait(bucket, limit, period_seconds)
+            if wait:
+                return Spent("rate", -1, RateDecision(False, limit, 0, wait))
+        if tokens:
+            keys = [_seen_key(token) for token, _ in tokens]
+            ttls = [_milliseconds(ttl) for _, ttl in tokens]
+            first_spent = int(await self._spend_tokens(keys=keys, args=ttls))
+            if first_spent:
+                return Spent("replayed", first_spent - 1, None)
+        if bucket is None:
+            return Spent(None, -1, None)
+        decision = await self._limiter.count(bucket, limit, period_seconds)
+        return Spent(None if decision.allowed else "rate", -1, decision)
 
 
 class RedisVault:
@@ -161,7 +231,7 @@ class RedisVault:
 
     async def put(self, name: str, value: str, ttl_seconds: float) -> None:
         call = self._redis.set(
-            f"{PREFIX}:vault:{name}", value.encode(), px=max(1, int(ttl_seconds * 1000))
+            f"{PREFIX}:vault:{name}", value.encode(), px=_milliseconds(ttl_seconds)
         )
         await self._guard.run(call, None)
 
@@ -181,7 +251,7 @@ class RedisVault:
         key = f"{PREFIX}:vault:{name}"
         async with self._redis.pipeline(transaction=True) as pipe:  # MULTI/EXEC
             pipe.incr(key)
-            pipe.pexpire(key, max(1, int(ttl_seconds * 1000)))
+            pipe.pexpire(key, _milliseconds(ttl_seconds))
             value, _ = await pipe.execute()
         return int(value)
 
@@ -267,9 +337,11 @@ def redis_state(
         async with asyncio.timeout(timeout):
             await client.ping()
 
+    limiter = RedisRateLimiter(url, client, guard)
     return StateStores(
-        rate_limiter=RedisRateLimiter(url, client, guard),
+        rate_limiter=limiter,
         replay_guard=RedisReplayGuard(client, guard),
+        ledger=RedisLedger(limiter, client, guard),
         cache_bus=bus,
         vault=RedisVault(client, guard),
         close=close,
