@@ -27,6 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import anyio
 import httpx
@@ -282,19 +283,8 @@ async def _post_pinned(
     pool: SenderPool | None,
     partition: str,
 ) -> tuple[int, str, float | None, bool]:
-    # httpx.Headers so a caller's "host" or "accept-encoding" is replaced, not doubled.
-    request_headers = httpx.Headers(
-        {"User-Agent": USER_AGENT, "Accept": "*/*", "Content-Type": "application/json"}
-    )
-    request_headers.update(headers)
-    request_headers["Host"] = parsed.host_header
-    # Identity only: a compressed body could expand far past max_response_bytes.
-    request_headers["Accept-Encoding"] = "identity"
-    extensions: dict[str, object] = {
-        "timeout": dict.fromkeys(("connect", "read", "write", "pool"), io_timeout)
-    }
-    if parsed.ip is None:
-        extensions["sni_hostname"] = parsed.host
+    request_headers = _request_headers(headers, parsed.host_header)
+    extensions = _extensions(io_timeout, None if parsed.ip is not None else parsed.host)
     last_error = codes.CONNECT_FAILED
     # Try each checked address in turn (as a dual-stack client would); only a refused
     # or unreachable connection moves on to the next one.
@@ -319,6 +309,38 @@ async def _post_pinned(
         except httpx.TransportError as exc:
             raise _Failed(codes.NETWORK_ERROR) from exc
     raise _Failed(last_error)
+
+
+_DEFAULT_HEADERS = (
+    ("User-Agent", USER_AGENT),
+    ("Accept", "*/*"),
+    ("Content-Type", "application/json"),
+)
+_OURS = frozenset({"host", "accept-encoding"})
+
+
+def _request_headers(headers: Mapping[str, str], host: str) -> list[tuple[str, str]]:
+    """The defaults the caller did not set, the caller's, then ours, each name once: the
+    ``Host`` of the original name (the URL holds the checked IP), and identity encoding
+    only (a compressed body could expand far past ``max_response_bytes``). A plain list:
+    httpx makes its headers from it once per attempt."""
+    given = {name.lower() for name in headers}
+    items = [(name, value) for name, value in _DEFAULT_HEADERS if name.lower() not in given]
+    items += [(name, value) for name, value in headers.items() if name.lower() not in _OURS]
+    items += (("Host", host), ("Accept-Encoding", "identity"))
+    return items
+
+
+@functools.lru_cache(maxsize=256)
+def _extensions(io_timeout: float, sni_hostname: str | None) -> Mapping[str, object]:
+    """httpcore's request options, made once per timeout and host (read-only)."""
+    extensions: dict[str, object] = {
+        "timeout": MappingProxyType(dict.fromkeys(("connect", "read", "write", "pool"), io_timeout))
+    }
+    if sni_hostname is not None:
+        # The name TLS sends and verifies the certificate against (the URL has the IP).
+        extensions["sni_hostname"] = sni_hostname
+    return MappingProxyType(extensions)
 
 
 @contextlib.asynccontextmanager

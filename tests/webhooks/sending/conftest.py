@@ -18,6 +18,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     local_address: str
+    names: list[str]  # every header name as sent, in order (a doubled one shows twice)
 
 
 @dataclass
@@ -73,13 +74,15 @@ def _handler(receiver: Receiver) -> Callable[[asyncio.StreamReader, asyncio.Stre
             lines = head.decode("latin-1").split("\r\n")
             method, path, _ = lines[0].split(" ", 2)
             headers = {}
+            names = []
             for line in lines[1:]:
                 if line:
                     name, _, value = line.partition(":")
                     headers[name.strip().lower()] = value.strip()
+                    names.append(name.strip().lower())
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             local = writer.get_extra_info("sockname")[0]
-            receiver.requests.append(Seen(method, path, headers, body, local))
+            receiver.requests.append(Seen(method, path, headers, body, local, names))
             await _route(path, writer)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass

@@ -207,6 +207,23 @@ async def test_caller_host_header_cannot_override_the_url(receiver) -> None:
     assert receiver.requests[0].headers["host"] == f"127.0.0.1:{receiver.port}"
 
 
+async def test_each_header_is_sent_once_the_callers_replacing_defaults(receiver) -> None:
+    given = {
+        "content-type": "application/cloudevents+json",
+        "Accept-Encoding": "gzip",
+        "HOST": "internal.admin",
+        "webhook-id": "msg_1",
+    }
+    await send_webhook(receiver.url("/ok"), BODY, given, allow_private=LOOPBACK)
+    seen = receiver.requests[0]
+    assert len(seen.names) == len(set(seen.names)), seen.names
+    assert seen.headers["content-type"] == "application/cloudevents+json"
+    assert seen.headers["accept-encoding"] == "identity"  # ours: never a compressed answer
+    assert seen.headers["host"] == f"127.0.0.1:{receiver.port}"
+    assert seen.headers["webhook-id"] == "msg_1"
+    assert seen.headers["user-agent"] == "Keyguard-Webhooks/1"
+
+
 # ---- DNS pinning ------------------------------------------------------------------------
 
 
