@@ -23,15 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from helpers import self_signed
 from keyguard import errors
 from keyguard.accounts.service import init_admin
 from keyguard.app import create_asgi
@@ -82,18 +80,7 @@ class Cert:
 
 
 def make_cert(cn: str, not_before: datetime, not_after: datetime) -> Cert:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
+    cert, _ = self_signed(cn, not_before, not_after)
     return Cert(
         cert.public_bytes(serialization.Encoding.PEM).decode(),
         cert.public_bytes(serialization.Encoding.DER),

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from helpers import self_signed
 from keyguard.clock import FrozenClock
 from keyguard.crypto.totp import totp_code
 from keyguard.keys import service as keys
@@ -20,18 +18,7 @@ from keyguard.storage.db import create_reader
 
 
 def _certificate(cn: str, now: datetime) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert, _ = self_signed(cn, now - timedelta(hours=1), now + timedelta(days=1))
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 

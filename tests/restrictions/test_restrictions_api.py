@@ -12,12 +12,10 @@ import httpx
 import pyotp
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
-from helpers import POLL_SESSION, bearer, create_key
+from helpers import POLL_SESSION, bearer, create_key, self_signed
 from keyguard.audit.models import AuditEvent
 from keyguard.client.auth import SignedRequestAuth, TotpAuth
 from keyguard.crypto.request_signing import compute_signature
@@ -26,19 +24,8 @@ from keyguard.usage.anomalies import check_counts
 
 
 def _pem(cn: str, *, days: float = 30, start_days: float = -1, with_key: bool = False) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     start = datetime.now(UTC) + timedelta(days=start_days)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = self_signed(cn, start, start + timedelta(days=days))
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     if with_key:
         pem += key.private_bytes(
