@@ -5,13 +5,18 @@ from __future__ import annotations
 import re
 
 import httpx
+from sqlalchemy import select
 
+from keyguard.mail.models import MailMessage
+from keyguard.runtime import Runtime
 from keyguard.web.csrf import FIELD
 from soft_authenticator import SoftAuthenticator
 
 # The account the root conftest's `admin` fixture creates.
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
+# The password of the accounts that join by invitation (join()).
+NEW_PASSWORD = "a long and private phrase"
 
 # The TOTP secret on the enrolment page, in groups of four.
 SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7 ]+)</code>')
@@ -56,3 +61,37 @@ async def add_passkey(
     credential = authenticator.create(options.json(), **kw)
     fields = {FIELD: token, "name": name, "credential": credential}
     return await client.post("/account/passkeys", data=fields)
+
+
+async def last_link(runtime: Runtime, to: str, path: str) -> str:
+    async with runtime.sessions() as db:
+        bodies = (
+            await db.execute(
+                select(MailMessage.body)
+                .where(MailMessage.to_address == to)
+                .order_by(MailMessage.created_at.desc(), MailMessage.id.desc())
+            )
+        ).scalars()
+        body = next(iter(bodies))
+    found = re.search(rf"https://[^/\s]+({path}/\S+)", body)
+    assert found, body
+    return found.group(1)
+
+
+async def invite(client, project_id: str, email: str, role: str) -> httpx.Response:
+    return await submit(
+        client,
+        f"/projects/{project_id}/members",
+        f"/projects/{project_id}/members/invite",
+        {"email": email, "role": role},
+    )
+
+
+async def join(runtime, browser, project_id, client, email, role) -> str:
+    """Invite ``email`` as ``role`` and accept as a new account; returns the link path."""
+    assert (await invite(client, project_id, email, role)).status_code == 303
+    link = await last_link(runtime, email, "/invitations")
+    async with browser() as other:
+        joined = await submit(other, link, link, {"password": NEW_PASSWORD})
+        assert joined.status_code == 303, joined.text
+    return link

@@ -7,7 +7,8 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -150,3 +151,16 @@ def root_headers(admin: InitResult) -> dict[str, str]:
 @pytest.fixture
 def project_id(admin: InitResult) -> str:
     return admin.project.project.id
+
+
+@pytest.fixture
+def browser(runtime: Runtime) -> Callable[[], AsyncIterator[httpx.AsyncClient]]:
+    """Another browser (its own cookies) on the same Keyguard."""
+
+    @asynccontextmanager
+    async def open_one() -> AsyncIterator[httpx.AsyncClient]:
+        transport = httpx.ASGITransport(app=create_asgi(runtime), client=("198.51.100.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+            yield c
+
+    return open_one

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from keyguard.accounts.feature import FEATURE as ACCOUNTS
 from keyguard.audit.feature import FEATURE as AUDIT
+from keyguard.dashboard.feature import FEATURE as DASHBOARD
 from keyguard.feature import AuditSubscriber, Feature
 from keyguard.keys.feature import FEATURE as KEYS
 from keyguard.leaks.feature import FEATURE as LEAKS
@@ -27,6 +28,7 @@ FEATURES: tuple[Feature, ...] = (
     AUDIT,
     RESTRICTIONS,
     ACCOUNTS,
+    DASHBOARD,
     MAIL,
     USAGE,
     LEAKS,

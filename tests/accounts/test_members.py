@@ -4,70 +4,26 @@ first and never tells who has an account."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-
 import httpx
 import pytest
 from sqlalchemy import select
 
-from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_of, sign_in, submit
+from account_pages import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    NEW_PASSWORD,
+    csrf_of,
+    invite,
+    join,
+    last_link,
+    sign_in,
+    submit,
+)
 from keyguard.accounts.members import INVITATION_DAYS, INVITES_PER_ADDRESS
 from keyguard.accounts.models import Account, Membership
-from keyguard.app import create_asgi
 from keyguard.mail.models import MailMessage
 from keyguard.runtime import Runtime
 from keyguard.wire import SESSION_COOKIE
-
-NEW_PASSWORD = "a long and private phrase"
-
-
-@pytest.fixture
-def browser(runtime: Runtime) -> Callable[[], AsyncIterator[httpx.AsyncClient]]:
-    """Another browser (its own cookies) on the same Keyguard."""
-
-    @asynccontextmanager
-    async def open_one() -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=create_asgi(runtime), client=("198.51.100.9", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
-            yield c
-
-    return open_one
-
-
-async def last_link(runtime: Runtime, to: str, path: str) -> str:
-    async with runtime.sessions() as db:
-        bodies = (
-            await db.execute(
-                select(MailMessage.body)
-                .where(MailMessage.to_address == to)
-                .order_by(MailMessage.created_at.desc(), MailMessage.id.desc())
-            )
-        ).scalars()
-        body = next(iter(bodies))
-    found = re.search(rf"https://[^/\s]+({path}/\S+)", body)
-    assert found, body
-    return found.group(1)
-
-
-async def invite(client, project_id: str, email: str, role: str) -> httpx.Response:
-    return await submit(
-        client,
-        f"/projects/{project_id}/members",
-        f"/projects/{project_id}/members/invite",
-        {"email": email, "role": role},
-    )
-
-
-async def join(runtime, browser, project_id, client, email, role) -> str:
-    """Invite ``email`` as ``role`` and accept as a new account; returns the link path."""
-    assert (await invite(client, project_id, email, role)).status_code == 303
-    link = await last_link(runtime, email, "/invitations")
-    async with browser() as other:
-        joined = await submit(other, link, link, {"password": NEW_PASSWORD})
-        assert joined.status_code == 303, joined.text
-    return link
 
 
 @pytest.fixture

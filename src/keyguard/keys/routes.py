@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Response, status
 
 from keyguard.api.deps import ContextDep, Manager, ProjectOwner, resource_kind
@@ -45,19 +43,7 @@ def created_out(created: CreatedKey) -> KeyCreated:
 async def create_key(
     project_id: str, body: KeyCreate, rt: ContextDep, caller: Manager
 ) -> KeyCreated:
-    spec = keys.KeySpec(
-        name=body.name,
-        environment=body.environment,
-        scopes=tuple(body.scopes),
-        expires_at=body.expires_at,
-        metadata=body.metadata,
-        ip_allowlist=tuple(body.ip_allowlist),
-        allowed_domains=tuple(body.allowed_domains),
-        rate_limit=(body.rate_limit.limit, body.rate_limit.period_seconds)
-        if body.rate_limit
-        else None,
-    )
-    created = await keys.create_key(rt, project_id, spec, actor=caller.actor)
+    created = await keys.create_key(rt, project_id, body.spec(), actor=caller.actor)
     return created_out(created)
 
 
@@ -83,13 +69,7 @@ async def get_key(key_id: str, rt: ContextDep, _: Manager) -> KeyOut:
 
 @router.patch("/v1/keys/{key_id}", response_model=KeyOut)
 async def update_key(key_id: str, body: KeyUpdate, rt: ContextDep, caller: Manager) -> KeyOut:
-    changes: dict[str, Any] = {}
-    for field in body.model_fields_set:
-        value = getattr(body, field)
-        if field == "rate_limit":
-            value = (value.limit, value.period_seconds) if value else None
-        changes[field] = value
-    return key_out(await keys.update_key(rt, key_id, changes, actor=caller.actor))
+    return key_out(await keys.update_key(rt, key_id, body.changes(), actor=caller.actor))
 
 
 @router.delete("/v1/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

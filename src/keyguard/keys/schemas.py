@@ -25,6 +25,7 @@ from keyguard.api.schema_base import (
     Strict,
     unique,
 )
+from keyguard.keys.service import KeySpec
 
 
 class _KeySettings(Strict):
@@ -50,6 +51,19 @@ class KeyCreate(_KeySettings):
     rate_limit: RateLimitBody | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    def spec(self) -> KeySpec:
+        """The service's spec (the API and the dashboard both create keys through this)."""
+        return KeySpec(
+            name=self.name,
+            environment=self.environment,
+            scopes=tuple(self.scopes),
+            expires_at=self.expires_at,
+            metadata=self.metadata,
+            ip_allowlist=tuple(self.ip_allowlist),
+            allowed_domains=tuple(self.allowed_domains),
+            rate_limit=_rate(self.rate_limit),
+        )
+
 
 class KeyUpdate(_KeySettings):
     name: Name | None = None
@@ -71,6 +85,18 @@ class KeyUpdate(_KeySettings):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field} cannot be null")
         return self
+
+    def changes(self) -> dict[str, Any]:
+        """Field -> new value, for the fields sent (what ``update_key`` takes)."""
+        changes: dict[str, Any] = {}
+        for field in self.model_fields_set:
+            value = getattr(self, field)
+            changes[field] = _rate(value) if field == "rate_limit" else value
+        return changes
+
+
+def _rate(body: RateLimitBody | None) -> tuple[int, int] | None:
+    return (body.limit, body.period_seconds) if body else None
 
 
 class KeyRotate(Strict):

@@ -1,0 +1,302 @@
+"""Settings > API Keys, in-process: seed 000's steps work as written, every change goes
+through the services (validated, audited once, atomic), a secret is shown once, and a
+role or a project that does not allow something is refused on the server."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pyotp
+import pytest
+from sqlalchemy import func, select
+
+from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, NEW_PASSWORD, csrf_of, join, sign_in
+from keyguard.accounts.service import InitResult
+from keyguard.audit.models import AuditEvent
+from keyguard.keys.models import ApiKey
+from keyguard.runtime import Runtime
+from keyguard.web.csrf import FIELD
+
+KEY = re.compile(r'<code id="new-key">([^<]+)</code>')
+TOTP_SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7 ]+)</code>')
+
+
+def keys_url(project_id: str) -> str:
+    return f"/projects/{project_id}/settings/api-keys"
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient, admin: InitResult) -> httpx.AsyncClient:
+    assert (await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
+    return client
+
+
+async def post(client: httpx.AsyncClient, page: str, action: str, **fields: str) -> httpx.Response:
+    """GET ``page`` for its CSRF token, then POST ``fields`` to ``action``."""
+    shown = await client.get(page)
+    assert shown.status_code == 200, shown.text
+    return await client.post(action, data={FIELD: csrf_of(shown.text), **fields})
+
+
+async def create(client: httpx.AsyncClient, project_id: str, **fields: str) -> tuple[str, str]:
+    """Create a key on the page; (its id, the key shown once)."""
+    page = keys_url(project_id)
+    made = await post(client, page, page, **{"name": "Server", "environment": "live", **fields})
+    assert made.status_code == 201, made.text
+    found = KEY.search(made.text)
+    assert found
+    key_id = re.search(r"<code>(aptr_[a-z]+_[A-Za-z0-9]+)</code>", made.text)
+    assert key_id
+    return key_id.group(1), found.group(1)
+
+
+def key_form(**fields: str) -> dict[str, str]:
+    base = {
+        "name": "Server",
+        "scopes": "",
+        "expires_at": "",
+        "rate_limit": "",
+        "rate_period": "60",
+        "ip_allowlist": "",
+        "allowed_domains": "",
+    }
+    return {**base, **fields}
+
+
+async def audit_count(runtime: Runtime, target: str) -> int:
+    async with runtime.sessions() as db:
+        query = select(func.count()).select_from(AuditEvent).where(AuditEvent.target == target)
+        return int((await db.execute(query)).scalar_one())
+
+
+async def poll(client: httpx.AsyncClient, key: str, **headers: str) -> httpx.Response:
+    return await client.post(
+        "/v1/sessions",
+        json={"delivery_mode": "poll"},
+        headers={"Authorization": f"Bearer {key}", **headers},
+    )
+
+
+async def test_opening_the_project_leads_to_settings_api_keys(owner, project_id) -> None:
+    home = await owner.get(f"/projects/{project_id}")
+    assert home.status_code == 303
+    assert home.headers["location"] == keys_url(project_id)
+    page = await owner.get(keys_url(project_id))
+    assert page.status_code == 200
+    assert "<h1>API Keys</h1>" in page.text
+    assert "No keys yet" in page.text  # the admin's root key is no project key
+    projects = await owner.get("/projects")
+    assert f'href="{keys_url(project_id)}"' in projects.text
+
+
+async def test_a_new_key_is_shown_once_and_then_never_again(owner, project_id, runtime) -> None:
+    key_id, key = await create(owner, project_id, scopes="sessions:write")
+    assert key.startswith("aptr_live_")
+    for url in (keys_url(project_id), f"{keys_url(project_id)}/{key_id}"):
+        page = await owner.get(url)
+        assert page.status_code == 200
+        assert key not in page.text
+        assert key.split("_")[-1][-12:] not in page.text  # not even the secret's tail
+        assert key_id in page.text
+    assert (await poll(owner, key)).status_code == 201
+    async with runtime.sessions() as db:
+        row = (await db.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one()
+    assert row.scopes == ["sessions:write"]
+
+
+async def test_created_page_is_never_cached(owner, project_id) -> None:
+    page = keys_url(project_id)
+    made = await post(owner, page, page, name="Cache", environment="test")
+    assert made.status_code == 201
+    assert made.headers["cache-control"] == "no-store"
+    assert "aptr_test_" in made.text
+
+
+async def test_ip_allowlist_as_in_the_seed_then_another_address_gets_403(
+    owner, project_id, runtime, client
+) -> None:
+    key_id, key = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    before = await audit_count(runtime, key_id)
+    # A typo on line 2: refused next to the field, with its line; nothing saved.
+    bad = await post(owner, url, url, **key_form(ip_allowlist="203.0.113.7\n10.0.0.0/33"))
+    assert bad.status_code == 422
+    assert "Line 2:" in bad.text
+    assert 'aria-invalid="true"' in bad.text
+    assert "10.0.0.0/33" in bad.text  # what was typed is kept
+    assert await audit_count(runtime, key_id) == before
+    # The test client connects from 203.0.113.7.
+    saved = await post(owner, url, url, **key_form(ip_allowlist="198.51.100.0/24\n2001:db8::/32"))
+    assert saved.status_code == 303
+    assert saved.headers["location"] == f"{url}?flash=key_saved"
+    assert await audit_count(runtime, key_id) == before + 1
+    refused = await poll(owner, key)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "ip_not_allowed"
+    opened = await post(owner, url, url, **key_form(ip_allowlist="203.0.113.0/24"))
+    assert opened.status_code == 303
+    assert (await poll(owner, key)).status_code == 201
+
+
+async def test_saving_an_untouched_form_changes_and_audits_nothing(
+    owner, project_id, runtime
+) -> None:
+    key_id, _ = await create(owner, project_id, scopes="a\nb", rate_limit="100")
+    url = f"{keys_url(project_id)}/{key_id}"
+    before = await audit_count(runtime, key_id)
+    untouched = await post(owner, url, url, **key_form(scopes="a, b", rate_limit="100"))
+    assert untouched.headers["location"] == f"{url}?flash=key_unchanged"
+    assert await audit_count(runtime, key_id) == before
+    changed = await post(owner, url, url, **key_form(scopes="a", rate_limit="100"))
+    assert changed.headers["location"] == f"{url}?flash=key_saved"
+    assert await audit_count(runtime, key_id) == before + 1
+
+
+async def test_allowed_domains_with_the_wildcard_rule(owner, project_id) -> None:
+    key_id, key = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    page = await owner.get(url)
+    assert "any depth" in page.text  # the wildcard rule, beside the field
+    bad = await post(owner, url, url, **key_form(allowed_domains="*"))
+    assert bad.status_code == 422
+    assert "Line 1:" in bad.text
+    ok = await post(owner, url, url, **key_form(allowed_domains="*.example.com"))
+    assert ok.status_code == 303
+    deep = await poll(owner, key, Origin="https://a.b.example.com")
+    assert deep.status_code == 201
+    apex = await poll(owner, key, Origin="https://example.com")
+    assert apex.status_code == 403
+    assert apex.json()["code"] == "origin_not_allowed"
+
+
+async def test_enable_totp_then_requests_need_a_code(owner, project_id, clock) -> None:
+    key_id, key = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    started = await post(owner, url, f"{url}/totp/start")
+    assert started.status_code == 200
+    found = TOTP_SECRET.search(started.text)
+    assert found
+    secret = found.group(1).replace(" ", "")
+    assert "<svg" in started.text  # the QR code
+    token = csrf_of(started.text)
+    wrong = await owner.post(f"{url}/totp/confirm", data={FIELD: token, "code": "000000"})
+    assert wrong.status_code == 422
+    assert secret not in wrong.text  # not shown a second time
+    code = pyotp.TOTP(secret).at(clock.now())
+    confirmed = await owner.post(f"{url}/totp/confirm", data={FIELD: token, "code": code})
+    assert confirmed.headers["location"] == f"{url}?flash=totp_enabled"
+    page = await owner.get(url)
+    assert secret not in page.text
+    assert "X-APTR-TOTP" in page.text  # this server's header prefix
+    assert (await poll(owner, key)).json()["code"] == "totp_required"
+    clock.advance(30)
+    fresh = pyotp.TOTP(secret).at(clock.now())
+    assert (await poll(owner, key, **{"X-APTR-TOTP": fresh})).status_code == 201
+
+
+async def test_revoke_is_behind_a_confirmation_and_refused_next_request(owner, project_id) -> None:
+    key_id, key = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    confirm = await owner.get(f"{url}/revoke")
+    assert confirm.status_code == 200
+    assert "final" in confirm.text
+    assert (await poll(owner, key)).status_code == 201  # a GET changed nothing
+    revoked = await owner.post(f"{url}/revoke", data={FIELD: csrf_of(confirm.text)})
+    assert revoked.headers["location"] == f"{url}?flash=key_revoked"
+    refused = await poll(owner, key)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "key_revoked"
+
+
+async def test_rotation_with_a_grace_period_keeps_both_keys_working(owner, project_id) -> None:
+    key_id, old = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    rotated = await post(owner, f"{url}/rotate", f"{url}/rotate", grace="3600")
+    assert rotated.status_code == 201
+    found = KEY.search(rotated.text)
+    assert found
+    new = found.group(1)
+    assert new != old
+    assert (await poll(owner, old)).status_code == 201
+    assert (await poll(owner, new)).status_code == 201
+
+
+async def test_without_a_csrf_token_nothing_is_created(owner, project_id, runtime) -> None:
+    async with runtime.sessions() as db:
+        before = (await db.execute(select(func.count()).select_from(ApiKey))).scalar_one()
+    refused = await owner.post(keys_url(project_id), data={"name": "x", "environment": "live"})
+    assert refused.status_code == 403
+    async with runtime.sessions() as db:
+        after = (await db.execute(select(func.count()).select_from(ApiKey))).scalar_one()
+    assert after == before
+
+
+async def test_a_viewer_sees_keys_but_cannot_change_anything(
+    owner, runtime, browser, project_id
+) -> None:
+    key_id, key = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    await join(runtime, browser, project_id, owner, "viewer@example.com", "viewer")
+    async with browser() as viewer:
+        assert (await sign_in(viewer, "viewer@example.com", NEW_PASSWORD)).status_code == 303
+        listing = await viewer.get(keys_url(project_id))
+        assert listing.status_code == 200
+        assert key_id in listing.text
+        assert "Create key" not in listing.text
+        page = await viewer.get(url)
+        assert page.status_code == 200
+        assert "does not let you change it" in page.text
+        assert ">Save<" not in page.text
+        token = csrf_of(page.text)
+        attempts = [
+            (keys_url(project_id), {"name": "mine", "environment": "live"}),
+            (url, key_form(ip_allowlist="0.0.0.0/0")),
+            (f"{url}/revoke", {}),
+            (f"{url}/rotate", {"grace": "0"}),
+            (f"{url}/regenerate", {}),
+            (f"{url}/totp/start", {}),
+        ]
+        for action, fields in attempts:
+            refused = await viewer.post(action, data={FIELD: token, **fields})
+            assert refused.status_code == 403, action
+        assert (await viewer.get(f"{url}/revoke")).status_code == 403
+    assert (await poll(owner, key)).status_code == 201
+    async with runtime.sessions() as db:
+        row = (await db.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one()
+    assert row.ip_allowlist == []
+    assert row.revoked_at is None
+
+
+async def test_another_projects_key_and_project_do_not_exist(
+    owner, runtime, browser, project_id, root_headers
+) -> None:
+    made = await owner.post("/v1/projects", json={"name": "Private"}, headers=root_headers)
+    private = made.json()["id"]
+    other = await owner.post(
+        f"/v1/projects/{private}/keys",
+        json={"name": "theirs", "environment": "live"},
+        headers=root_headers,
+    )
+    other_id = other.json()["id"]
+    # A key of another project, reached through this project's pages: as if it did not exist.
+    assert (await owner.get(f"{keys_url(project_id)}/{other_id}")).status_code == 404
+    page = await owner.get(keys_url(project_id))
+    shown = await owner.post(
+        f"{keys_url(project_id)}/{other_id}/revoke", data={FIELD: csrf_of(page.text)}
+    )
+    assert shown.status_code == 404
+    await join(runtime, browser, project_id, owner, "dev@example.com", "developer")
+    async with browser() as dev:
+        assert (await sign_in(dev, "dev@example.com", NEW_PASSWORD)).status_code == 303
+        assert (await dev.get(keys_url(private))).status_code == 404
+        assert (await dev.get(f"/projects/{private}")).status_code == 404
+    async with runtime.sessions() as db:
+        row = (await db.execute(select(ApiKey).where(ApiKey.id == other_id))).scalar_one()
+    assert row.revoked_at is None
+
+
+async def test_signed_out_people_are_sent_to_sign_in(client, admin, project_id) -> None:
+    page = await client.get(keys_url(project_id))
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/login?next=")
