@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from keyguard import __version__
-from keyguard.api import meta, problems
+from keyguard.api import docs, meta, problems, root
 from keyguard.api.limits import Limits
 from keyguard.doors import verify_api as verify
 from keyguard.features import FEATURES
@@ -48,7 +48,9 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
         version=__version__,
         summary="API keys done right: per-key restrictions, signed requests, webhooks.",
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        # FastAPI's docs pages load their assets from a CDN: keyguard.api.docs serves
+        # /v1/docs from Keyguard itself instead.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -59,7 +61,7 @@ def create_app(runtime: Runtime, *, close_runtime: bool = True) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("keyguard.web", "static")]), name="static")
     # Routes are matched in order: the verify API before the features (so that
     # "/v1/keys/verify" does not match "/v1/keys/{key_id}"), then each feature's.
-    for router in (meta.router, verify.router):
+    for router in (root.router, docs.router, meta.router, verify.router):
         app.include_router(router)
     for feature in FEATURES:
         for router in feature.routers:
