@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from keyguard.accounts.views import SignedIn
+from keyguard.api.deps import context_of
 from keyguard.engine.permissions import Permission, Role, authorize_person, may
 from keyguard.errors import NotFound, RoleTooLow
+from keyguard.projects import service as projects
 from keyguard.web.pages import PageError, require_person
 
 
@@ -19,6 +21,7 @@ class InProject:
 
     me: SignedIn
     project_id: str
+    project_name: str
     role: Role
 
     @property
@@ -41,4 +44,5 @@ async def in_project(
         raise PageError(404, "error.not_found") from None
     except RoleTooLow:
         raise PageError(403, "error.role_too_low") from None
-    return InProject(me, project_id, role)
+    project = await projects.get_project(context_of(request), project_id)
+    return InProject(me, project_id, project.name, role)

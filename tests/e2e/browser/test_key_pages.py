@@ -1,0 +1,130 @@
+"""Seed 000's steps, word for word, in a real browser against a real `keyguard serve`:
+"Open your project and go to Settings > API Keys", create a key and see it once, "Click
+the key you want to restrict", "Under IP Allowlist, add your server IP addresses",
+"Click Save" (then a request from another address gets 403), "Open your API key
+settings and click Enable TOTP", "Scan the QR code", rotate with both keys working,
+revoke (refused on the next request). Every page photographed at both widths."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+import pytest
+from keyguard_browser import KeyguardServer, Visit
+from playwright.sync_api import expect
+from test_account_pages import sign_in
+
+pytestmark = pytest.mark.e2e
+
+BODY = {"delivery_mode": "poll"}
+
+
+def poll(keyguard: KeyguardServer, key: str, **headers: str) -> tuple[int, str | None]:
+    """The seed's curl: a request to Keyguard's own API with the key (from 127.0.0.1)."""
+    with keyguard.running.client() as client:
+        r = client.post(
+            "/v1/sessions", json=BODY, headers={"Authorization": f"Bearer {key}", **headers}
+        )
+    return r.status_code, (r.json().get("code") if r.status_code >= 400 else None)
+
+
+def open_api_keys(visit: Visit) -> None:
+    """ "Open your project and go to Settings > API Keys"."""
+    page = visit.page
+    visit.submit(page.get_by_role("link", name="Projects"))
+    visit.shot("projects")
+    visit.submit(page.get_by_role("link", name=re.compile("API keys of")))
+    expect(page.get_by_role("heading", name="API Keys", exact=True)).to_be_visible()
+    expect(page.get_by_role("navigation", name="Settings")).to_be_visible()
+
+
+def create_key(visit: Visit, name: str) -> str:
+    page = visit.page
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Scopes").fill("sessions:write")
+    visit.submit(page.get_by_role("button", name="Create key"))
+    expect(page.get_by_role("alert")).to_contain_text("shown only once")
+    key = page.locator("#new-key").inner_text().strip()
+    visit.shot(f"created-{name}")
+    return key
+
+
+def test_seed_steps_ip_allowlist_totp_rotation_and_revocation(
+    keyguard: KeyguardServer, visit: Visit
+) -> None:
+    page = visit.page
+    sign_in(visit, keyguard.email, keyguard.password)
+    visit.shot("signed-in")
+    open_api_keys(visit)
+    visit.shot("api-keys-empty")
+    key = create_key(visit, "Backend")
+    assert poll(keyguard, key) == (201, None)
+
+    # "Click the key you want to restrict" (from the list, where the secret is not shown).
+    visit.submit(page.get_by_role("link", name="I have copied it: open the key's settings"))
+    visit.shot("key")
+    visit.submit(page.get_by_role("link", name="API Keys", exact=True).first)
+    visit.shot("api-keys-one")
+    assert key not in page.content()
+    visit.submit(page.get_by_role("link", name="Backend"))
+    visit.shot("key-to-restrict")
+
+    # "Under IP Allowlist, add your server IP addresses" -- first a typo, then another
+    # network than ours, then ours. "Click Save".
+    allowlist = page.get_by_label("Allowed addresses")
+    allowlist.fill("198.51.100.0/24\n10.0.0.0/33")
+    visit.submit(page.get_by_role("button", name="Save"))
+    expect(page.get_by_text(re.compile("^Line 2:"))).to_be_visible()
+    visit.shot("ip-allowlist-typo")
+    page.get_by_label("Allowed addresses").fill("198.51.100.0/24\n2001:db8::/32")
+    visit.submit(page.get_by_role("button", name="Save"))
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    visit.shot("ip-allowlist-saved")
+    assert poll(keyguard, key) == (403, "ip_not_allowed")  # from 127.0.0.1
+    page.get_by_label("Allowed addresses").fill("127.0.0.1\n::1")
+    visit.submit(page.get_by_role("button", name="Save"))
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    visit.shot("ip-allowlist-ours")
+    assert poll(keyguard, key) == (201, None)
+
+    # "Open your API key settings and click Enable TOTP", "Scan the QR code".
+    visit.submit(page.get_by_role("button", name="Enable TOTP"))
+    expect(page.locator(".qr svg")).to_be_visible()
+    visit.shot("totp-enrol")
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    visit.submit(page.get_by_role("button", name="Confirm and enable"))
+    expect(page.get_by_role("status")).to_contain_text("TOTP is on")
+    header = re.search(r"X-[A-Za-z0-9-]+-TOTP", page.content())
+    assert header
+    visit.shot("totp-on")
+    assert poll(keyguard, key) == (401, "totp_required")
+    # The next step's code (the one just used is spent).
+    later = pyotp.TOTP(secret).at(time.time() + 30)
+    assert poll(keyguard, key, **{header.group(0): later}) == (201, None)
+    visit.submit(page.get_by_role("button", name="Disable TOTP"))
+    expect(page.get_by_role("status")).to_contain_text("TOTP is off")
+    visit.shot("totp-off")
+
+    # Rotation with a grace period: both keys work.
+    visit.submit(page.get_by_role("link", name="Rotate", exact=True))
+    visit.shot("rotate-confirm")
+    page.get_by_label("Grace period").select_option(label="One hour")
+    visit.submit(page.get_by_role("button", name="Rotate the key"))
+    successor = page.locator("#new-key").inner_text().strip()
+    visit.shot("rotated")
+    assert successor != key
+    assert poll(keyguard, key) == (201, None)
+    assert poll(keyguard, successor) == (201, None)
+
+    # Revocation: behind a confirmation, refused on the next request.
+    visit.submit(page.get_by_role("link", name="I have copied it: open the key's settings"))
+    visit.shot("successor")
+    visit.submit(page.get_by_role("link", name="Revoke", exact=True))
+    visit.shot("revoke-confirm")
+    visit.submit(page.get_by_role("button", name="Revoke the key"))
+    expect(page.get_by_role("status")).to_contain_text("revoked")
+    visit.shot("revoked")
+    assert poll(keyguard, successor) == (401, "key_revoked")
