@@ -5,16 +5,18 @@ role or a project that does not allow something is refused on the server."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pyotp
-import pytest
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
-from account_pages import ADMIN_EMAIL, ADMIN_PASSWORD, NEW_PASSWORD, csrf_of, join, sign_in
-from keyguard.accounts.service import InitResult
+from account_pages import NEW_PASSWORD, csrf_of, join, sign_in
+from helpers import self_signed
 from keyguard.audit.models import AuditEvent
-from keyguard.keys.models import ApiKey
+from keyguard.crypto.request_signing import compute_signature
+from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.runtime import Runtime
 from keyguard.web.csrf import FIELD
 
@@ -24,12 +26,6 @@ TOTP_SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7 ]+)</code>')
 
 def keys_url(project_id: str) -> str:
     return f"/projects/{project_id}/settings/api-keys"
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient, admin: InitResult) -> httpx.AsyncClient:
-    assert (await sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)).status_code == 303
-    return client
 
 
 async def post(client: httpx.AsyncClient, page: str, action: str, **fields: str) -> httpx.Response:
@@ -300,3 +296,78 @@ async def test_signed_out_people_are_sent_to_sign_in(client, admin, project_id) 
     page = await client.get(keys_url(project_id))
     assert page.status_code == 303
     assert page.headers["location"].startswith("/login?next=")
+
+
+def _pem(cn: str) -> str:
+    now = datetime.now(UTC)
+    cert, _ = self_signed(cn, now - timedelta(days=1), now + timedelta(days=30))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+async def test_client_certificates_uploaded_or_pasted_then_required(
+    owner, project_id, runtime
+) -> None:
+    key_id, key = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    page = await owner.get(url)
+    token = csrf_of(page.text)
+    # Not a certificate: refused next to the field, nothing registered.
+    bad = await owner.post(f"{url}/certificates", data={FIELD: token, "certificate": "hello"})
+    assert bad.status_code == 422
+    assert 'id="e-certificate"' in bad.text
+    nothing = await owner.post(f"{url}/certificates", data={FIELD: token})
+    assert nothing.status_code == 422
+    assert "Choose a PEM file" in nothing.text
+    # Upload a file (the seed: "Upload the certificate to your API key settings").
+    uploaded = await owner.post(
+        f"{url}/certificates",
+        data={FIELD: token},
+        files={"certificate_file": ("client.pem", _pem("uploaded-client").encode(), "text/plain")},
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    pasted = await owner.post(
+        f"{url}/certificates", data={FIELD: token, "certificate": _pem("pasted-client")}
+    )
+    assert pasted.status_code == 303
+    shown = await owner.get(url)
+    assert "CN=uploaded-client" in shown.text
+    assert "CN=pasted-client" in shown.text
+    refused = await poll(owner, key)
+    assert refused.json()["code"] == "client_certificate_required"
+    async with runtime.sessions() as db:
+        rows = await db.execute(select(KeyCertificate).where(KeyCertificate.key_id == key_id))
+        fingerprints = [row.fingerprint_sha256 for row in rows.scalars()]
+    assert len(fingerprints) == 2
+    for fingerprint in fingerprints:
+        gone = await owner.post(f"{url}/certificates/{fingerprint}/remove", data={FIELD: token})
+        assert gone.status_code == 303
+    assert (await poll(owner, key)).status_code == 201
+
+
+async def test_a_signing_secret_is_shown_once_and_then_required(owner, project_id, clock) -> None:
+    key_id, key = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    made = await post(owner, url, f"{url}/signing")
+    assert made.status_code == 201
+    found = re.search(r'<code id="signing-secret">([^<]+)</code>', made.text)
+    assert found
+    secret = found.group(1)
+    assert "X-APTR-Signature" in made.text
+    assert secret not in (await owner.get(url)).text
+    assert (await poll(owner, key)).json()["code"] == "signature_invalid"
+    body = b'{"delivery_mode":"poll"}'
+    ts = str(int(clock.now()))
+    signed = await owner.post(
+        "/v1/sessions",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "X-APTR-Timestamp": ts,
+            "X-APTR-Signature": compute_signature(secret, "POST", "/v1/sessions", body, ts),
+        },
+    )
+    assert signed.status_code == 201, signed.text
+    off = await post(owner, url, f"{url}/signing/remove")
+    assert off.status_code == 303
+    assert (await poll(owner, key)).status_code == 201

@@ -93,10 +93,12 @@ def _normal(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """A refusal next to its field: the schema's message, and for a list the line."""
+    """A refusal next to its field: a service's or the schema's message (and for a list
+    the line), or a message of the catalog (``message_key``) for the page's own checks."""
 
-    message: str
+    message: str = ""
     line: int | None = None  # from 1
+    message_key: str | None = None
 
 
 def field_errors(exc: ValidationError) -> dict[str, FieldError]:

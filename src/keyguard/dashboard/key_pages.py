@@ -16,6 +16,7 @@ from keyguard.crypto.totp import qr_svg
 from keyguard.dashboard.access import InProject, in_project
 from keyguard.dashboard.key_forms import (
     PERIODS,
+    FieldError,
     field_errors,
     form_values,
     settings_body,
@@ -236,56 +237,6 @@ async def save_key(request: Request, project_id: str, key_id: str) -> Response:
     return redirect(f"{_key_url(project_id, key_id)}?flash={flash}")
 
 
-# ---- revoke, regenerate, rotate: each behind a confirmation page ---------------------
-
-ACTIONS = ("revoke", "regenerate", "rotate")
-
-
-@router.get("/projects/{project_id}/settings/api-keys/{key_id}/{action}")
-async def confirm_page(request: Request, project_id: str, key_id: str, action: str) -> Response:
-    if action not in ACTIONS:
-        raise PageError(404, "error.not_found")
-    where = await in_project(request, project_id, Permission.WRITE_KEYS)
-    view = await _key(request, where, key_id)
-    return await render(
-        request,
-        "dashboard/key_confirm.html",
-        where=where,
-        project_id=project_id,
-        key=view,
-        action=action,
-        grace_choices=GRACE_CHOICES,
-    )
-
-
-@router.post("/projects/{project_id}/settings/api-keys/{key_id}/{action}")
-async def act(request: Request, project_id: str, key_id: str, action: str) -> Response:
-    if action not in ACTIONS:
-        raise PageError(404, "error.not_found")
-    where = await in_project(request, project_id, Permission.WRITE_KEYS)
-    view = await _key(request, where, key_id)
-    form = await read_form(request)
-    ctx = context_of(request)
-    try:
-        if action == "revoke":
-            await keys.revoke_key(ctx, key_id, actor=where.actor)
-            return redirect(f"{_key_url(project_id, key_id)}?flash=key_revoked")
-        if action == "regenerate":
-            created = await keys.regenerate_key(ctx, key_id, actor=where.actor)
-            return await _shown_once(request, where, created, "keys.regenerated.title")
-        grace = KeyRotate.model_validate({"grace_seconds": int(form.get("grace") or "0")})
-        created = await keys.rotate_key(
-            ctx, key_id, grace_seconds=grace.grace_seconds, actor=where.actor
-        )
-        return await _shown_once(request, where, created, "keys.rotated.title")
-    except (ValidationError, ValueError):
-        raise PageError(400, "error.form_invalid") from None
-    except KeyguardError as exc:
-        return await _key_page(
-            request, where, view, error=exc.detail or exc.title, status=exc.status
-        )
-
-
 # ---- TOTP on a key ------------------------------------------------------------------
 
 
@@ -350,3 +301,140 @@ async def disable_totp(request: Request, project_id: str, key_id: str) -> Respon
             request, where, view, error=exc.detail or exc.title, status=exc.status
         )
     return redirect(f"{_key_url(project_id, key_id)}?flash=totp_disabled")
+
+
+# ---- client certificates (mTLS) and request signing -----------------------------------
+
+CERTIFICATE_BYTES = 64 * 1024  # a PEM certificate is a few kilobytes
+
+
+@router.post("/projects/{project_id}/settings/api-keys/{key_id}/certificates")
+async def add_certificate(request: Request, project_id: str, key_id: str) -> Response:
+    """Upload a PEM file or paste it (the file wins when both are given)."""
+    where = await in_project(request, project_id, Permission.WRITE_KEYS)
+    view = await _key(request, where, key_id)
+    form = await read_form(request, max_part_size=CERTIFICATE_BYTES, max_files=1)
+    uploaded = await form.file_text("certificate_file", CERTIFICATE_BYTES)
+    pem = uploaded or form.get("certificate").strip()
+    if not pem:
+        key = "keys.certs.missing" if uploaded is None else "keys.certs.unreadable"
+        return await _key_page(
+            request, where, view, errors={"certificate": FieldError(message_key=key)}, status=422
+        )
+    try:
+        await restrictions.add_certificate(context_of(request), key_id, pem, actor=where.actor)
+    except KeyguardError as exc:
+        return await _key_page(
+            request,
+            where,
+            view,
+            values={**form_values(view), "certificate": pem},
+            errors={"certificate": FieldError(exc.detail or exc.title)},
+            status=exc.status,
+        )
+    return redirect(f"{_key_url(project_id, key_id)}?flash=certificate_added#certs-h")
+
+
+@router.post("/projects/{project_id}/settings/api-keys/{key_id}/certificates/{fingerprint}/remove")
+async def remove_certificate(
+    request: Request, project_id: str, key_id: str, fingerprint: str
+) -> Response:
+    where = await in_project(request, project_id, Permission.WRITE_KEYS)
+    view = await _key(request, where, key_id)
+    await read_form(request)
+    try:
+        await restrictions.remove_certificate(
+            context_of(request), key_id, fingerprint, actor=where.actor
+        )
+    except NotFound:
+        raise PageError(404, "error.not_found") from None
+    except KeyguardError as exc:
+        return await _refused(request, where, view, exc)
+    return redirect(f"{_key_url(project_id, key_id)}?flash=certificate_removed#certs-h")
+
+
+@router.post("/projects/{project_id}/settings/api-keys/{key_id}/signing")
+async def create_signing_secret(request: Request, project_id: str, key_id: str) -> Response:
+    where = await in_project(request, project_id, Permission.WRITE_KEYS)
+    view = await _key(request, where, key_id)
+    await read_form(request)
+    try:
+        secret = await restrictions.set_signing_secret(
+            context_of(request), key_id, actor=where.actor
+        )
+    except KeyguardError as exc:
+        return await _refused(request, where, view, exc)
+    # Shown in this response only, like a key.
+    return await render(
+        request,
+        "dashboard/key_signing.html",
+        status=201,
+        where=where,
+        project_id=project_id,
+        key=await _key(request, where, key_id),
+        secret=secret,
+        prefix=context_of(request).settings.header_prefix,
+    )
+
+
+@router.post("/projects/{project_id}/settings/api-keys/{key_id}/signing/remove")
+async def remove_signing_secret(request: Request, project_id: str, key_id: str) -> Response:
+    where = await in_project(request, project_id, Permission.WRITE_KEYS)
+    view = await _key(request, where, key_id)
+    await read_form(request)
+    try:
+        await restrictions.remove_signing_secret(context_of(request), key_id, actor=where.actor)
+    except KeyguardError as exc:
+        return await _refused(request, where, view, exc)
+    return redirect(f"{_key_url(project_id, key_id)}?flash=signing_removed#signing-h")
+
+
+# ---- revoke, regenerate, rotate: each behind a confirmation page (registered last:
+# their one-segment action would otherwise shadow the routes above) ---------------------
+
+ACTIONS = ("revoke", "regenerate", "rotate")
+
+
+@router.get("/projects/{project_id}/settings/api-keys/{key_id}/{action}")
+async def confirm_page(request: Request, project_id: str, key_id: str, action: str) -> Response:
+    if action not in ACTIONS:
+        raise PageError(404, "error.not_found")
+    where = await in_project(request, project_id, Permission.WRITE_KEYS)
+    view = await _key(request, where, key_id)
+    return await render(
+        request,
+        "dashboard/key_confirm.html",
+        where=where,
+        project_id=project_id,
+        key=view,
+        action=action,
+        grace_choices=GRACE_CHOICES,
+    )
+
+
+@router.post("/projects/{project_id}/settings/api-keys/{key_id}/{action}")
+async def act(request: Request, project_id: str, key_id: str, action: str) -> Response:
+    if action not in ACTIONS:
+        raise PageError(404, "error.not_found")
+    where = await in_project(request, project_id, Permission.WRITE_KEYS)
+    view = await _key(request, where, key_id)
+    form = await read_form(request)
+    ctx = context_of(request)
+    try:
+        if action == "revoke":
+            await keys.revoke_key(ctx, key_id, actor=where.actor)
+            return redirect(f"{_key_url(project_id, key_id)}?flash=key_revoked")
+        if action == "regenerate":
+            created = await keys.regenerate_key(ctx, key_id, actor=where.actor)
+            return await _shown_once(request, where, created, "keys.regenerated.title")
+        grace = KeyRotate.model_validate({"grace_seconds": int(form.get("grace") or "0")})
+        created = await keys.rotate_key(
+            ctx, key_id, grace_seconds=grace.grace_seconds, actor=where.actor
+        )
+        return await _shown_once(request, where, created, "keys.rotated.title")
+    except (ValidationError, ValueError):
+        raise PageError(400, "error.form_invalid") from None
+    except KeyguardError as exc:
+        return await _key_page(
+            request, where, view, error=exc.detail or exc.title, status=exc.status
+        )
