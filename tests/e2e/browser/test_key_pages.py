@@ -7,14 +7,21 @@ revoke (refused on the next request). Every page photographed at both widths."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
+from cryptography.hazmat.primitives import serialization
 from keyguard_browser import KeyguardServer, Visit
 from playwright.sync_api import expect
 from test_account_pages import sign_in
+
+from helpers import self_signed
 
 pytestmark = pytest.mark.e2e
 
@@ -128,3 +135,51 @@ def test_seed_steps_ip_allowlist_totp_rotation_and_revocation(
     expect(page.get_by_role("status")).to_contain_text("revoked")
     visit.shot("revoked")
     assert poll(keyguard, successor) == (401, "key_revoked")
+
+
+def _curl_poll(keyguard: KeyguardServer, key: str, *cert: str) -> tuple[int, str]:
+    """The seed's `curl --cert`: a request with the key, and a client certificate if given."""
+    port = keyguard.url.rsplit(":", 1)[1]
+    args = [
+        "curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--cacert", str(keyguard.running.ca),
+        "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
+        "-d", json.dumps(BODY), *cert, f"https://localhost:{port}/v1/sessions",
+    ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status), body
+
+
+def test_seed_steps_client_certificate_upload_then_curl_cert(
+    keyguard: KeyguardServer, visit: Visit, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    cert, private = self_signed("partner-server", now - timedelta(days=1), now + timedelta(days=90))
+    cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    page = visit.page
+    sign_in(visit, keyguard.email, keyguard.password)
+    visit.shot("signed-in")
+    open_api_keys(visit)
+    visit.shot("api-keys")
+    key = create_key(visit, "Partner")
+    visit.submit(page.get_by_role("link", name="I have copied it: open the key's settings"))
+    visit.shot("key")
+    # "Upload the certificate to your API key settings under Client Certificates".
+    page.get_by_label("Upload a PEM file").set_input_files(str(cert_file))
+    visit.submit(page.get_by_role("button", name="Add certificate"))
+    expect(page.get_by_role("status")).to_contain_text("certificate was added")
+    expect(page.get_by_text("CN=partner-server")).to_be_visible()
+    visit.shot("certificate-added")
+    status, body = _curl_poll(keyguard, key)
+    assert status == 403, body
+    assert json.loads(body)["code"] == "client_certificate_required"
+    status, body = _curl_poll(keyguard, key, "--cert", str(cert_file), "--key", str(key_file))
+    assert status == 201, body
