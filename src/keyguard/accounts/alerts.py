@@ -27,7 +27,7 @@ from keyguard.accounts.sessions import Client
 from keyguard.accounts.useragent import describe
 from keyguard.audit import service as audit
 from keyguard.engine.ipallow import network_of
-from keyguard.i18n import translate
+from keyguard.i18n import DEFAULT_LANGUAGE, translate
 from keyguard.mail.outbox import enqueue_mail
 
 DEVICE_COOKIE_DAYS = 400  # the longest a browser keeps a cookie (RFC 6265bis)
@@ -154,8 +154,10 @@ async def _alert(
         "sessions_url": f"{ctx.settings.public_base_url}/account/sessions",
         "email": account.email,
     }
+    # Their own setting, never the language of whoever signed in.
+    language = account.language or DEFAULT_LANGUAGE
     body = "\n".join(
-        translate(key, **fields)
+        translate(key, language, **fields)
         for key in (
             "mail.login_alert.greeting",
             "mail.login_alert.what",
@@ -170,7 +172,7 @@ async def _alert(
         db,
         ctx,
         to=account.email,
-        subject=translate("mail.login_alert.subject"),
+        subject=translate("mail.login_alert.subject", language),
         body=body,
         kind="login_alert",
         account_id=account.id,

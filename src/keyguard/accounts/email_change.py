@@ -26,7 +26,7 @@ from keyguard.accounts.views import SignedIn
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.errors import Conflict, RateLimited, ValidationFailed
-from keyguard.i18n import translate
+from keyguard.i18n import DEFAULT_LANGUAGE, translate
 from keyguard.mail.outbox import enqueue_mail
 
 LINK_SECONDS = 24 * 3600
@@ -54,10 +54,13 @@ async def request_change(
         raise RateLimited("Too many email changes asked", retry_after=asked.reset_seconds)
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as db:
-        taken = (await db.execute(select(Account.id).where(Account.email == email))).first()
-        if taken is not None:
-            subject = translate("mail.email_taken.subject")
-            body = translate("mail.email_taken.body")
+        taken = (
+            await db.execute(select(Account.id, Account.language).where(Account.email == email))
+        ).first()
+        if taken is not None:  # to the address's holder: their language, else English
+            holder = taken[1] or DEFAULT_LANGUAGE
+            subject = translate("mail.email_taken.subject", holder)
+            body = translate("mail.email_taken.body", holder)
         else:
             token = secrets.token_urlsafe(32)
             pending = json.dumps({"account_id": account.id, "email": email})

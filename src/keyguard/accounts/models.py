@@ -34,6 +34,8 @@ class Account(Base):
     # that was never confirmed leaves a secret and no date).
     totp_secret_sealed: Mapped[str | None] = mapped_column(Text)
     totp_enabled_at: Mapped[datetime | None]
+    # The language of the person's pages ("en", "fr"); None follows the browser.
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class AccountSession(Base):

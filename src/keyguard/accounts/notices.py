@@ -31,14 +31,17 @@ async def credential_changed(
     if account is None:  # pragma: no cover - accounts are never deleted
         return
     when = utc_from_ts(ctx.clock.now()).strftime("%Y-%m-%d %H:%M UTC")
+    # The person made the change themselves: their setting, else the page's language.
+    language = account.language
     enqueue_mail(
         db,
         ctx,
         to=account.email,
-        subject=translate(f"mail.changed.{change}"),
+        subject=translate(f"mail.changed.{change}", language),
         body=translate(
             "mail.changed.body",
-            what=translate(f"mail.changed.{change}"),
+            language,
+            what=translate(f"mail.changed.{change}", language),
             email=account.email,
             time=when,
             sessions_url=f"{ctx.settings.public_base_url}/account/sessions",

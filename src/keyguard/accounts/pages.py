@@ -18,7 +18,7 @@ from keyguard.accounts.useragent import describe
 from keyguard.accounts.views import SignedIn
 from keyguard.api.deps import client_ip, context_of
 from keyguard.errors import Conflict, NotFound, RateLimited, ValidationFailed
-from keyguard.i18n import translate
+from keyguard.i18n import LANGUAGES, translate
 from keyguard.mail import service as mail
 from keyguard.web.pages import (
     PageError,
@@ -211,7 +211,11 @@ async def security_page(request: Request) -> Response:
 
 
 async def security_form(
-    request: Request, *, error: str | None = None, status: int = 200
+    request: Request,
+    *,
+    error: str | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
     """The security page, again with an error where a change was refused."""
     me = await require_person(request)
@@ -223,9 +227,26 @@ async def security_form(
         codes_left=left,
         passkeys=await passkeys.list_passkeys(ctx, me.account.id),
         passkeys_available=passkeys.relying_party(ctx.settings) is not None,
+        languages=LANGUAGES,
         error=error,
+        errors=errors or {},
         status=status,
     )
+
+
+@router.post("/account/language")
+async def change_language(request: Request) -> Response:
+    """The person's own language (``""`` follows the browser): only ever their own
+    account, the one the session belongs to."""
+    me = await require_person(request)
+    form = await read_form(request)
+    chosen = form.get("language")
+    try:
+        await accounts.set_language(context_of(request), me, chosen or None)
+    except ValidationFailed as exc:
+        error, errors = split_error(exc, {"language": "language"})
+        return await security_form(request, error=error, errors=errors, status=422)
+    return redirect("/account/security?flash=language_changed")
 
 
 @router.get("/account/reauth")

@@ -18,7 +18,7 @@ from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 from keyguard.errors import Conflict, ValidationFailed
-from keyguard.i18n import translate
+from keyguard.i18n import LANGUAGES, translate
 from keyguard.ids import new_id
 from keyguard.keys.service import create_root_key
 from keyguard.keys.views import CreatedKey
@@ -118,4 +118,35 @@ async def change_password(
         await notices.credential_changed(db, ctx, row.id, "password_changed")
 
 
-__all__ = ["InitResult", "change_password", "check_email", "init_admin", "is_recent"]
+async def set_language(ctx: AccountContext, signed_in: SignedIn, language: str | None) -> None:
+    """The language of the person's pages: one of ``i18n.LANGUAGES``, or None to follow
+    the browser's ``Accept-Language``. Audited; no recent sign-in needed (nothing to
+    steal)."""
+    if language is not None and language not in LANGUAGES:
+        raise ValidationFailed(translate("security.language.invalid"), field="language")
+    now = utc_from_ts(ctx.clock.now())
+    async with ctx.transaction() as db:
+        row = await db.get(Account, signed_in.account.id, with_for_update=True)
+        if row is None:  # pragma: no cover
+            raise ValidationFailed("the account no longer exists")
+        if row.language == language:
+            return
+        before, row.language = row.language, language
+        await audit.record(
+            db,
+            at=now,
+            actor=row.id,
+            action="account.language_changed",
+            target=row.id,
+            data={"from": before, "to": language},
+        )
+
+
+__all__ = [
+    "InitResult",
+    "change_password",
+    "check_email",
+    "init_admin",
+    "is_recent",
+    "set_language",
+]

@@ -33,7 +33,7 @@ from keyguard.accounts.views import SignedIn
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.crypto.passwords import account_hash_outdated
-from keyguard.i18n import translate
+from keyguard.i18n import DEFAULT_LANGUAGE, translate
 from keyguard.mail.outbox import enqueue_mail
 
 PENDING_SECONDS = 300
@@ -82,13 +82,14 @@ async def _lock_notice(ctx: AccountContext, account: Account, client: Client) ->
     if not await ctx.state.replay_guard.first_use(f"lock-mail:{account.id}", 15 * 60):
         return
     now = utc_from_ts(ctx.clock.now())
+    language = account.language or DEFAULT_LANGUAGE  # not the guesser's browser
     async with ctx.transaction() as db:
         enqueue_mail(
             db,
             ctx,
             to=account.email,
-            subject=translate("mail.locked.subject"),
-            body=translate("mail.locked.body", ip=client.ip, email=account.email),
+            subject=translate("mail.locked.subject", language),
+            body=translate("mail.locked.body", language, ip=client.ip, email=account.email),
             kind="account_locked",
             account_id=account.id,
         )

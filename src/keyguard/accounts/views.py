@@ -17,6 +17,7 @@ class AccountView:
     created_at: datetime
     password_changed_at: datetime | None
     totp_enabled: bool
+    language: str | None = None  # None: the browser's Accept-Language decides
 
     @classmethod
     def of(cls, row: Account) -> AccountView:
@@ -27,6 +28,7 @@ class AccountView:
             created_at=row.created_at,
             password_changed_at=row.password_changed_at,
             totp_enabled=row.totp_enabled_at is not None,
+            language=row.language,
         )
 
 

@@ -8,21 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
+from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
 from fastapi import FastAPI, Request
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keyguard import i18n
 from keyguard.accounts import sessions
 from keyguard.accounts.views import SignedIn
 from keyguard.api.deps import context_of
 from keyguard.engine.principals import session_cookie
 from keyguard.errors import KeyguardError
-from keyguard.i18n import DEFAULT_LANGUAGE, has, translate
+from keyguard.i18n import DEFAULT_LANGUAGE, LOCALES, has, translate
 from keyguard.web import csrf
 from keyguard.web.headers import protect
 
@@ -33,7 +39,56 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.globals["t"] = translate
+
+
+def _language_of(context: Context) -> str:
+    language = context.get("language")
+    return language if isinstance(language, str) else DEFAULT_LANGUAGE
+
+
+@pass_context
+def _t(context: Context, key: str, /, **fields: Any) -> str:
+    """``t("key", name=…)`` in a template: the message in the page's language."""
+    return translate(key, _language_of(context), **fields)
+
+
+@pass_context
+def _datetime(context: Context, value: datetime | None) -> str:
+    """``{{ when|datetime }}``: date and time for the page's locale, in UTC
+    (``Mar 5, 2025, 2:30 PM UTC``, ``5 mars 2025, 14 h 30 UTC``)."""
+    if value is None:
+        return ""
+    locale = LOCALES[_language_of(context)]
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    day = format_date(value, "medium", locale=locale)
+    time = format_time(value, "short", tzinfo=UTC, locale=locale).replace(" ", "\u00a0")
+    return f"{day}, {time}\u00a0UTC"  # the time never breaks across lines
+
+
+@pass_context
+def _date(context: Context, value: date | None) -> str:
+    """``{{ day|date }}``: the date alone (``Mar 5, 2025``, ``5 mars 2025``)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).date()
+    return format_date(value, "medium", locale=LOCALES[_language_of(context)])
+
+
+@pass_context
+def _number(context: Context, value: float | int | None) -> str:
+    """``{{ n|number }}``: grouped for the page's locale (``1,234.5``, ``1 234,5``)."""
+    if value is None:
+        return ""
+    return format_decimal(value, locale=LOCALES[_language_of(context)])
+
+
+_env.globals["t"] = _t
+_env.filters["datetime"] = _datetime
+_env.filters["date"] = _date
+_env.filters["number"] = _number
 
 
 class PageError(Exception):
@@ -70,9 +125,17 @@ async def person(request: Request) -> SignedIn | None:
     state = request.scope.setdefault("state", {})
     if "keyguard_person" not in state:
         token = session_token(request)
-        state["keyguard_person"] = await sessions.resolve(context_of(request), token)
-    found: SignedIn | None = state["keyguard_person"]
-    return found
+        found = state["keyguard_person"] = await sessions.resolve(context_of(request), token)
+        state["keyguard_language"] = i18n.use(language_for(request, found))
+    person_found: SignedIn | None = state["keyguard_person"]
+    return person_found
+
+
+def language_for(request: Request, signed_in: SignedIn | None) -> str:
+    """The person's own setting, else their browser's ``Accept-Language``, else English."""
+    if signed_in is not None and signed_in.account.language in i18n.LANGUAGES:
+        return signed_in.account.language
+    return i18n.negotiate(request.headers.get("accept-language"))
 
 
 async def require_person(request: Request) -> SignedIn:
@@ -132,7 +195,7 @@ async def render(
         me=signed_in,
         csrf_field=csrf.FIELD,
         csrf_token=csrf.token_for(context_of(request).account_keys.csrf, binding),
-        language=DEFAULT_LANGUAGE,
+        language=request.scope["state"].get("keyguard_language", DEFAULT_LANGUAGE),
         flash=f"flash.{flash}" if flash and has(f"flash.{flash}") else None,
         **values,
     )
@@ -160,7 +223,24 @@ def redirect(location: str) -> RedirectResponse:
     return response
 
 
+class _OneLanguagePerRequest:
+    """The language :func:`person` chooses lasts as long as its request (in-process
+    clients run every request in one task and context)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = i18n.begin()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            i18n.end(token)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(_OneLanguagePerRequest)
+
     async def on_page_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)
         return await render(request, "error.html", status=exc.status, message_key=exc.message_key)
