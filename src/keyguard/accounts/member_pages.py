@@ -34,7 +34,9 @@ ROLES = [role.value for role in Role]
 async def projects_page(request: Request) -> Response:
     me = await require_person(request)
     found = await members.projects_of(context_of(request), me.account.id)
-    return await render(request, "accounts/projects.html", projects=found)
+    return await render(
+        request, "accounts/projects.html", projects=found, new_name="", new_prefix="", error=None
+    )
 
 
 async def members_form(

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from keyguard.dashboard import key_pages, root_key_pages, usage_pages
+from keyguard.dashboard import (
+    key_pages,
+    project_pages,
+    root_key_pages,
+    usage_pages,
+    webhook_pages,
+)
 from keyguard.feature import Feature
 
 FEATURE = Feature(
-    name="dashboard", routers=(key_pages.router, root_key_pages.router, usage_pages.router)
+    name="dashboard",
+    routers=(
+        project_pages.router,
+        key_pages.router,
+        root_key_pages.router,
+        usage_pages.router,
+        webhook_pages.router,
+    ),
 )

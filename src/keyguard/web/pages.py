@@ -114,6 +114,23 @@ class Form:
         value = self.values.get(name)
         return value if isinstance(value, str) else ""
 
+    async def file_text(self, name: str, limit: int) -> str | None:
+        """An uploaded file's text (UTF-8), None when none was sent or it is larger than
+        ``limit`` bytes or not text."""
+        value = self.values.get(name)
+        if value is None or isinstance(value, str):
+            return None
+        try:
+            data = await value.read(limit + 1)
+        finally:
+            await value.close()  # its spooled temporary file
+        if not data or len(data) > limit:
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
 
 def session_token(request: Request) -> str | None:
     """The session cookie, read by the same parser the API door uses."""
@@ -165,10 +182,11 @@ def _binding(request: Request, signed_in: SignedIn | None) -> str | None:
     return csrf.anonymous_binding(anonymous) if anonymous else None
 
 
-async def read_form(request: Request, *, max_part_size: int = 4096) -> Form:
-    """The submitted form, after its CSRF token was checked (403 page if not)."""
+async def read_form(request: Request, *, max_part_size: int = 4096, max_files: int = 0) -> Form:
+    """The submitted form, after its CSRF token was checked (403 page if not); files
+    only where a page takes them (``max_files``, each within ``max_part_size``)."""
     try:
-        values = await request.form(max_files=0, max_fields=20, max_part_size=max_part_size)
+        values = await request.form(max_files=max_files, max_fields=20, max_part_size=max_part_size)
     except HTTPException:
         raise PageError(400, "error.form_invalid") from None
     token = values.get(csrf.FIELD)

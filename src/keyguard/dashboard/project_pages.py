@@ -1,0 +1,73 @@
+"""Create a project (any signed-in person may; they become its owner, as through the
+management API). Listing and switching are the Projects page of the accounts feature."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from keyguard.accounts import members
+from keyguard.api.deps import context_of
+from keyguard.dashboard.key_forms import field_errors
+from keyguard.errors import KeyguardError
+from keyguard.projects import service as projects
+from keyguard.projects.schemas import ProjectCreate
+from keyguard.web.pages import read_form, render, require_person, split_error
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.post("/projects")
+async def create_project(request: Request) -> Response:
+    me = await require_person(request)
+    form = await read_form(request)
+    name, prefix = form.get("name").strip(), form.get("key_prefix").strip()
+    try:
+        body = ProjectCreate.model_validate({"name": name, "key_prefix": prefix or None})
+        created = await projects.create_project(
+            context_of(request),
+            name=body.name,
+            key_prefix=body.key_prefix,
+            actor=me.principal.actor,
+            owner=me.account.id,
+            max_key_age_days=body.max_key_age_days,
+            enforce_max_key_age=body.enforce_max_key_age,
+            leak_policy=body.leak_policy,
+        )
+    except ValidationError as exc:
+        return await _again(request, me.account.id, name, prefix, field_errors(exc), None)
+    except KeyguardError as exc:
+        error, errors = split_error(exc, {"key_prefix": "key_prefix"})
+        if error and "key_prefix" in error:
+            error, errors = None, {"key_prefix": error}
+        return await _again(request, me.account.id, name, prefix, errors, error, exc.status)
+    return await render(
+        request,
+        "dashboard/project_created.html",
+        status=201,
+        project=created.project,
+        webhook_secret=created.webhook_secret,
+    )
+
+
+async def _again(
+    request: Request,
+    account_id: str,
+    name: str,
+    prefix: str,
+    errors: dict[str, object],
+    error: str | None,
+    status: int = 422,
+) -> Response:
+    found = await members.projects_of(context_of(request), account_id)
+    return await render(
+        request,
+        "accounts/projects.html",
+        status=status,
+        projects=found,
+        new_name=name,
+        new_prefix=prefix,
+        errors=errors,
+        error=error,
+    )
