@@ -10,6 +10,7 @@ from keyguard.accounts.feature import FEATURE as ACCOUNTS
 from keyguard.audit.feature import FEATURE as AUDIT
 from keyguard.dashboard.feature import FEATURE as DASHBOARD
 from keyguard.feature import AuditSubscriber, Feature
+from keyguard.help.feature import FEATURE as HELP
 from keyguard.keys.feature import FEATURE as KEYS
 from keyguard.leaks.feature import FEATURE as LEAKS
 from keyguard.mail.feature import FEATURE as MAIL
@@ -29,6 +30,7 @@ FEATURES: tuple[Feature, ...] = (
     RESTRICTIONS,
     ACCOUNTS,
     DASHBOARD,
+    HELP,
     MAIL,
     USAGE,
     LEAKS,
