@@ -3,17 +3,19 @@ management API). Listing and switching are the Projects page of the accounts fea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from keyguard.accounts import members
 from keyguard.api.deps import context_of
-from keyguard.dashboard.key_forms import field_errors
+from keyguard.dashboard.key_forms import FieldError, field_errors
 from keyguard.errors import KeyguardError
 from keyguard.projects import service as projects
 from keyguard.projects.schemas import ProjectCreate
-from keyguard.web.pages import read_form, render, require_person, split_error
+from keyguard.web.pages import read_form, render, require_person
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,10 +40,12 @@ async def create_project(request: Request) -> Response:
     except ValidationError as exc:
         return await _again(request, me.account.id, name, prefix, field_errors(exc), None)
     except KeyguardError as exc:
-        error, errors = split_error(exc, {"key_prefix": "key_prefix"})
-        if error and "key_prefix" in error:
-            error, errors = None, {"key_prefix": error}
-        return await _again(request, me.account.id, name, prefix, errors, error, exc.status)
+        # The service names the prefix in its sentence: shown next to that field.
+        message = exc.detail or exc.title
+        if "key_prefix" in message:
+            beside = {"key_prefix": FieldError(message)}
+            return await _again(request, me.account.id, name, prefix, beside, None, exc.status)
+        return await _again(request, me.account.id, name, prefix, {}, message, exc.status)
     return await render(
         request,
         "dashboard/project_created.html",
@@ -56,7 +60,7 @@ async def _again(
     account_id: str,
     name: str,
     prefix: str,
-    errors: dict[str, object],
+    errors: Mapping[str, FieldError],
     error: str | None,
     status: int = 422,
 ) -> Response:
