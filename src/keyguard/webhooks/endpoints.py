@@ -178,6 +178,74 @@ async def enable_endpoint(
     return EndpointView.of(endpoint)
 
 
+async def update_endpoint(
+    ctx: WebhookContext,
+    project_id: str,
+    endpoint_id: str,
+    *,
+    events: Sequence[str] | None = None,
+    description: str | None = None,
+    actor: str,
+) -> EndpointView:
+    """Change an endpoint's events and/or description (the URL stays: a new receiver
+    is a new endpoint). Audited once, and only when something changed."""
+    wanted = None if events is None else check_events(events)
+    now = utc_from_ts(ctx.clock.now())
+    async with ctx.transaction() as db:
+        endpoint = await db.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+        if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at:
+            raise NotFound()
+        changed: dict[str, object] = {}
+        if wanted is not None and wanted != sorted(endpoint.events):
+            endpoint.events = wanted
+            changed["events"] = wanted
+        if description is not None and description != endpoint.description:
+            endpoint.description = description
+            changed["description"] = True  # the text itself stays out of the audit log
+        if changed:
+            endpoint.updated_at = now
+            await audit.record(
+                db,
+                at=now,
+                actor=actor,
+                action="webhook.endpoint_updated",
+                target=endpoint_id,
+                project_id=project_id,
+                data={
+                    "fields": sorted(changed),
+                    **({"events": wanted} if "events" in changed else {}),
+                },
+            )
+    return EndpointView.of(endpoint)
+
+
+async def disable_endpoint(
+    ctx: WebhookContext, project_id: str, endpoint_id: str, *, actor: str
+) -> EndpointView:
+    """Turn an endpoint off by hand (reason ``manual``): nothing more is sent to it and
+    what waits for it is cancelled; :func:`enable_endpoint` turns it back on."""
+    now = utc_from_ts(ctx.clock.now())
+    async with ctx.transaction() as db:
+        endpoint = await db.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+        if endpoint is None or endpoint.project_id != project_id or endpoint.deleted_at:
+            raise NotFound()
+        if endpoint.enabled:
+            endpoint.enabled = False
+            endpoint.disabled_reason = "manual"
+            endpoint.disabled_at = endpoint.updated_at = now
+            await _cancel_pending(db, endpoint_id, now)
+            await audit.record(
+                db,
+                at=now,
+                actor=actor,
+                action="webhook.endpoint_disabled_manually",
+                target=endpoint_id,
+                project_id=project_id,
+                data={"url": redact_url(endpoint.url)},
+            )
+    return EndpointView.of(endpoint)
+
+
 async def _cancel_pending(db: AsyncSession, endpoint_id: str, now: datetime) -> None:
     await db.execute(
         update(WebhookDelivery)
@@ -329,10 +397,12 @@ __all__ = [
     "create_endpoint",
     "delete_endpoint",
     "destination_deliveries",
+    "disable_endpoint",
     "enable_endpoint",
     "get_endpoint",
     "list_deliveries",
     "list_endpoints",
     "redeliver",
     "redeliver_to",
+    "update_endpoint",
 ]

@@ -18,6 +18,7 @@ from keyguard.webhooks.schemas import (
     DeliveryPage,
     EndpointCreate,
     EndpointOut,
+    EndpointUpdate,
     SecretRotate,
     SecretRotated,
 )
@@ -92,6 +93,21 @@ async def get_endpoint(
     return endpoint_out(await endpoints.get_endpoint(rt, project_id, endpoint_id))
 
 
+@router.patch("/webhooks/{endpoint_id}", response_model=EndpointOut)
+async def update_endpoint(
+    project_id: str, endpoint_id: str, body: EndpointUpdate, rt: ContextDep, caller: WebhookManager
+) -> EndpointOut:
+    view = await endpoints.update_endpoint(
+        rt,
+        project_id,
+        endpoint_id,
+        events=body.events,
+        description=body.description,
+        actor=caller.actor,
+    )
+    return endpoint_out(view)
+
+
 @router.delete("/webhooks/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_endpoint(
     project_id: str, endpoint_id: str, rt: ContextDep, caller: WebhookManager
@@ -105,6 +121,14 @@ async def enable_endpoint(
     project_id: str, endpoint_id: str, rt: ContextDep, caller: WebhookManager
 ) -> EndpointOut:
     view = await endpoints.enable_endpoint(rt, project_id, endpoint_id, actor=caller.actor)
+    return endpoint_out(view)
+
+
+@router.post("/webhooks/{endpoint_id}/disable", response_model=EndpointOut)
+async def disable_endpoint(
+    project_id: str, endpoint_id: str, rt: ContextDep, caller: WebhookManager
+) -> EndpointOut:
+    view = await endpoints.disable_endpoint(rt, project_id, endpoint_id, actor=caller.actor)
     return endpoint_out(view)
 
 

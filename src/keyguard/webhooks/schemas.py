@@ -18,6 +18,13 @@ class EndpointCreate(_Strict):
     description: str = Field(default="", max_length=200)
 
 
+class EndpointUpdate(_Strict):
+    """What may change on an endpoint: its events, its description (not its URL)."""
+
+    events: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    description: str | None = Field(default=None, max_length=200)
+
+
 class EndpointOut(BaseModel):
     id: str
     project_id: str
@@ -25,7 +32,7 @@ class EndpointOut(BaseModel):
     events: list[str]
     description: str
     enabled: bool
-    disabled_reason: Literal["gone", "failing"] | None
+    disabled_reason: Literal["gone", "failing", "manual"] | None
     disabled_at: datetime | None
     failing_since: datetime | None
     created_at: datetime

@@ -10,7 +10,7 @@ from typing import Literal, cast
 from keyguard.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from keyguard.webhooks.outbox import PENDING
 
-DisabledReason = Literal["gone", "failing"]
+DisabledReason = Literal["gone", "failing", "manual"]
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
 
 
