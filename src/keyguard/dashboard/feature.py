@@ -6,6 +6,7 @@ from keyguard.dashboard import (
     key_pages,
     project_pages,
     root_key_pages,
+    upload_pages,
     usage_pages,
     webhook_pages,
 )
@@ -18,6 +19,7 @@ FEATURE = Feature(
         key_pages.router,
         root_key_pages.router,
         usage_pages.router,
+        upload_pages.router,
         webhook_pages.router,
     ),
 )

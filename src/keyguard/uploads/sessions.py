@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import anyio
+from sqlalchemy import func, select
 
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
@@ -12,7 +13,7 @@ from keyguard.crypto.passwords import hash_session_password
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.ids import new_id
 from keyguard.uploads.context import UploadContext
-from keyguard.uploads.models import UploadSession
+from keyguard.uploads.models import Photo, UploadSession
 from keyguard.uploads.views import SessionView
 from keyguard.webhooks.endpoints import check_webhook_url
 
@@ -71,3 +72,23 @@ async def get_session(ctx: UploadContext, session_id: str, *, project_id: str) -
     if view is None or view.project_id != project_id:
         raise NotFound()
     return view
+
+
+RECENT_SESSIONS = 50
+
+
+async def recent_sessions(
+    ctx: UploadContext, project_id: str, *, limit: int = RECENT_SESSIONS
+) -> list[tuple[SessionView, int]]:
+    """The project's newest upload sessions (still kept), each with its photo count."""
+    photos = select(Photo.session_id, func.count().label("n")).group_by(Photo.session_id).subquery()
+    query = (
+        select(UploadSession, func.coalesce(photos.c.n, 0))
+        .outerjoin(photos, photos.c.session_id == UploadSession.id)
+        .where(UploadSession.project_id == project_id)
+        .order_by(UploadSession.created_at.desc(), UploadSession.id.desc())
+        .limit(limit)
+    )
+    async with ctx.sessions() as db:
+        rows = (await db.execute(query)).all()
+    return [(SessionView.of(row), int(count)) for row, count in rows]
