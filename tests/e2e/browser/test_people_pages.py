@@ -104,3 +104,27 @@ def test_an_invited_person_signs_up_and_joins_with_their_role(
     assert invited.page.get_by_role("button", name=re.compile("^Remove")).count() == 0
     assert invited.page.get_by_role("combobox").count() == 0
     invited.shot("viewer-members")
+
+    # In Settings > API Keys too: every key is shown, nothing can be changed. (A form
+    # posted anyway is refused by the server: tests/dashboard/test_key_pages.py.)
+    owner.goto("/projects")
+    owner.shot("projects-again")
+    owner.submit(owner.page.get_by_role("link", name="API keys of Default project"))
+    owner.shot("api-keys")
+    owner.page.get_by_label("Name", exact=True).fill("Shared")
+    owner.submit(owner.page.get_by_role("button", name="Create key"))
+    owner.shot("key-for-the-viewer")
+    invited.submit(
+        invited.page.get_by_role("navigation", name="Account").get_by_role("link", name="Projects")
+    )
+    invited.shot("viewer-projects")
+    invited.submit(invited.page.get_by_role("link", name="API keys of Default project"))
+    expect(invited.page.get_by_role("heading", name="API Keys", exact=True)).to_be_visible()
+    assert invited.page.get_by_role("button", name="Create key").count() == 0
+    invited.shot("viewer-api-keys")
+    invited.submit(invited.page.get_by_role("link", name="Shared"))
+    expect(invited.page.get_by_text("does not let you change it")).to_be_visible()
+    assert invited.page.get_by_role("button", name="Save").count() == 0
+    assert invited.page.get_by_role("button", name="Enable TOTP").count() == 0
+    assert invited.page.get_by_role("link", name="Revoke", exact=True).count() == 0
+    invited.shot("viewer-key")
