@@ -32,6 +32,10 @@ def _nice_max(value: int) -> int:
         step *= 10
 
 
+def _tick(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
 def stacked_bars(bars: Sequence[Bar], *, title: str, ok_label: str, refused_label: str) -> str:
     """Requests over time: allowed (bottom) and refused (on top) per bucket."""
     top = _nice_max(max((b.ok + b.refused for b in bars), default=0))
@@ -48,7 +52,7 @@ def stacked_bars(bars: Sequence[Bar], *, title: str, ok_label: str, refused_labe
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(
             f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{int(top * fraction):,}</text>"
+            f"{_tick(top * fraction)}</text>"
         )
     every = max(1, len(bars) // 6)  # at most about seven labels under the axis
     for i, bar in enumerate(bars):

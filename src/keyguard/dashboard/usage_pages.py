@@ -23,7 +23,7 @@ from keyguard.web.pages import PageError, render
 
 router = APIRouter(include_in_schema=False)
 
-GRANULARITY_LABEL = {"minute": "%H:%M", "hour": "%d %H:00", "day": "%m-%d"}
+GRANULARITY_LABEL = {"minute": "%H:%M", "hour": "%H:00", "day": "%m-%d"}  # UTC
 ANOMALIES_SHOWN = 20
 AUDIT_PAGE = 50
 ANOMALY_REASONS = ("failure_burst", "new_network", "traffic_spike")  # usage.anomalies

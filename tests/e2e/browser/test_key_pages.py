@@ -183,3 +183,41 @@ def test_seed_steps_client_certificate_upload_then_curl_cert(
     assert json.loads(body)["code"] == "client_certificate_required"
     status, body = _curl_poll(keyguard, key, "--cert", str(cert_file), "--key", str(key_file))
     assert status == 201, body
+
+
+def test_the_other_rooms_at_both_widths(keyguard: KeyguardServer, visit: Visit) -> None:
+    """Usage and security, the audit log (verified), upload sessions, root keys and a new
+    project: each reached by its link, each photographed."""
+    page = visit.page
+    sign_in(visit, keyguard.email, keyguard.password)
+    visit.shot("signed-in")
+    open_api_keys(visit)
+    visit.shot("api-keys")
+    key = create_key(visit, "Charts")
+    for _ in range(3):
+        assert poll(keyguard, key)[0] == 201
+    assert poll(keyguard, "kg_live_AAAAAAAAAAAAAAAAAAAAAA")[0] == 401  # counted nowhere
+    visit.submit(page.get_by_role("link", name="I have copied it: open the key's settings"))
+    visit.shot("key")
+    visit.submit(page.get_by_role("link", name="Usage and security"))
+    expect(page.get_by_role("heading", name="Requests over time")).to_be_visible()
+    visit.shot("usage")
+    visit.submit(page.get_by_role("link", name="Audit log"))
+    visit.shot("audit")
+    visit.submit(page.get_by_role("link", name="Verify the chain now"))
+    expect(page.get_by_role("status")).to_contain_text("intact")
+    expect(page.locator("#checkpoint")).to_be_visible()  # an administrator
+    visit.shot("audit-verified")
+    visit.submit(page.get_by_role("link", name="Upload sessions"))
+    visit.shot("uploads")
+    visit.submit(page.get_by_role("link", name="Root Keys"))
+    expect(page.get_by_role("heading", name="Root Keys", exact=True)).to_be_visible()
+    visit.shot("root-keys")
+    visit.submit(
+        page.get_by_role("navigation", name="Account").get_by_role("link", name="Projects")
+    )
+    visit.shot("projects")
+    page.get_by_label("Project", exact=True).fill("Mobile app")
+    visit.submit(page.get_by_role("button", name="Create project"))
+    expect(page.locator("#webhook-secret")).to_be_visible()
+    visit.shot("project-created")
