@@ -95,7 +95,12 @@ async def test_a_new_key_is_shown_once_and_then_never_again(owner, project_id, r
         assert key not in page.text
         assert key.split("_")[-1][-12:] not in page.text  # not even the secret's tail
         assert key_id in page.text
+    before = await owner.get(keys_url(project_id))
+    assert "Not yet" in before.text  # never used
     assert (await poll(owner, key)).status_code == 201
+    await runtime.usage.flush()
+    listed = await owner.get(keys_url(project_id))
+    assert '<span class="meta">203.0.113.7</span>' in listed.text  # last used, from where
     async with runtime.sessions() as db:
         row = (await db.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one()
     assert row.scopes == ["sessions:write"]

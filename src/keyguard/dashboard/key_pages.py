@@ -29,6 +29,7 @@ from keyguard.keys import service as keys
 from keyguard.keys.schemas import KeyCreate, KeyRotate, KeyUpdate
 from keyguard.keys.views import CreatedKey, KeyView
 from keyguard.restrictions import service as restrictions
+from keyguard.usage import service as usage
 from keyguard.web.pages import PageError, read_form, redirect, render, split_error
 
 router = APIRouter(include_in_schema=False)
@@ -89,6 +90,7 @@ async def _keys_page(
     environment = request.query_params.get("environment", "")
     environment = environment if environment in ("live", "test") else ""
     every = await _all_keys(request, where.project_id)
+    used = await usage.last_uses(context_of(request), where.project_id)
     shown = [v for v in every if _matches(v, query, wanted, environment)]
     return await render(
         request,
@@ -97,6 +99,7 @@ async def _keys_page(
         where=where,
         project_id=where.project_id,
         keys=shown,
+        last_used=used,
         total=len(every),
         query=query,
         wanted_status=wanted,

@@ -212,3 +212,14 @@ async def project_usage(
         last.last_ip if last else None,
         busy,
     )
+
+
+async def last_uses(ctx: ServiceContext, project_id: str) -> dict[str, tuple[datetime, str | None]]:
+    """Each of the project's keys that was ever presented: when last, and from where."""
+    async with ctx.sessions() as db:
+        rows = await db.execute(
+            select(KeyLastUse.key_id, KeyLastUse.last_used_at, KeyLastUse.last_ip).where(
+                KeyLastUse.project_id == project_id
+            )
+        )
+        return {key_id: (at, ip) for key_id, at, ip in rows.all()}
