@@ -376,3 +376,20 @@ async def test_a_signing_secret_is_shown_once_and_then_required(owner, project_i
     off = await post(owner, url, f"{url}/signing/remove")
     assert off.status_code == 303
     assert (await poll(owner, key)).status_code == 201
+
+
+async def test_refusals_are_in_the_pages_language(owner, project_id) -> None:
+    key_id, _ = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    page = await owner.get(url, headers={"Accept-Language": "fr-CA"})
+    refused = await owner.post(
+        url,
+        data={FIELD: csrf_of(page.text), **key_form(ip_allowlist="10.0.0.1\n300.1.1.1")},
+        headers={"Accept-Language": "fr-CA"},
+    )
+    assert refused.status_code == 422
+    assert "Ligne 2" in refused.text
+    assert "« 300.1.1.1 » n’est pas une adresse IPv4 ou IPv6" in refused.text
+    assert "is not an IP address" not in refused.text  # the schema's English sentence
+    english = await post(owner, url, url, **key_form(ip_allowlist="300.1.1.1"))
+    assert "Line 1: “300.1.1.1” is not an IPv4 or IPv6 address or CIDR range." in english.text

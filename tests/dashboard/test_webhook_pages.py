@@ -289,7 +289,7 @@ async def test_the_delivery_log_shows_every_attempt_escaped_and_redelivers(
     refused = await post(owner, url, f"{url}/deliveries/{delivery_id.group(1)}/redeliver", {})
     assert refused.status_code == 409
     assert 'class="problem"' in refused.text
-    assert "enable the endpoint" in refused.text
+    assert "enable it before redelivering" in refused.text
 
 
 async def test_a_viewer_sees_webhooks_but_cannot_change_anything(

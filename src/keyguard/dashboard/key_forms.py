@@ -7,6 +7,7 @@ entry per line; a refusal goes next to the field it concerns, with the line it i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,10 +100,27 @@ class FieldError:
     message: str = ""
     line: int | None = None  # from 1
     message_key: str | None = None
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)  # the message's fields
+
+
+# The catalog's message for a refused value, per field (the schema's own sentence is
+# English, for API clients).
+FIELD_MESSAGES = {
+    "name": "validation.name",
+    "scopes": "validation.scope",
+    "ip_allowlist": "validation.ip_entry",
+    "allowed_domains": "validation.domain",
+    "expires_at": "validation.expires_at",
+    "rate_limit": "validation.rate_limit",
+    "key_prefix": "validation.key_prefix",
+    "url": "validation.url",
+    "events": "validation.events",
+    "description": "validation.description",
+}
 
 
 def field_errors(exc: ValidationError) -> dict[str, FieldError]:
-    """The first refusal of each field."""
+    """The first refusal of each field, in the catalog's words (with the value refused)."""
     found: dict[str, FieldError] = {}
     for error in exc.errors():
         loc = error.get("loc", ())
@@ -111,7 +129,13 @@ def field_errors(exc: ValidationError) -> dict[str, FieldError]:
             continue
         message = str(error.get("msg", "")).removeprefix("Value error, ")
         line = loc[1] + 1 if len(loc) > 1 and isinstance(loc[1], int) else None
-        found[field] = FieldError(message, line if field in LIST_FIELDS else None)
+        value = error.get("input")
+        found[field] = FieldError(
+            message,
+            line if field in LIST_FIELDS else None,
+            FIELD_MESSAGES.get(field, "validation.invalid"),
+            {"value": str(value)[:100] if isinstance(value, str | int | float) else ""},
+        )
     return found
 
 

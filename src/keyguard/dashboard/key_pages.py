@@ -23,6 +23,7 @@ from keyguard.dashboard.key_forms import (
     typed_values,
 )
 from keyguard.dashboard.key_forms import changed as changed_fields
+from keyguard.dashboard.refusals import refusal
 from keyguard.engine.permissions import Permission
 from keyguard.errors import KeyguardError, NotFound
 from keyguard.keys import service as keys
@@ -30,7 +31,7 @@ from keyguard.keys.schemas import KeyCreate, KeyRotate, KeyUpdate
 from keyguard.keys.views import CreatedKey, KeyView
 from keyguard.restrictions import service as restrictions
 from keyguard.usage import service as usage
-from keyguard.web.pages import PageError, read_form, redirect, render, split_error
+from keyguard.web.pages import PageError, read_form, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -132,11 +133,21 @@ async def create_key(request: Request, project_id: str) -> Response:
             request, where, errors=field_errors(exc), values=typed_values(form), status=422
         )
     except KeyguardError as exc:
-        error, errors = split_error(exc, {"expires_at": "expires_at"})
+        error, errors = _settings_refusal(exc)
         return await _keys_page(
             request, where, error=error, errors=errors, values=typed_values(form), status=exc.status
         )
     return await _shown_once(request, where, created, "keys.created.title")
+
+
+def _settings_refusal(exc: KeyguardError) -> tuple[str | None, dict[str, FieldError]]:
+    """The service's refusal of a key's settings: an expiry in the past next to its
+    field, anything else at the top."""
+    if "expires_at" in (exc.detail or ""):
+        return None, {
+            "expires_at": FieldError(exc.detail or "", None, "validation.expires_at_past")
+        }
+    return refusal(exc), {}
 
 
 async def _shown_once(
@@ -199,7 +210,7 @@ async def _refused(
     request: Request, where: InProject, view: KeyView, exc: KeyguardError
 ) -> Response:
     """The key's page with a service's refusal at the top."""
-    return await _key_page(request, where, view, error=exc.detail or exc.title, status=exc.status)
+    return await _key_page(request, where, view, error=refusal(exc), status=exc.status)
 
 
 @router.get("/projects/{project_id}/settings/api-keys/{key_id}")
@@ -226,7 +237,7 @@ async def save_key(request: Request, project_id: str, key_id: str) -> Response:
             request, where, view, values=typed_values(form), errors=field_errors(exc), status=422
         )
     except KeyguardError as exc:
-        error, errors = split_error(exc, {"expires_at": "expires_at"})
+        error, errors = _settings_refusal(exc)
         return await _key_page(
             request,
             where,
@@ -251,9 +262,7 @@ async def start_totp(request: Request, project_id: str, key_id: str) -> Response
     try:
         enrolment = await restrictions.start_totp(context_of(request), key_id, actor=where.actor)
     except KeyguardError as exc:
-        return await _key_page(
-            request, where, view, error=exc.detail or exc.title, status=exc.status
-        )
+        return await _key_page(request, where, view, error=refusal(exc), status=exc.status)
     # The secret is shown in this response only (scan it, or type it), never again.
     return await render(
         request,
@@ -287,7 +296,7 @@ async def confirm_totp(request: Request, project_id: str, key_id: str) -> Respon
             key=view,
             secret=None,
             qr=None,
-            errors={"code": exc.detail or exc.title},
+            errors={"code": refusal(exc)},
         )
     return redirect(f"{_key_url(project_id, key_id)}?flash=totp_enabled")
 
@@ -300,9 +309,7 @@ async def disable_totp(request: Request, project_id: str, key_id: str) -> Respon
     try:
         await restrictions.disable_totp(context_of(request), key_id, actor=where.actor)
     except KeyguardError as exc:
-        return await _key_page(
-            request, where, view, error=exc.detail or exc.title, status=exc.status
-        )
+        return await _key_page(request, where, view, error=refusal(exc), status=exc.status)
     return redirect(f"{_key_url(project_id, key_id)}?flash=totp_disabled")
 
 
@@ -332,7 +339,7 @@ async def add_certificate(request: Request, project_id: str, key_id: str) -> Res
             where,
             view,
             values={**form_values(view), "certificate": pem},
-            errors={"certificate": FieldError(exc.detail or exc.title)},
+            errors={"certificate": FieldError(refusal(exc))},
             status=exc.status,
         )
     return redirect(f"{_key_url(project_id, key_id)}?flash=certificate_added#certs-h")
@@ -438,6 +445,4 @@ async def act(request: Request, project_id: str, key_id: str, action: str) -> Re
     except (ValidationError, ValueError):
         raise PageError(400, "error.form_invalid") from None
     except KeyguardError as exc:
-        return await _key_page(
-            request, where, view, error=exc.detail or exc.title, status=exc.status
-        )
+        return await _key_page(request, where, view, error=refusal(exc), status=exc.status)

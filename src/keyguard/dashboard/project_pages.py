@@ -12,6 +12,7 @@ from starlette.responses import Response
 from keyguard.accounts import members
 from keyguard.api.deps import context_of
 from keyguard.dashboard.key_forms import FieldError, field_errors
+from keyguard.dashboard.refusals import refusal
 from keyguard.errors import KeyguardError
 from keyguard.projects import service as projects
 from keyguard.projects.schemas import ProjectCreate
@@ -41,7 +42,7 @@ async def create_project(request: Request) -> Response:
         return await _again(request, me.account.id, name, prefix, field_errors(exc), None)
     except KeyguardError as exc:
         # The service names the prefix in its sentence: shown next to that field.
-        message = exc.detail or exc.title
+        message = refusal(exc)
         if "key_prefix" in message:
             beside = {"key_prefix": FieldError(message)}
             return await _again(request, me.account.id, name, prefix, beside, None, exc.status)

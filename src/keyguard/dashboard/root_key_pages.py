@@ -15,6 +15,7 @@ from starlette.responses import Response
 from keyguard.accounts.views import SignedIn
 from keyguard.api.deps import context_of
 from keyguard.dashboard.key_forms import FieldError, field_errors
+from keyguard.dashboard.refusals import refusal
 from keyguard.errors import KeyguardError, NotFound
 from keyguard.keys import root_keys
 from keyguard.keys.root_routes import RootKeyCreate
@@ -92,5 +93,5 @@ async def revoke_root_key(request: Request, key_id: str) -> Response:
     except NotFound:
         raise PageError(404, "error.not_found") from None
     except KeyguardError as exc:
-        return await _page(request, error=exc.detail or exc.title, status=exc.status)
+        return await _page(request, error=refusal(exc), status=exc.status)
     return redirect(f"{ROOT_KEYS}?flash=root_key_revoked")

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from keyguard.api.deps import context_of
 from keyguard.dashboard.access import InProject, in_project
 from keyguard.dashboard.key_forms import FieldError, field_errors
+from keyguard.dashboard.refusals import refusal
 from keyguard.engine.permissions import Permission
 from keyguard.errors import KeyguardError, NotFound, ValidationFailed
 from keyguard.projects import service as projects
@@ -80,7 +81,7 @@ def _values(view: EndpointView | None) -> dict[str, Any]:
 def _refusal(exc: KeyguardError) -> tuple[str | None, dict[str, FieldError]]:
     """A service's refusal: next to the URL field when it is about the URL (the SSRF
     guard's), else at the top of the page."""
-    message = exc.detail or exc.title
+    message = refusal(exc)
     if isinstance(exc, _URL_REFUSALS):
         return None, {"url": FieldError(message)}
     return message, {}
@@ -91,7 +92,7 @@ def _events_refusal(events: list[str]) -> dict[str, FieldError]:
     try:
         endpoints.check_events(events)
     except ValidationFailed as exc:
-        return {"events": FieldError(exc.detail or exc.title)}
+        return {"events": FieldError(refusal(exc))}
     return {}
 
 
@@ -328,9 +329,7 @@ async def redeliver(
     except NotFound:
         raise PageError(404, "error.not_found") from None
     except KeyguardError as exc:
-        return await _endpoint_page(
-            request, where, view, error=exc.detail or exc.title, status=exc.status
-        )
+        return await _endpoint_page(request, where, view, error=refusal(exc), status=exc.status)
     return redirect(f"{_endpoint_url(project_id, endpoint_id)}?flash=webhook_redelivered#log-h")
 
 
