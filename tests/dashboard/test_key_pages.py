@@ -389,7 +389,7 @@ async def test_refusals_are_in_the_pages_language(owner, project_id) -> None:
     )
     assert refused.status_code == 422
     assert "Ligne 2" in refused.text
-    assert "« 300.1.1.1 » n’est pas une adresse IPv4 ou IPv6" in refused.text
+    assert "« 300.1.1.1 » n\u2019est pas une adresse IPv4 ou IPv6" in refused.text
     assert "is not an IP address" not in refused.text  # the schema's English sentence
     english = await post(owner, url, url, **key_form(ip_allowlist="300.1.1.1"))
     assert "Line 1: “300.1.1.1” is not an IPv4 or IPv6 address or CIDR range." in english.text
