@@ -82,10 +82,15 @@ def test_seed_steps_ip_allowlist_totp_rotation_and_revocation(
     # network than ours, then ours. "Click Save".
     allowlist = page.get_by_label("Allowed addresses")
     allowlist.fill("198.51.100.0/24\n10.0.0.0/33")
+    # Validated as typed (the server checks again on Save).
+    expect(page.locator("#live-ip_allowlist")).to_have_text(re.compile("^Line 2: .10.0.0.0/33"))
+    expect(allowlist).to_have_attribute("aria-invalid", "true")
+    visit.shot("ip-allowlist-as-typed")
     visit.submit(page.get_by_role("button", name="Save"))
     expect(page.get_by_text(re.compile("^Line 2:"))).to_be_visible()
     visit.shot("ip-allowlist-typo")
-    page.get_by_label("Allowed addresses").fill("198.51.100.0/24\n2001:db8::/32")
+    page.get_by_label("Allowed addresses").fill("198.51.100.0/24\n2001:db8::/32\n::ffff:10.0.0.1")
+    expect(page.locator("#live-ip_allowlist")).to_have_text("")  # v4, v6, mapped: all fine
     visit.submit(page.get_by_role("button", name="Save"))
     expect(page.get_by_role("status")).to_contain_text("Saved")
     visit.shot("ip-allowlist-saved")
