@@ -1,7 +1,7 @@
 """Seed 000's steps, word for word, in a real browser against a real `keyguard serve`:
 "Open your project and go to Settings > API Keys", create a key and see it once, "Click
 the key you want to restrict", "Under IP Allowlist, add your server IP addresses",
-"Click Save" (then a request from another address gets 403), "Open your API key
+"Click Save" (then a request from another address gets 403), Allowed Domains, "Open your API key
 settings and click Enable TOTP", "Scan the QR code", rotate with both keys working,
 revoke (refused on the next request). Every page photographed at both widths."""
 
@@ -100,6 +100,18 @@ def test_seed_steps_ip_allowlist_totp_rotation_and_revocation(
     expect(page.get_by_role("status")).to_contain_text("Saved")
     visit.shot("ip-allowlist-ours")
     assert poll(keyguard, key) == (201, None)
+
+    # Allowed domains, with the wildcard rule: any depth below, never the apex itself.
+    page.get_by_role("textbox", name="Allowed domains").fill("*.example.com")
+    visit.submit(page.get_by_role("button", name="Save"))
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    visit.shot("allowed-domains-saved")
+    assert poll(keyguard, key, Origin="https://a.b.example.com") == (201, None)
+    assert poll(keyguard, key, Origin="https://example.com") == (403, "origin_not_allowed")
+    page.get_by_role("textbox", name="Allowed domains").fill("")
+    visit.submit(page.get_by_role("button", name="Save"))
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    visit.shot("allowed-domains-cleared")
 
     # "Open your API key settings and click Enable TOTP", "Scan the QR code".
     visit.submit(page.get_by_role("button", name="Enable TOTP"))
