@@ -393,3 +393,35 @@ async def test_refusals_are_in_the_pages_language(owner, project_id) -> None:
     assert "is not an IP address" not in refused.text  # the schema's English sentence
     english = await post(owner, url, url, **key_form(ip_allowlist="300.1.1.1"))
     assert "Line 1: “300.1.1.1” is not an IPv4 or IPv6 address or CIDR range." in english.text
+
+
+async def test_saving_keeps_an_exact_expiry_the_form_shows_as_a_day(
+    owner, project_id, runtime, root_headers
+) -> None:
+    made = await owner.post(
+        f"/v1/projects/{project_id}/keys",
+        json={"name": "api-made", "environment": "live", "expires_at": "2031-06-02T14:33:12Z"},
+        headers=root_headers,
+    )
+    key_id = made.json()["id"]
+    url = f"{keys_url(project_id)}/{key_id}"
+    saved = await post(owner, url, url, **key_form(name="renamed", expires_at="2031-06-02"))
+    assert saved.headers["location"].endswith("flash=key_saved")
+    async with runtime.sessions() as db:
+        row = (await db.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one()
+    assert row.name == "renamed"
+    assert row.expires_at.replace(tzinfo=UTC) == datetime(2031, 6, 2, 14, 33, 12, tzinfo=UTC)
+
+
+async def test_a_rotated_key_in_its_grace_period_can_still_be_restricted(owner, project_id) -> None:
+    key_id, old = await create(owner, project_id)
+    url = f"{keys_url(project_id)}/{key_id}"
+    await post(owner, f"{url}/rotate", f"{url}/rotate", grace="3600")
+    page = await owner.get(url)
+    typed_day = re.search(r'name="expires_at" type="date" value="([0-9-]+)"', page.text)
+    assert typed_day
+    saved = await post(
+        owner, url, url, **key_form(ip_allowlist="198.51.100.0/24", expires_at=typed_day.group(1))
+    )
+    assert saved.status_code == 303, saved.text
+    assert (await poll(owner, old)).json()["code"] == "ip_not_allowed"

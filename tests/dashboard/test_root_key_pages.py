@@ -81,3 +81,13 @@ async def test_a_project_owner_who_is_no_administrator_finds_nothing(
     async with runtime.sessions() as db:
         names = (await db.execute(select(ApiKey.name).where(ApiKey.is_root.is_(True)))).scalars()
         assert "mine" not in list(names)
+
+
+async def test_a_root_key_needs_a_recent_sign_in(owner, clock) -> None:
+    page = await owner.get(ROOT_KEYS)
+    token = csrf_of(page.text)
+    clock.advance(16 * 60)  # past the 10-minute re-authentication window, session alive
+    stale = await owner.post(ROOT_KEYS, data={FIELD: token, "name": "with a stolen cookie"})
+    assert stale.status_code == 303
+    assert stale.headers["location"].startswith("/account/reauth?next=/settings/root-keys")
+    assert (await owner.get(ROOT_KEYS)).headers["location"].startswith("/account/reauth")

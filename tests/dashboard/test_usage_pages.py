@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 
-from account_pages import NEW_PASSWORD, join, sign_in
+from account_pages import NEW_PASSWORD, csrf_of, join, sign_in
 from dashboard.test_key_pages import create, key_form, keys_url, poll, post
+from keyguard.web.csrf import FIELD
 
 USAGE = "/projects/{}/usage"
 AUDIT = "/projects/{}/audit"
@@ -62,17 +63,29 @@ async def test_the_audit_log_filters_verifies_and_shows_the_checkpoint_to_admini
     assert page.status_code == 200
     assert "<code>key.created</code>" in page.text
     assert key_id in page.text
-    assert "Verify the chain now" in page.text
-    verified = await owner.get(AUDIT.format(project_id) + "?verify=1")
-    assert "The chain is intact" in verified.text
-    assert re.search(r'<code id="checkpoint">[^<]+\n\d+\n', verified.text)  # origin, size
+    assert "Not verified yet" in page.text
+    # Verifying reads the whole installation's log: an administrator's POST, never a GET.
+    assert (
+        "The chain is intact" not in (await owner.get(AUDIT.format(project_id) + "?verify=1")).text
+    )
+    verified = await post(owner, AUDIT.format(project_id), AUDIT.format(project_id) + "/verify")
+    assert verified.status_code == 303
+    shown = await owner.get(verified.headers["location"])
+    assert "the chain is intact" in shown.text
+    assert re.search(r'<code id="checkpoint">[^<]+\n\d+\n', shown.text)  # origin, size
     nothing = await owner.get(AUDIT.format(project_id) + "?action=webhook.")
     assert "No event matches." in nothing.text
     await join(runtime, browser, project_id, owner, "viewer@example.com", "viewer")
     async with browser() as viewer:
         assert (await sign_in(viewer, "viewer@example.com", NEW_PASSWORD)).status_code == 303
-        seen = await viewer.get(AUDIT.format(project_id) + "?verify=1")
+        seen = await viewer.get(AUDIT.format(project_id))
         assert seen.status_code == 200
         assert "key.created" in seen.text
+        assert "the chain is intact" in seen.text  # the administrator's verdict
         assert 'id="checkpoint"' not in seen.text  # the whole installation's size
+        assert "/audit/verify" not in seen.text
+        refused = await viewer.post(
+            AUDIT.format(project_id) + "/verify", data={FIELD: csrf_of(seen.text)}
+        )
+        assert refused.status_code == 403
         assert (await viewer.get(USAGE.format(project_id))).status_code == 200

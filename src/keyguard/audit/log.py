@@ -3,6 +3,7 @@ filtered by action and actor; and the chain's verdict."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from keyguard.audit.models import AuditEvent
 from keyguard.audit.service import verify_chain
+from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
 
 MAX_PAGE = 200
@@ -50,7 +52,33 @@ async def project_log(
         return [AuditEntry(e.seq, e.at, e.actor, e.action, e.target, dict(e.data)) for e in rows]
 
 
-async def chain_intact(ctx: ServiceContext) -> bool:
-    """Whether every event follows from its predecessor (the whole log is read)."""
+@dataclass(frozen=True, slots=True)
+class ChainVerdict:
+    at: datetime
+    intact: bool
+
+
+_VERDICT = "audit-chain-verdict"  # in the shared vault: every instance shows the same
+_VERDICT_KEPT = 30 * 86_400
+
+
+async def verify_and_remember(ctx: ServiceContext) -> ChainVerdict:
+    """Recompute the whole chain (it reads every event: an administrator's action, not a
+    page view) and keep the verdict for everyone to see."""
     async with ctx.sessions() as session:
-        return not await verify_chain(session)
+        intact = not await verify_chain(session)
+    verdict = ChainVerdict(utc_from_ts(ctx.clock.now()), intact)
+    state = json.dumps({"at": ctx.clock.now(), "intact": intact})
+    await ctx.state.vault.put(_VERDICT, state, _VERDICT_KEPT)
+    return verdict
+
+
+async def last_verdict(ctx: ServiceContext) -> ChainVerdict | None:
+    found = await ctx.state.vault.peek(_VERDICT)
+    if found is None:
+        return None
+    try:
+        kept = json.loads(found)
+        return ChainVerdict(utc_from_ts(float(kept["at"])), bool(kept["intact"]))
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -80,8 +80,21 @@ def changed(body: Mapping[str, Any], view: KeyView, validated: Mapping[str, Any]
     return {
         field: body[field]
         for field, value in validated.items()
-        if field in body and _normal(value) != _normal(current.get(field))
+        if field in body
+        and not (
+            _same_expiry(value, view.expires_at)
+            if field == "expires_at"
+            else _normal(value) == _normal(current.get(field))
+        )
     }
+
+
+def _same_expiry(typed: Any, current: datetime | None) -> bool:
+    """The form shows the expiry's day only: a day that did not change keeps the exact
+    instant the key has (set through the API, or a rotation's grace period)."""
+    if typed is None or current is None:
+        return typed is None and current is None
+    return bool(_normal(typed).date() == _normal(current).date())
 
 
 def _normal(value: Any) -> Any:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from keyguard.accounts.pages import sensitive
 from keyguard.accounts.views import SignedIn
 from keyguard.api.deps import context_of
 from keyguard.dashboard.key_forms import FieldError, field_errors
@@ -27,10 +28,12 @@ ROOT_KEYS = "/settings/root-keys"
 
 
 async def _administrator(request: Request) -> SignedIn:
+    """An administrator who signed in recently: a root key outlives the session that
+    made it, so a stolen session cookie alone must not be enough to mint one."""
     me = await require_person(request)
     if not me.account.is_admin:
         raise PageError(404, "error.not_found")
-    return me
+    return await sensitive(request)
 
 
 async def _page(

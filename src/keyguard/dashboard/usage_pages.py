@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from keyguard.api.deps import context_of
 from keyguard.audit import checkpoints
-from keyguard.audit.log import chain_intact, project_log
+from keyguard.audit.log import last_verdict, project_log, verify_and_remember
 from keyguard.dashboard.access import in_project
 from keyguard.dashboard.charts import Bar, horizontal_bars, stacked_bars
 from keyguard.errors import NotFound, ValidationFailed
@@ -19,7 +19,7 @@ from keyguard.i18n import translate
 from keyguard.keys import service as keys
 from keyguard.usage import service as usage
 from keyguard.usage.views import Usage
-from keyguard.web.pages import PageError, render
+from keyguard.web.pages import PageError, read_form, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -96,7 +96,6 @@ async def audit_page(request: Request, project_id: str) -> Response:
     entries = await project_log(
         ctx, project_id, before=before, limit=AUDIT_PAGE, action=action, actor=actor
     )
-    verify = request.query_params.get("verify") == "1"
     # The checkpoint covers every project's events (its size says how many there are):
     # an installation's administrators see it, a project's members do not.
     checkpoint = None
@@ -111,6 +110,19 @@ async def audit_page(request: Request, project_id: str) -> Response:
         action=action,
         actor=actor,
         next_before=entries[-1].seq if len(entries) == AUDIT_PAGE else None,
-        intact=await chain_intact(ctx) if verify else None,
+        verdict=await last_verdict(ctx),
+        can_verify=where.me.account.is_admin,
         checkpoint=checkpoint,
     )
+
+
+@router.post("/projects/{project_id}/audit/verify")
+async def verify_audit_chain(request: Request, project_id: str) -> Response:
+    """Recompute the chain: it reads the whole installation's log, so only an
+    administrator may start it (a POST with its CSRF token, never a link)."""
+    where = await in_project(request, project_id)
+    if not where.me.account.is_admin:
+        raise PageError(403, "error.role_too_low")
+    await read_form(request)
+    await verify_and_remember(context_of(request))
+    return redirect(f"/projects/{project_id}/audit?flash=chain_verified#chain-h")
