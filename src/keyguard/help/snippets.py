@@ -91,7 +91,7 @@ def verify_webhook(body: bytes, headers, secret: str) -> bool:
     msg_id = headers.get("webhook-id") or ""
     timestamp = headers.get("webhook-timestamp") or ""
     signatures = headers.get("webhook-signature") or ""
-    if not msg_id or not (timestamp.isascii() and timestamp.isdigit()):
+    if not msg_id or not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         return False
     if abs(time.time() - int(timestamp)) > TOLERANCE_SECONDS:
         return False  # too old (or from the future): a replay
