@@ -393,3 +393,10 @@ async def test_the_room_speaks_french_with_french_dates(owner, project_id) -> No
     assert "Ajouter un point de terminaison" in page.text
     assert "Journal des livraisons" in page.text
     assert re.search(r"\d{1,2} [a-zéû]+\.? \d{4}", page.text)  # e.g. « 6 déc. 2026 »
+
+
+async def test_the_url_field_is_well_formed_html(owner, project_id) -> None:
+    page = await owner.get(f"/projects/{project_id}/webhooks")
+    assert 'type="url"' in page.text
+    assert 'inputmode="url" spellcheck="false" autocapitalize="off"' in page.text
+    assert "&#34;" not in page.text  # no attribute text escaped into another attribute

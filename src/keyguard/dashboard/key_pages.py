@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from keyguard.api.deps import context_of
-from keyguard.crypto.totp import qr_svg
 from keyguard.dashboard.access import InProject, in_project
 from keyguard.dashboard.key_forms import (
     PERIODS,
@@ -271,7 +270,7 @@ async def start_totp(request: Request, project_id: str, key_id: str) -> Response
         project_id=project_id,
         key=view,
         secret=enrolment.secret,
-        qr=qr_svg(enrolment.otpauth_uri),
+        qr=enrolment.qr_svg,
         errors={},
     )
 
