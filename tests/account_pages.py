@@ -23,6 +23,16 @@ SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7 ]+)</code>')
 _TOKEN = re.compile(rf'name="{FIELD}" value="([^"]+)"')
 
 
+_ONCE = re.compile(r'name="once" value="([^"]+)"')
+
+
+def once_of(html: str) -> dict[str, str]:
+    """The one-time value of a form that makes a secret (pages.spend_once), if the page
+    has one: as form fields to send."""
+    found = _ONCE.search(html)
+    return {"once": found.group(1)} if found else {}
+
+
 def csrf_of(html: str) -> str:
     found = _TOKEN.search(html)
     assert found, "the page has no CSRF token"
@@ -35,7 +45,8 @@ async def submit(
     """GET ``page``, then POST ``fields`` to ``action`` with the page's CSRF token."""
     shown = await client.get(page)
     assert shown.status_code == 200, shown.text
-    return await client.post(action, data={FIELD: csrf_of(shown.text), **fields})
+    form = {FIELD: csrf_of(shown.text), **once_of(shown.text), **fields}
+    return await client.post(action, data=form)
 
 
 async def sign_in(

@@ -12,7 +12,7 @@ import pyotp
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
-from account_pages import NEW_PASSWORD, csrf_of, join, sign_in
+from account_pages import NEW_PASSWORD, csrf_of, join, once_of, sign_in
 from helpers import self_signed
 from keyguard.audit.models import AuditEvent
 from keyguard.crypto.request_signing import compute_signature
@@ -32,7 +32,8 @@ async def post(client: httpx.AsyncClient, page: str, action: str, **fields: str)
     """GET ``page`` for its CSRF token, then POST ``fields`` to ``action``."""
     shown = await client.get(page)
     assert shown.status_code == 200, shown.text
-    return await client.post(action, data={FIELD: csrf_of(shown.text), **fields})
+    form = {FIELD: csrf_of(shown.text), **once_of(shown.text), **fields}
+    return await client.post(action, data=form)
 
 
 async def create(client: httpx.AsyncClient, project_id: str, **fields: str) -> tuple[str, str]:
@@ -203,7 +204,11 @@ async def test_revoke_is_behind_a_confirmation_and_refused_next_request(owner, p
     assert confirm.status_code == 200
     assert "final" in confirm.text
     assert (await poll(owner, key)).status_code == 201  # a GET changed nothing
-    revoked = await owner.post(f"{url}/revoke", data={FIELD: csrf_of(confirm.text)})
+    form = {FIELD: csrf_of(confirm.text), **once_of(confirm.text)}
+    revoked = await owner.post(f"{url}/revoke", data=form)
+    again = await owner.post(f"{url}/revoke", data=form)  # reloaded: already sent
+    assert again.status_code == 409
+    assert "already sent" in again.text
     assert revoked.headers["location"] == f"{url}?flash=key_revoked"
     refused = await poll(owner, key)
     assert refused.status_code == 401
@@ -384,7 +389,11 @@ async def test_refusals_are_in_the_pages_language(owner, project_id) -> None:
     page = await owner.get(url, headers={"Accept-Language": "fr-CA"})
     refused = await owner.post(
         url,
-        data={FIELD: csrf_of(page.text), **key_form(ip_allowlist="10.0.0.1\n300.1.1.1")},
+        data={
+            FIELD: csrf_of(page.text),
+            **once_of(page.text),
+            **key_form(ip_allowlist="10.0.0.1\n300.1.1.1"),
+        },
         headers={"Accept-Language": "fr-CA"},
     )
     assert refused.status_code == 422

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from account_pages import csrf_of
+from account_pages import csrf_of, once_of
 from keyguard.web.csrf import FIELD
 
 
@@ -13,10 +13,16 @@ async def test_a_person_creates_a_project_and_owns_it(owner) -> None:
     page = await owner.get("/projects")
     assert "Create a project" in page.text
     token = csrf_of(page.text)
-    bad = await owner.post("/projects", data={FIELD: token, "name": "Shop", "key_prefix": "Bad!"})
+    bad = await owner.post(
+        "/projects", data={FIELD: token, **once_of(page.text), "name": "Shop", "key_prefix": "Bad!"}
+    )
     assert bad.status_code == 422
     assert 'id="e-key_prefix"' in bad.text
-    made = await owner.post("/projects", data={FIELD: token, "name": "Shop", "key_prefix": "shop"})
+    again = await owner.get("/projects")
+    made = await owner.post(
+        "/projects",
+        data={FIELD: token, **once_of(again.text), "name": "Shop", "key_prefix": "shop"},
+    )
     assert made.status_code == 201
     secret = re.search(r'<code id="webhook-secret">([^<]+)</code>', made.text)
     assert secret
@@ -33,6 +39,8 @@ async def test_a_person_creates_a_project_and_owns_it(owner) -> None:
 
 async def test_without_a_name_nothing_is_created(owner) -> None:
     page = await owner.get("/projects")
-    refused = await owner.post("/projects", data={FIELD: csrf_of(page.text), "name": ""})
+    refused = await owner.post(
+        "/projects", data={FIELD: csrf_of(page.text), **once_of(page.text), "name": ""}
+    )
     assert refused.status_code == 422
     assert 'id="e-name"' in refused.text

@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import select, update
 
-from account_pages import NEW_PASSWORD, csrf_of, join, sign_in
+from account_pages import NEW_PASSWORD, csrf_of, join, once_of, sign_in
 from keyguard.accounts.models import Account, Membership
 from keyguard.keys.models import ApiKey
 from keyguard.web.csrf import FIELD
@@ -19,7 +19,9 @@ KEY = re.compile(r'<code id="new-key">([^<]+)</code>')
 async def test_an_administrator_creates_a_root_key_shown_once(owner, runtime) -> None:
     page = await owner.get(ROOT_KEYS)
     assert page.status_code == 200
-    made = await owner.post(ROOT_KEYS, data={FIELD: csrf_of(page.text), "name": "CI deploys"})
+    made = await owner.post(
+        ROOT_KEYS, data={FIELD: csrf_of(page.text), **once_of(page.text), "name": "CI deploys"}
+    )
     assert made.status_code == 201
     assert made.headers["cache-control"] == "no-store"
     found = KEY.search(made.text)
@@ -30,13 +32,21 @@ async def test_an_administrator_creates_a_root_key_shown_once(owner, runtime) ->
     assert key not in listed.text
     works = await owner.get("/v1/root-keys", headers={"Authorization": f"Bearer {key}"})
     assert works.status_code == 200
-    empty = await owner.post(ROOT_KEYS, data={FIELD: csrf_of(page.text), "name": ""})
+    resent = await owner.post(
+        ROOT_KEYS, data={FIELD: csrf_of(page.text), **once_of(page.text), "name": "CI deploys"}
+    )
+    assert resent.status_code == 409  # a reload does not make a second root key
+    empty = await owner.post(
+        ROOT_KEYS, data={FIELD: csrf_of(listed.text), **once_of(listed.text), "name": ""}
+    )
     assert empty.status_code == 422
 
 
 async def test_revoking_asks_first_and_keeps_the_last_one(owner, runtime, admin) -> None:
     page = await owner.get(ROOT_KEYS)
-    made = await owner.post(ROOT_KEYS, data={FIELD: csrf_of(page.text), "name": "spare"})
+    made = await owner.post(
+        ROOT_KEYS, data={FIELD: csrf_of(page.text), **once_of(page.text), "name": "spare"}
+    )
     spare = KEY.search(made.text)
     assert spare
     async with runtime.sessions() as db:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from account_pages import NEW_PASSWORD, csrf_of, join, sign_in
+from account_pages import NEW_PASSWORD, csrf_of, join, once_of, sign_in
 from keyguard.audit.models import AuditEvent
 from keyguard.clock import FrozenClock
 from keyguard.errors import KeyguardError
@@ -50,7 +50,9 @@ async def post(client: httpx.AsyncClient, page: str, action: str, fields: Fields
     the repeated ``events`` checkboxes)."""
     shown = await client.get(page)
     assert shown.status_code == 200, shown.text
-    return await client.post(action, data={FIELD: csrf_of(shown.text), **fields})
+    return await client.post(
+        action, data={FIELD: csrf_of(shown.text), **once_of(shown.text), **fields}
+    )
 
 
 async def add(

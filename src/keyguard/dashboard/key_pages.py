@@ -30,7 +30,7 @@ from keyguard.keys.schemas import KeyCreate, KeyRotate, KeyUpdate
 from keyguard.keys.views import CreatedKey, KeyView
 from keyguard.restrictions import service as restrictions
 from keyguard.usage import service as usage
-from keyguard.web.pages import PageError, read_form, redirect, render
+from keyguard.web.pages import PageError, read_form, redirect, render, spend_once
 
 router = APIRouter(include_in_schema=False)
 
@@ -122,6 +122,7 @@ async def keys_page(request: Request, project_id: str) -> Response:
 async def create_key(request: Request, project_id: str) -> Response:
     where = await in_project(request, project_id, Permission.WRITE_KEYS)
     form = await read_form(request, max_part_size=256 * 1024)
+    await spend_once(request, form)
     try:
         body = KeyCreate.model_validate(settings_body(form, creating=True))
         created = await keys.create_key(
@@ -257,7 +258,7 @@ async def save_key(request: Request, project_id: str, key_id: str) -> Response:
 async def start_totp(request: Request, project_id: str, key_id: str) -> Response:
     where = await in_project(request, project_id, Permission.WRITE_KEYS)
     view = await _key(request, where, key_id)
-    await read_form(request)
+    await spend_once(request, await read_form(request))
     try:
         enrolment = await restrictions.start_totp(context_of(request), key_id, actor=where.actor)
     except KeyguardError as exc:
@@ -366,7 +367,7 @@ async def remove_certificate(
 async def create_signing_secret(request: Request, project_id: str, key_id: str) -> Response:
     where = await in_project(request, project_id, Permission.WRITE_KEYS)
     view = await _key(request, where, key_id)
-    await read_form(request)
+    await spend_once(request, await read_form(request))
     try:
         secret = await restrictions.set_signing_secret(
             context_of(request), key_id, actor=where.actor
@@ -428,6 +429,7 @@ async def act(request: Request, project_id: str, key_id: str, action: str) -> Re
     where = await in_project(request, project_id, Permission.WRITE_KEYS)
     view = await _key(request, where, key_id)
     form = await read_form(request)
+    await spend_once(request, form)
     ctx = context_of(request)
     try:
         if action == "revoke":

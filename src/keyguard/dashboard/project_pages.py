@@ -16,7 +16,7 @@ from keyguard.dashboard.refusals import refusal
 from keyguard.errors import KeyguardError
 from keyguard.projects import service as projects
 from keyguard.projects.schemas import ProjectCreate
-from keyguard.web.pages import read_form, render, require_person
+from keyguard.web.pages import read_form, render, require_person, spend_once
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,6 +25,7 @@ router = APIRouter(include_in_schema=False)
 async def create_project(request: Request) -> Response:
     me = await require_person(request)
     form = await read_form(request)
+    await spend_once(request, form)
     name, prefix = form.get("name").strip(), form.get("key_prefix").strip()
     try:
         body = ProjectCreate.model_validate({"name": name, "key_prefix": prefix or None})

@@ -20,7 +20,7 @@ from keyguard.dashboard.refusals import refusal
 from keyguard.errors import KeyguardError, NotFound
 from keyguard.keys import root_keys
 from keyguard.keys.root_routes import RootKeyCreate
-from keyguard.web.pages import PageError, read_form, redirect, render, require_person
+from keyguard.web.pages import PageError, read_form, redirect, render, require_person, spend_once
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,6 +65,7 @@ async def root_keys_page(request: Request) -> Response:
 async def create_root_key(request: Request) -> Response:
     me = await _administrator(request)
     form = await read_form(request)
+    await spend_once(request, form)
     try:
         body = RootKeyCreate.model_validate({"name": form.get("name").strip()})
     except ValidationError as exc:

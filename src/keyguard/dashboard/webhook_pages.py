@@ -19,7 +19,7 @@ from keyguard.dashboard.refusals import refusal
 from keyguard.engine.permissions import Permission
 from keyguard.errors import KeyguardError, NotFound, ValidationFailed
 from keyguard.projects import service as projects
-from keyguard.web.pages import Form, PageError, read_form, redirect, render
+from keyguard.web.pages import Form, PageError, read_form, redirect, render, spend_once
 from keyguard.webhooks import endpoints
 from keyguard.webhooks.errors import (
     WebhookUrlBlocked,
@@ -189,6 +189,7 @@ async def rotate_secret_page(request: Request, project_id: str) -> Response:
 async def rotate_secret(request: Request, project_id: str) -> Response:
     where = await in_project(request, project_id, Permission.ROTATE_SECRETS)
     form = await read_form(request)
+    await spend_once(request, form)
     try:
         body = SecretRotate.model_validate({"overlap_seconds": int(form.get("overlap") or "0")})
     except (ValidationError, ValueError):

@@ -6,6 +6,7 @@ catalog) and every form through :func:`read_form` (size limits, the CSRF check).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -86,6 +87,35 @@ def _number(context: Context, value: float | int | None) -> str:
 
 
 _env.globals["t"] = _t
+
+
+# ---- forms that make a secret: sent once ------------------------------------------
+# A page showing a new secret answers a POST; reloading it, or going back, would send
+# that POST again (a second regeneration kills the secret just copied, a second rotation
+# makes a second successor). Such forms carry a fresh random value, spent on the first
+# submission: a second one gets the "already sent" page. (Not a CSRF defence: the CSRF
+# token is that. A form without the value is refused too.)
+ONCE_FIELD = "once"
+_ONCE_TTL = 24 * 3600
+
+
+def _new_once() -> str:
+    return secrets.token_urlsafe(16)
+
+
+_env.globals["new_once"] = _new_once
+
+
+async def spend_once(request: Request, form: Form) -> None:
+    """Refuse (409 page) a form whose one-time value is missing or was already spent."""
+    value = form.get(ONCE_FIELD)
+    if len(value) != 22 or not value.replace("-", "").replace("_", "").isalnum():
+        raise PageError(400, "error.form_invalid")
+    replay = context_of(request).state.replay_guard
+    if not await replay.first_use(f"form-once:{value}", _ONCE_TTL):
+        raise PageError(409, "error.form_used")
+
+
 _env.filters["datetime"] = _datetime
 _env.filters["date"] = _date
 _env.filters["number"] = _number
