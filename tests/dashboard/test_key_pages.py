@@ -5,6 +5,7 @@ role or a project that does not allow something is refused on the server."""
 from __future__ import annotations
 
 import re
+import ssl
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -328,6 +329,15 @@ async def test_client_certificates_uploaded_or_pasted_then_required(
     nothing = await owner.post(f"{url}/certificates", data={FIELD: token})
     assert nothing.status_code == 422
     assert "Choose a PEM file" in nothing.text
+    der = ssl.PEM_cert_to_DER_cert(_pem("binary"))
+    for unreadable in (der, b"   \n"):
+        refused = await owner.post(
+            f"{url}/certificates",
+            data={FIELD: token},
+            files={"certificate_file": ("client.cer", unreadable, "application/octet-stream")},
+        )
+        assert refused.status_code == 422
+        assert "is not a PEM certificate" in refused.text
     # Upload a file (the seed: "Upload the certificate to your API key settings").
     uploaded = await owner.post(
         f"{url}/certificates",

@@ -324,10 +324,13 @@ async def add_certificate(request: Request, project_id: str, key_id: str) -> Res
     where = await in_project(request, project_id, Permission.WRITE_KEYS)
     view = await _key(request, where, key_id)
     form = await read_form(request, max_part_size=CERTIFICATE_BYTES, max_files=1)
+    sent_file = form.has_file("certificate_file")
     uploaded = await form.file_text("certificate_file", CERTIFICATE_BYTES)
-    pem = uploaded or form.get("certificate").strip()
+    pem = (uploaded or "").strip() or form.get("certificate").strip()
+    if sent_file and not (uploaded or "").strip():
+        pem = ""  # a file was chosen but is empty, too large, or not text (DER)
     if not pem:
-        key = "keys.certs.missing" if uploaded is None else "keys.certs.unreadable"
+        key = "keys.certs.unreadable" if sent_file else "keys.certs.missing"
         return await _key_page(
             request, where, view, errors={"certificate": FieldError(message_key=key)}, status=422
         )

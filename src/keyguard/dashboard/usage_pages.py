@@ -11,12 +11,13 @@ from starlette.responses import Response
 
 from keyguard.api.deps import context_of
 from keyguard.audit import checkpoints
-from keyguard.audit.log import last_verdict, project_log, verify_and_remember
+from keyguard.audit.log import AuditEntry, last_verdict, project_log, verify_and_remember
 from keyguard.dashboard.access import in_project
 from keyguard.dashboard.charts import Bar, horizontal_bars, stacked_bars
 from keyguard.errors import NotFound, ValidationFailed
 from keyguard.i18n import translate
 from keyguard.keys import service as keys
+from keyguard.keys.views import KeyView
 from keyguard.usage import service as usage
 from keyguard.usage.views import Usage
 from keyguard.web.pages import PageError, read_form, redirect, render
@@ -58,8 +59,11 @@ async def usage_page(request: Request, project_id: str) -> Response:
     refused_label = translate("usage.refused")
     codes = sorted(found.totals.by_code.items(), key=lambda item: (-item[1], item[0]))
     refusals = [(code, n) for code, n in codes if code != "ok"]
-    due, _ = await keys.list_keys(ctx, project_id, limit=keys.MAX_PAGE, rotation_due=True)
-    anomalies = await project_log(ctx, project_id, limit=ANOMALIES_SHOWN, action="key.anomaly")
+    due: list[KeyView] = []
+    anomalies: list[AuditEntry] = []
+    if key is None:  # shown for the whole project only
+        due, _ = await keys.list_keys(ctx, project_id, limit=keys.MAX_PAGE, rotation_due=True)
+        anomalies = await project_log(ctx, project_id, limit=ANOMALIES_SHOWN, action="key.anomaly")
     return await render(
         request,
         "dashboard/usage.html",

@@ -81,7 +81,13 @@ async def recent_sessions(
     ctx: UploadContext, project_id: str, *, limit: int = RECENT_SESSIONS
 ) -> list[tuple[SessionView, int]]:
     """The project's newest upload sessions (still kept), each with its photo count."""
-    photos = select(Photo.session_id, func.count().label("n")).group_by(Photo.session_id).subquery()
+    own = select(UploadSession.id).where(UploadSession.project_id == project_id)
+    photos = (
+        select(Photo.session_id, func.count().label("n"))
+        .where(Photo.session_id.in_(own))  # this project's photos only
+        .group_by(Photo.session_id)
+        .subquery()
+    )
     query = (
         select(UploadSession, func.coalesce(photos.c.n, 0))
         .outerjoin(photos, photos.c.session_id == UploadSession.id)

@@ -144,6 +144,11 @@ class Form:
         value = self.values.get(name)
         return value if isinstance(value, str) else ""
 
+    def has_file(self, name: str) -> bool:
+        """Whether a file was chosen for ``name`` (a form without one sends no file)."""
+        value = self.values.get(name)
+        return value is not None and not isinstance(value, str) and bool(value.filename)
+
     async def file_text(self, name: str, limit: int) -> str | None:
         """An uploaded file's text (UTF-8), None when none was sent or it is larger than
         ``limit`` bytes or not text."""
@@ -214,7 +219,8 @@ def _binding(request: Request, signed_in: SignedIn | None) -> str | None:
 
 async def read_form(request: Request, *, max_part_size: int = 4096, max_files: int = 0) -> Form:
     """The submitted form, after its CSRF token was checked (403 page if not); files
-    only where a page takes them (``max_files``, each within ``max_part_size``)."""
+    only where a page takes them (``max_files``; their size is bounded by the edge's
+    body limit, ``max_part_size`` bounds the other fields)."""
     try:
         values = await request.form(max_files=max_files, max_fields=20, max_part_size=max_part_size)
     except HTTPException:
@@ -223,6 +229,7 @@ async def read_form(request: Request, *, max_part_size: int = 4096, max_files: i
     binding = _binding(request, await person(request))
     key = context_of(request).account_keys.csrf
     if not csrf.valid(key, binding, token if isinstance(token, str) else None):
+        await values.close()  # spooled uploads, if any
         raise PageError(403, "error.csrf")
     return Form(values)
 
@@ -299,7 +306,3 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(PageError, on_page_error)
     app.add_exception_handler(Redirect, on_redirect)
-
-
-def message(key: str, **fields: Any) -> str:
-    return translate(key, **fields)
