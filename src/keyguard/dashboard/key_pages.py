@@ -143,7 +143,7 @@ async def create_key(request: Request, project_id: str) -> Response:
 def _settings_refusal(exc: KeyguardError) -> tuple[str | None, dict[str, FieldError]]:
     """The service's refusal of a key's settings: an expiry in the past next to its
     field, anything else at the top."""
-    if "expires_at" in (exc.detail or ""):
+    if exc.extra.get("field") == "expires_at":
         return None, {
             "expires_at": FieldError(exc.detail or "", None, "validation.expires_at_past")
         }

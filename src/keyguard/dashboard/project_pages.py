@@ -42,9 +42,9 @@ async def create_project(request: Request) -> Response:
     except ValidationError as exc:
         return await _again(request, me.account.id, name, prefix, field_errors(exc), None)
     except KeyguardError as exc:
-        # The service names the prefix in its sentence: shown next to that field.
+        # A refusal naming the prefix goes next to that field.
         message = refusal(exc)
-        if "key_prefix" in message:
+        if exc.extra.get("field") == "key_prefix":
             beside = {"key_prefix": FieldError(message)}
             return await _again(request, me.account.id, name, prefix, beside, None, exc.status)
         return await _again(request, me.account.id, name, prefix, {}, message, exc.status)

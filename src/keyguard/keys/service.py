@@ -50,7 +50,7 @@ def _now(ctx: ServiceContext) -> datetime:
 
 def _check_expiry(ctx: ServiceContext, expires_at: datetime | None) -> None:
     if expires_at is not None and expires_at <= _now(ctx):
-        raise ValidationFailed("expires_at must be in the future")
+        raise ValidationFailed("expires_at must be in the future", field="expires_at")
 
 
 def _refuse_if_expired(ctx: ServiceContext, row: ApiKey) -> None:

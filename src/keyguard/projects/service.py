@@ -62,7 +62,8 @@ async def create_project(
     if not valid_prefix(prefix) or prefix == ROOT_PREFIX:
         raise ValidationFailed(
             "key_prefix must be 1-16 lower-case ASCII letters or digits, starting with a letter"
-            f" (and not the reserved {ROOT_PREFIX!r})"
+            f" (and not the reserved {ROOT_PREFIX!r})",
+            field="key_prefix",
         )
     secret = new_webhook_secret()
     now = utc_from_ts(ctx.clock.now())
