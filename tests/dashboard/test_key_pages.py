@@ -444,3 +444,22 @@ async def test_a_rotated_key_in_its_grace_period_can_still_be_restricted(owner, 
     )
     assert saved.status_code == 303, saved.text
     assert (await poll(owner, old)).json()["code"] == "ip_not_allowed"
+
+
+async def test_the_list_pages_and_searches_every_key(owner, project_id, runtime) -> None:
+    from keyguard.keys import service as keys_service
+
+    for i in range(55):
+        await keys_service.create_key(
+            runtime, project_id, keys_service.KeySpec(name=f"bulk {i:02d}"), actor="t"
+        )
+    first = await owner.get(keys_url(project_id))
+    assert first.text.count('<code class="meta">') == 50
+    more = re.search(r'href="([^"]*after=[^"]+)"', first.text)
+    assert more
+    rest = await owner.get(more.group(1).replace("&amp;", "&"))
+    assert rest.text.count('<code class="meta">') == 5
+    found = await owner.get(keys_url(project_id) + "?q=bulk+54")
+    assert "bulk 54" in found.text
+    assert found.text.count('<code class="meta">') == 1
+    assert (await owner.get(keys_url(project_id) + "?after=garbage")).status_code == 400

@@ -24,7 +24,7 @@ from keyguard.dashboard.key_forms import (
 from keyguard.dashboard.key_forms import changed as changed_fields
 from keyguard.dashboard.refusals import refusal
 from keyguard.engine.permissions import Permission
-from keyguard.errors import KeyguardError, NotFound
+from keyguard.errors import KeyguardError, NotFound, ValidationFailed
 from keyguard.keys import service as keys
 from keyguard.keys.schemas import KeyCreate, KeyRotate, KeyUpdate
 from keyguard.keys.views import CreatedKey, KeyView
@@ -36,7 +36,7 @@ router = APIRouter(include_in_schema=False)
 
 STATUSES = ("active", "expired", "revoked", "quarantined")
 GRACE_CHOICES = (0, 3600, 86_400, 7 * 86_400, 30 * 86_400)  # seconds, for rotation
-_SHOWN = 1000  # keys read for one listing (filter and search run over these)
+PAGE = 50  # keys per page of the list
 
 
 def _keys_url(project_id: str) -> str:
@@ -53,28 +53,6 @@ async def project_home(request: Request, project_id: str) -> Response:
     return redirect(_keys_url(project_id))
 
 
-async def _all_keys(request: Request, project_id: str) -> list[KeyView]:
-    found: list[KeyView] = []
-    cursor = None
-    while len(found) < _SHOWN:
-        page, cursor = await keys.list_keys(
-            context_of(request), project_id, limit=keys.MAX_PAGE, cursor=cursor
-        )
-        found += page
-        if cursor is None:
-            break
-    return found
-
-
-def _matches(view: KeyView, query: str, status: str, environment: str) -> bool:
-    if status and view.status != status:
-        return False
-    if environment and view.environment != environment:
-        return False
-    needle = query.strip().lower()
-    return not needle or needle in view.name.lower() or needle in view.id.lower()
-
-
 async def _keys_page(
     request: Request,
     where: InProject,
@@ -89,9 +67,20 @@ async def _keys_page(
     wanted = wanted if wanted in STATUSES else ""
     environment = request.query_params.get("environment", "")
     environment = environment if environment in ("live", "test") else ""
-    every = await _all_keys(request, where.project_id)
-    used = await usage.last_uses(context_of(request), where.project_id)
-    shown = [v for v in every if _matches(v, query, wanted, environment)]
+    cursor = request.query_params.get("after") or None
+    ctx = context_of(request)
+    try:
+        shown, next_cursor = await keys.list_keys(
+            ctx,
+            where.project_id,
+            limit=PAGE,
+            cursor=cursor,
+            wanted=keys.KeyFilter(query.strip(), wanted, environment),
+        )
+    except ValidationFailed:  # a cursor that is not one of ours
+        raise PageError(400, "error.form_invalid") from None
+    any_key, _ = await keys.list_keys(ctx, where.project_id, limit=1)
+    used = await usage.last_uses(ctx, where.project_id)
     return await render(
         request,
         "dashboard/keys.html",
@@ -100,7 +89,8 @@ async def _keys_page(
         project_id=where.project_id,
         keys=shown,
         last_used=used,
-        total=len(every),
+        total=len(any_key),
+        next_cursor=next_cursor,
         query=query,
         wanted_status=wanted,
         environment=environment,

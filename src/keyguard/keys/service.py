@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import service as audit
@@ -170,6 +170,40 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return when, key_id
 
 
+@dataclass(frozen=True, slots=True)
+class KeyFilter:
+    """What the dashboard's key list narrows to (all in SQL, so every key is found)."""
+
+    text: str = ""  # part of the name or the id, any case
+    status: str = ""  # one of KeyStatus, or "" for any
+    environment: str = ""  # "live", "test" or ""
+
+
+def _filtered(query: Any, wanted: KeyFilter, now: datetime) -> Any:
+    if wanted.text:
+        needle = wanted.text.lower()  # % and _ are matched as themselves (autoescape)
+        query = query.where(
+            or_(
+                func.lower(ApiKey.name).contains(needle, autoescape=True),
+                func.lower(ApiKey.id).contains(needle, autoescape=True),
+            )
+        )
+    if wanted.environment:
+        query = query.where(ApiKey.environment == wanted.environment)
+    # The same precedence as views.key_status: revoked, quarantined, expired, active.
+    live = and_(ApiKey.revoked_at.is_(None), ApiKey.quarantined_at.is_(None))
+    expired = and_(ApiKey.expires_at.is_not(None), ApiKey.expires_at <= now)
+    if wanted.status == "revoked":
+        query = query.where(ApiKey.revoked_at.is_not(None))
+    elif wanted.status == "quarantined":
+        query = query.where(ApiKey.revoked_at.is_(None), ApiKey.quarantined_at.is_not(None))
+    elif wanted.status == "expired":
+        query = query.where(live, expired)
+    elif wanted.status == "active":
+        query = query.where(live, ~expired)
+    return query
+
+
 async def list_keys(
     ctx: ServiceContext,
     project_id: str,
@@ -177,12 +211,16 @@ async def list_keys(
     limit: int = 50,
     cursor: str | None = None,
     rotation_due: bool = False,
+    wanted: KeyFilter | None = None,
 ) -> tuple[list[KeyView], str | None]:
     """A page of keys in creation order, and the cursor of the next page (None at the end);
-    with ``rotation_due``, only the live keys past their ``rotate_by``."""
+    with ``rotation_due``, only the live keys past their ``rotate_by``; ``wanted``
+    narrows by text, status and environment."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}")
     query = select(ApiKey).where(ApiKey.project_id == project_id)
+    if wanted is not None:
+        query = _filtered(query, wanted, _now(ctx))
     if rotation_due:
         query = query.where(
             ApiKey.revoked_at.is_(None),
