@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from account_pages import NEW_PASSWORD, csrf_of, join, once_of, sign_in
+from helpers import counted_queries
 from keyguard.audit.models import AuditEvent
 from keyguard.clock import FrozenClock
 from keyguard.errors import KeyguardError
@@ -402,3 +403,17 @@ async def test_the_url_field_is_well_formed_html(owner, project_id) -> None:
     assert 'type="url"' in page.text
     assert 'inputmode="url" spellcheck="false" autocapitalize="off"' in page.text
     assert "&#34;" not in page.text  # no attribute text escaped into another attribute
+
+
+async def test_the_project_log_reads_deliveries_in_one_query(
+    owner, project_id, runtime, receiver: Receiver, root_headers
+) -> None:
+    for n in range(3):
+        await added(owner, project_id, receiver.on(f"/in{n}", lambda _: Reply(200)))
+    await create_project_key(owner, root_headers, project_id)  # one delivery to each
+    async with counted_queries(runtime) as statements:
+        page = await owner.get(room(project_id))
+    assert page.status_code == 200
+    assert page.text.count("<code>key.created</code>") >= 3  # (the event list names it too)
+    reads = [s for s in statements if "FROM webhook_deliveries" in s]
+    assert len(reads) == 1, reads  # was one per endpoint

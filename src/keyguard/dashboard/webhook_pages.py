@@ -98,14 +98,11 @@ def _events_refusal(events: list[str]) -> dict[str, FieldError]:
 
 async def _log(request: Request, project_id: str, shown: list[EndpointView]) -> list[LogEntry]:
     """The project's latest deliveries, newest first, across its endpoints."""
-    entries: list[LogEntry] = []
-    for endpoint in shown:
-        for delivery in await endpoints.list_deliveries(
-            context_of(request), project_id, endpoint.id, limit=_LOG
-        ):
-            entries.append(LogEntry(endpoint, delivery))
-    entries.sort(key=lambda e: (e.delivery.created_at, e.delivery.id), reverse=True)
-    return entries[:_LOG]
+    by_id = {endpoint.id: endpoint for endpoint in shown}
+    found = await endpoints.endpoints_deliveries(
+        context_of(request), project_id, list(by_id), limit=_LOG
+    )
+    return [LogEntry(by_id[d.endpoint_id], d) for d in found if d.endpoint_id in by_id]
 
 
 async def _room(

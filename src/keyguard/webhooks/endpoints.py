@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.audit import service as audit
@@ -313,25 +313,46 @@ async def destination_deliveries(
     """A destination's latest deliveries, newest first, each with all its attempts."""
     async with ctx.sessions() as db:
         await _target(db, project_id, dest)
-        rows = (
-            await db.execute(
-                select(WebhookDelivery, WebhookMessage.event_type)
-                .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
-                .where(dest.owns())
-                .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-                .limit(limit)
-            )
-        ).all()
-        ids = [d.id for d, _ in rows]
-        attempts: dict[str, list[WebhookAttempt]] = {i: [] for i in ids}
-        if ids:
-            found = await db.execute(
-                select(WebhookAttempt)
-                .where(WebhookAttempt.delivery_id.in_(ids))
-                .order_by(WebhookAttempt.attempt_number, WebhookAttempt.id)
-            )
-            for attempt in found.scalars():
-                attempts[attempt.delivery_id].append(attempt)
+        return await _deliveries(db, dest.owns(), limit)
+
+
+async def endpoints_deliveries(
+    ctx: WebhookContext, project_id: str, endpoint_ids: Sequence[str], *, limit: int = 50
+) -> list[DeliveryView]:
+    """The latest deliveries to any of these endpoints of the project, newest first, in
+    one query (the dashboard's project-wide log)."""
+    if not endpoint_ids:
+        return []
+    async with ctx.sessions() as db:
+        mine = and_(
+            WebhookDelivery.endpoint_id.in_(list(endpoint_ids)),
+            WebhookMessage.project_id == project_id,
+        )
+        return await _deliveries(db, mine, limit)
+
+
+async def _deliveries(
+    db: AsyncSession, condition: ColumnElement[bool], limit: int
+) -> list[DeliveryView]:
+    rows = (
+        await db.execute(
+            select(WebhookDelivery, WebhookMessage.event_type)
+            .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
+            .where(condition)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    ids = [d.id for d, _ in rows]
+    attempts: dict[str, list[WebhookAttempt]] = {i: [] for i in ids}
+    if ids:
+        found = await db.execute(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(ids))
+            .order_by(WebhookAttempt.attempt_number, WebhookAttempt.id)
+        )
+        for attempt in found.scalars():
+            attempts[attempt.delivery_id].append(attempt)
     return [DeliveryView.of(d, event_type, attempts[d.id]) for d, event_type in rows]
 
 

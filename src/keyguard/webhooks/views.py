@@ -75,6 +75,7 @@ class DeliveryView:
     last_error: str | None
     created_at: datetime
     attempts: tuple[AttemptView, ...]
+    endpoint_id: str | None = None  # None for an upload session's own webhook URL
 
     @classmethod
     def of(
@@ -90,4 +91,5 @@ class DeliveryView:
             last_error=row.last_error,
             created_at=row.created_at,
             attempts=tuple(AttemptView.of(a) for a in attempts),
+            endpoint_id=row.endpoint_id,
         )
