@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+
+from helpers import self_signed
 
 pytestmark = pytest.mark.e2e
 
@@ -129,18 +129,7 @@ def openssl_cert(tmp_path_factory: pytest.TempPathFactory) -> ClientCert:
 
 
 def _self_signed(tmp: Path, cn: str, not_before: datetime, not_after: datetime) -> ClientCert:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = self_signed(cn, not_before, not_after)
     (tmp / f"{cn}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp / f"{cn}.key").write_bytes(
         key.private_bytes(

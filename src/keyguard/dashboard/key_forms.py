@@ -70,7 +70,6 @@ def changed(body: Mapping[str, Any], view: KeyView, validated: Mapping[str, Any]
         "scopes": list(view.scopes),
         "ip_allowlist": list(view.ip_allowlist),
         "allowed_domains": list(view.allowed_domains),
-        "expires_at": view.expires_at,
         "rate_limit": (
             None
             if view.rate_limit is None

@@ -30,14 +30,7 @@ async def create_project(request: Request) -> Response:
     try:
         body = ProjectCreate.model_validate({"name": name, "key_prefix": prefix or None})
         created = await projects.create_project(
-            context_of(request),
-            name=body.name,
-            key_prefix=body.key_prefix,
-            actor=me.principal.actor,
-            owner=me.account.id,
-            max_key_age_days=body.max_key_age_days,
-            enforce_max_key_age=body.enforce_max_key_age,
-            leak_policy=body.leak_policy,
+            context_of(request), actor=me.principal.actor, owner=me.account.id, **body.settings()
         )
     except ValidationError as exc:
         return await _again(request, me.account.id, name, prefix, field_errors(exc), None)

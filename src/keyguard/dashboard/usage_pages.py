@@ -18,6 +18,7 @@ from keyguard.errors import NotFound, ValidationFailed
 from keyguard.i18n import translate
 from keyguard.keys import service as keys
 from keyguard.keys.views import KeyView
+from keyguard.usage import anomalies as anomalies_module
 from keyguard.usage import service as usage
 from keyguard.usage.views import Usage
 from keyguard.web.pages import PageError, read_form, redirect, render
@@ -27,7 +28,6 @@ router = APIRouter(include_in_schema=False)
 GRANULARITY_LABEL = {"minute": "%H:%M", "hour": "%H:00", "day": "%m-%d"}  # UTC
 ANOMALIES_SHOWN = 20
 AUDIT_PAGE = 50
-ANOMALY_REASONS = ("failure_burst", "new_network", "traffic_spike")  # usage.anomalies
 
 
 def _bars(found: Usage) -> list[Bar]:
@@ -85,7 +85,7 @@ async def usage_page(request: Request, project_id: str) -> Response:
         else "",
         rotation_due=due,
         anomalies=anomalies,
-        anomaly_reasons=ANOMALY_REASONS,
+        anomaly_reasons=anomalies_module.REASONS,
     )
 
 

@@ -31,16 +31,7 @@ def _out(project: ProjectView) -> ProjectOut:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectCreated)
 async def create_project(body: ProjectCreate, rt: ContextDep, caller: Manager) -> ProjectCreated:
     person = caller.account_id if isinstance(caller, UserPrincipal) else None
-    created = await projects.create_project(
-        rt,
-        name=body.name,
-        key_prefix=body.key_prefix,
-        actor=caller.actor,
-        owner=person,
-        max_key_age_days=body.max_key_age_days,
-        enforce_max_key_age=body.enforce_max_key_age,
-        leak_policy=body.leak_policy,
-    )
+    created = await projects.create_project(rt, actor=caller.actor, owner=person, **body.settings())
     return ProjectCreated(
         **_out(created.project).model_dump(), webhook_secret=created.webhook_secret
     )

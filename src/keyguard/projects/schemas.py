@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,17 @@ class ProjectCreate(Strict):
     )
     enforce_max_key_age: bool = False
     leak_policy: LeakPolicy = "revoke"
+
+    def settings(self) -> dict[str, Any]:
+        """The service's keyword arguments (the API and the dashboard both create
+        projects through this)."""
+        return {
+            "name": self.name,
+            "key_prefix": self.key_prefix,
+            "max_key_age_days": self.max_key_age_days,
+            "enforce_max_key_age": self.enforce_max_key_age,
+            "leak_policy": self.leak_policy,
+        }
 
 
 class ProjectUpdate(Strict):
