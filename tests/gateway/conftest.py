@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,9 @@ from keyguard.keys import service as keys
 from keyguard.runtime import Runtime
 from keyguard.server.edge import Edge
 from keyguard.settings import Settings
+
+# Test modules here import the shared `openapi_documents` that sits beside this file.
+sys.path.insert(0, str(Path(__file__).parent))
 
 PREFIX = "APTR"
 UPSTREAM_DATE = b"Mon, 01 Jan 2001 00:00:00 GMT"

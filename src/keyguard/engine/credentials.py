@@ -5,7 +5,8 @@
 - ``X-API-Key: base64(id)`` with ``X-API-Secret: base64(secret)``
 - ``Authorization: ApiKey base64(id:secret)``
 A bare public id in ``X-API-Key`` (no secret header) marks a signed request, and a JWT
-in ``Authorization: Bearer`` is an OAuth access token, not a key.
+in ``Authorization: Bearer`` is an OAuth access token, not a key. A request may carry
+both a key and a token (seed 002: an operation may need both): :func:`extract_key_and_token`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from keyguard.crypto.keys import check_pair, looks_like_key_id, parse_key
 from keyguard.engine.facts import AccessToken, Credentials
@@ -74,6 +76,37 @@ def extract_credentials(headers: Mapping[str, str]) -> Credentials | AccessToken
     if api_key is None:
         return None
     return from_key_or_id(api_key)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAndToken:
+    """What a request presents when it may carry an API key and an access token at once."""
+
+    key: Credentials | None
+    token: AccessToken | None
+
+
+def extract_key_and_token(headers: Mapping[str, str]) -> KeyAndToken:
+    """The key and the access token of lower-cased headers, each None when absent.
+
+    The token is a JWT in ``Authorization: Bearer``; the key is then read from the other
+    headers (``X-API-Key``, ``API-Key``, ``X-API-Secret``), since Authorization holds the
+    token. Otherwise the key is what :func:`extract_credentials` reads (a key in
+    ``Authorization: Bearer``/``ApiKey`` is still a key). ``InvalidKey`` for anything
+    malformed, as there.
+    """
+    auth = headers.get("authorization")
+    if auth is not None:
+        scheme, _, value = auth.strip().partition(" ")
+        token = value.strip()
+        if scheme.lower() == "bearer" and looks_like_jwt(token):
+            key = extract_credentials({n: v for n, v in headers.items() if n != "authorization"})
+            # (Without Authorization, only a key can come back.)
+            return KeyAndToken(key if isinstance(key, Credentials) else None, AccessToken(token))
+    presented = extract_credentials(headers)
+    if isinstance(presented, AccessToken):
+        return KeyAndToken(None, presented)
+    return KeyAndToken(presented, None)
 
 
 def from_key_or_id(text: str) -> Credentials:
