@@ -15,6 +15,7 @@ from keyguard.keys.feature import FEATURE as KEYS
 from keyguard.leaks.feature import FEATURE as LEAKS
 from keyguard.mail.feature import FEATURE as MAIL
 from keyguard.metrics.feature import FEATURE as METRICS
+from keyguard.oauth.feature import FEATURE as OAUTH
 from keyguard.projects.feature import FEATURE as PROJECTS
 from keyguard.restrictions.feature import FEATURE as RESTRICTIONS
 from keyguard.uploads.feature import FEATURE as UPLOADS
@@ -29,6 +30,7 @@ FEATURES: tuple[Feature, ...] = (
     AUDIT,
     RESTRICTIONS,
     ACCOUNTS,
+    OAUTH,
     DASHBOARD,
     HELP,
     MAIL,

@@ -49,6 +49,9 @@ from keyguard.keys.repository import (
     load_key_record,
     read_key_record,
 )
+from keyguard.oauth.clients import ClientRecord, load_client
+from keyguard.oauth.server import OAuthServer
+from keyguard.oauth.verifier import AccessTokenVerifier
 from keyguard.server.tls_context import ClientCertificateTrust
 from keyguard.settings import Settings
 from keyguard.state.memory import memory_state
@@ -102,6 +105,8 @@ class Runtime:
     usage: UsageCounter | None = None
     # How webhook hosts are resolved (registration and delivery); None: the system's.
     webhook_resolver: Resolver | None = None
+    # The OAuth authorization server (CONTRACT §8); made by ``start``.
+    oauth: OAuthServer = field(init=False)
     # In-flight cache-bus publications (kept referenced until done).
     _publishing: set[asyncio.Task[None]] = field(default_factory=set)
     # SQLite allows one writer; serialising our own write transactions in-process avoids
@@ -196,6 +201,16 @@ class Runtime:
         runtime.engine.on_refusal = runtime.refusals
         # A signed-in person's session cookie is a management API credential too.
         runtime.engine.session_verifier = SessionPrincipals(runtime)
+        # An OAuth access token is a credential of every door too (CONTRACT §8).
+        runtime.oauth = OAuthServer(runtime)
+        # Made (or loaded) now, not inside the first token's transaction.
+        await runtime.oauth.keys.signing_key()
+        clients: ReadThroughCache[ClientRecord] = ReadThroughCache(
+            partial(load_client, runtime), clock, ttl=30.0
+        )
+        runtime.engine.token_verifier = AccessTokenVerifier(
+            runtime.oauth.tokens, state, clock, clients
+        )
         runtime.refusals.start()
         # Every check of a known key is counted in memory and added to the usage buckets.
         runtime.usage = UsageCounter(runtime, interval=settings.usage_flush_seconds)

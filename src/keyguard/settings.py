@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     usage_flush_seconds: float = Field(default=5.0, gt=0, le=60)
     usage_minute_retention_days: int = Field(default=2, ge=0, le=36_500)
     usage_hour_retention_days: int = Field(default=90, ge=0, le=36_500)
+    # OAuth 2 (CONTRACT §8). Access tokens are short-lived (RFC 9700 §2.2); refresh
+    # tokens rotate on every use and the family lives this long without one.
+    oauth_access_token_seconds: int = Field(default=600, ge=30, le=86_400)
+    oauth_refresh_token_days: int = Field(default=30, ge=1, le=365)
+    # The ``aud`` of access tokens: the API they are for. Default: the public URL.
+    oauth_audience: str | None = None
     log_level: str = "info"
     # CONTRACT §11: "json" writes one JSON object per log line, with the request's id.
     log_format: Literal["text", "json"] = "text"

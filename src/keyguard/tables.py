@@ -29,6 +29,15 @@ from keyguard.audit.models import (
 from keyguard.keys import models as key_models
 from keyguard.keys.models import ApiKey, KeyCertificate
 from keyguard.mail.models import MailMessage
+from keyguard.oauth import models as oauth_models
+from keyguard.oauth.models import (
+    OAuthAccessToken,
+    OAuthApp,
+    OAuthCode,
+    OAuthGrant,
+    OAuthRefreshToken,
+    OAuthSigningKey,
+)
 from keyguard.projects import models as project_models
 from keyguard.projects.models import Project
 from keyguard.storage import keyring
@@ -51,6 +60,7 @@ SEALED_COLUMNS = (
     *project_models.SEALED,
     *key_models.SEALED,
     *audit_models.SEALED,
+    *oauth_models.SEALED,
 )
 ALL_ROWS = (
     Account,
@@ -81,4 +91,10 @@ ALL_ROWS = (
     KeyNetwork,
     AnomalyClaim,
     KeyringEntry,
+    OAuthApp,
+    OAuthCode,
+    OAuthGrant,
+    OAuthRefreshToken,
+    OAuthAccessToken,
+    OAuthSigningKey,
 )

@@ -27,10 +27,11 @@ from keyguard.engine.permissions import (
 from keyguard.engine.principals import KeyPrincipal, Principal, UserPrincipal, session_cookie
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import NotFound, RootKeyRequired
+from keyguard.oauth.server import OAuthContext
 from keyguard.uploads.context import UploadContext
 
 
-class AppContext(UploadContext, AccountContext, Protocol):
+class AppContext(UploadContext, AccountContext, OAuthContext, Protocol):
     """Every service's context (uploads' is the widest), plus what the doors need."""
 
     engine: PolicyEngine

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from keyguard.engine.principals import KeyPrincipal, Principal, UserPrincipal
+from keyguard.engine.principals import KeyPrincipal, Principal, TokenPrincipal, UserPrincipal
 from keyguard.errors import CredentialsMissing, InvalidKey, NotFound, RoleTooLow, RootKeyRequired
 
 
@@ -37,6 +37,7 @@ class Permission(StrEnum):
     WRITE_WEBHOOKS = "write_webhooks"  # endpoints, redelivery
     ROTATE_SECRETS = "rotate_secrets"  # the project's webhook signing secret
     MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
+    MANAGE_APPS = "manage_apps"  # OAuth apps: register, change, rotate the secret, delete
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -48,6 +49,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.WRITE_KEYS,
             Permission.WRITE_WEBHOOKS,
             Permission.ROTATE_SECRETS,
+            Permission.MANAGE_APPS,
         }
     ),
     Role.OWNER: frozenset(Permission),
@@ -97,6 +99,11 @@ def authorize(principal: Principal, action: Action, *, project_id: str | None = 
         # A person may use the management API; each resource then asks
         # :func:`authorize_person` for the role its project gives them.
         return
-    # A session is no credential of a project's own API; access tokens get their rules
-    # with the OAuth feature.
+    if isinstance(principal, TokenPrincipal) and action is Action.USE:
+        # An access token reaches its app's project only (CONTRACT §8); management
+        # needs a root key or a person's session.
+        if project_id is not None and principal.project_id != project_id:
+            raise NotFound()
+        return
+    # A session is no credential of a project's own API.
     raise CredentialsMissing()

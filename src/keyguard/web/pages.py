@@ -205,7 +205,7 @@ def local_path(target: str | None, default: str = "/account") -> str:
     ``//evil.example``, ``/\\evil.example`` and absolute URLs are refused)."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return default
-    if any(c in target for c in "\\\r\n\t") or len(target) > 500:
+    if any(c in target for c in "\\\r\n\t") or len(target) > 4000:
         return default
     return target
 

@@ -1,0 +1,95 @@
+"""Real OAuth apps and access tokens for tests, made through the services (the same
+issuer, signing key and records as the token endpoint)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+from keyguard.clock import utc_from_ts
+from keyguard.ids import new_id
+from keyguard.oauth import apps
+from keyguard.oauth.apps import AppSpec, CreatedApp
+from keyguard.oauth.clients import load_client
+from keyguard.oauth.grants import GRANTS
+from keyguard.oauth.models import OAuthGrant
+from keyguard.oauth.server import issue
+from keyguard.runtime import Runtime
+
+REDIRECT = "https://app.example.com/callback"
+
+
+async def register_app(
+    runtime: Runtime,
+    project_id: str,
+    *,
+    scopes: Iterable[str] = ("read", "write"),
+    public: bool = False,
+    redirect_uris: Iterable[str] = (REDIRECT,),
+    allowed_domains: Iterable[str] = (),
+    name: str = "Partner app",
+) -> CreatedApp:
+    spec = AppSpec(
+        name=name,
+        public=public,
+        redirect_uris=tuple(redirect_uris),
+        allowed_domains=tuple(allowed_domains),
+        scopes=tuple(scopes),
+    )
+    return await apps.create_app(runtime, project_id, spec, actor="test")
+
+
+async def access_token(
+    runtime: Runtime,
+    *,
+    project_id: str,
+    scopes: Iterable[str] = ("read",),
+    subject: str | None = None,
+    app: CreatedApp | None = None,
+) -> str:
+    """A real access token of an app of ``project_id`` (a new confidential app unless
+    ``app`` is given): for ``subject`` (an account id), else a client-credentials token."""
+    wanted = tuple(scopes)
+    if app is None:
+        app = await register_app(runtime, project_id, scopes=wanted)
+    client = await load_client(runtime, app.app.client_id)
+    assert client is not None
+    if subject is None:
+        grant = GRANTS["client_credentials"]
+        issued = await grant.exchange(runtime, client, {"scope": " ".join(wanted)})
+        return issued.access_token
+    now = utc_from_ts(runtime.clock.now())
+    async with runtime.transaction() as db:
+        row = OAuthGrant(
+            id=new_id("ogr"),
+            app_id=client.app_id,
+            project_id=project_id,
+            account_id=subject,
+            scopes=sorted(wanted),
+            created_at=now,
+            revoked_at=None,
+            revoked_reason=None,
+        )
+        db.add(row)
+        await db.flush()
+        response = await issue(
+            runtime,
+            db,
+            now=now,
+            grant_id=row.id,
+            client_id=client.client_id,
+            project_id=project_id,
+            scopes=frozenset(wanted),
+            subject=subject,
+            with_refresh=False,
+        )
+    return response.access_token
+
+
+def pkce_pair() -> tuple[str, str]:
+    """(code_verifier, S256 code_challenge)."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
