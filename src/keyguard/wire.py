@@ -41,8 +41,8 @@ class PrefixedHeaders:
     """The ``X-{P}-…`` names of ``KEYGUARD_HEADER_PREFIX``, lower-cased.
 
     Request side: ``totp``, ``timestamp``, ``signature``; ``session_password`` on the
-    upload page. Gateway to upstream: ``key_id``, ``project_id``, ``scopes`` (the identity
-    the upstream trusts).
+    upload page. Gateway to upstream: ``key_id``, ``project_id``, ``scopes``, and for an
+    access token ``subject`` and ``client_id`` (the identity the upstream trusts).
     """
 
     totp: str
@@ -52,12 +52,23 @@ class PrefixedHeaders:
     project_id: str
     scopes: str
     session_password: str
+    subject: str
+    client_id: str
 
     @property
     def all(self) -> frozenset[str]:
         """The names the gateway never forwards from a client."""
         return frozenset(
-            (self.totp, self.timestamp, self.signature, self.key_id, self.project_id, self.scopes)
+            (
+                self.totp,
+                self.timestamp,
+                self.signature,
+                self.key_id,
+                self.project_id,
+                self.scopes,
+                self.subject,
+                self.client_id,
+            )
         )
 
 
@@ -72,6 +83,8 @@ def prefixed(prefix: str) -> PrefixedHeaders:
         project_id=p + "project-id",
         scopes=p + "scopes",
         session_password=p + "session-password",
+        subject=p + "subject",
+        client_id=p + "client-id",
     )
 
 

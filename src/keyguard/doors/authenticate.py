@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from keyguard.doors.scope import facts_from_scope, header_map
-from keyguard.engine.facts import Credentials
+from keyguard.engine.facts import Credentials, RequestFacts
 from keyguard.engine.ipallow import TrustedProxies
-from keyguard.engine.principals import Principal, identify
+from keyguard.engine.principals import KeyPrincipal, Principal, identify
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import CredentialsMissing, KeyguardError
 
@@ -73,7 +73,21 @@ async def _authenticate(
         return await engine.authenticate(
             presented, facts, required_scopes=required_scopes, root=root
         )
-    credentials = presented
+    return await verify_key(
+        engine, presented, facts, read_body, required_scopes=required_scopes, root=root
+    )
+
+
+async def verify_key(
+    engine: PolicyEngine,
+    credentials: Credentials,
+    facts: RequestFacts,
+    read_body: BodyReader,
+    *,
+    required_scopes: Iterable[str] = (),
+    root: bool = False,
+) -> KeyPrincipal:
+    """``engine.verify``, with the body read first when the request is signed."""
     if credentials.secret is None or facts.signature is not None:
         # A signature covers the body, so it must be read first, but only for a live key
         # that can sign: anyone can send a well-formed bare id, and must not make us buffer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from keyguard.errors import (
+    Forbidden,
     KeyguardError,
 )
 
@@ -19,3 +20,20 @@ class InvalidPath(KeyguardError):
 
     code = "invalid_path"
     title = "The request path is not allowed"
+
+
+class OperationNotDeclared(KeyguardError):
+    """``--openapi``: the document lists no such method on such a path, so the request is
+    refused whoever sends it (an upstream route nobody documented is not exposed)."""
+
+    status = 404
+    code = "operation_not_declared"
+    title = "The API document declares no such operation"
+
+
+class TokenProjectMismatch(Forbidden):
+    """An operation needing a key and an access token: the token's OAuth app is not of
+    the key's project (seed 002: the token's client belongs to the key's application)."""
+
+    code = "token_project_mismatch"
+    title = "The access token and the API key belong to different projects"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from keyguard.gateway.security import Caller
 from keyguard.wire import KEY_HEADERS, PROXY_CERT_COMPANION_HEADERS, PROXY_CERT_HEADERS, prefixed
 
 # RFC 9110 §7.6.1: connection-specific fields, never forwarded by a proxy.
@@ -88,3 +90,47 @@ def own_prefix(prefix: str) -> bytes:
     """``x-{p}-``: every header under Keyguard's prefix is Keyguard's to set, never a
     client's to pass on."""
     return f"x-{prefix.lower()}-".encode("latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityNames:
+    """The ``X-{P}-…`` headers that tell the upstream who called (CONTRACT §5, §8)."""
+
+    key_id: bytes
+    project_id: bytes
+    scopes: bytes
+    subject: bytes
+    client_id: bytes
+
+    @classmethod
+    def of(cls, prefix: str) -> IdentityNames:
+        names = prefixed(prefix)
+        return cls(
+            *(
+                name.encode("latin-1")
+                for name in (
+                    names.key_id,
+                    names.project_id,
+                    names.scopes,
+                    names.subject,
+                    names.client_id,
+                )
+            )
+        )
+
+    def headers(self, caller: Caller) -> list[tuple[bytes, bytes]]:
+        """The caller's identity: the key's id, the token's subject (none for client
+        credentials) and app, their project, and the scopes: the token's when there is one
+        (what the person granted), else the key's. Nobody (an open operation): nothing."""
+        key, token = caller.key, caller.token
+        told = token or key  # both have one project (checked); scopes: the token's first
+        if told is None:
+            return []
+        out = [] if key is None else [(self.key_id, key.key_id.encode())]
+        out.append((self.project_id, (told.project_id or "").encode()))
+        out.append((self.scopes, " ".join(sorted(told.scopes)).encode()))
+        if token is not None:
+            if token.subject is not None:
+                out.append((self.subject, token.subject.encode()))
+            out.append((self.client_id, token.client_id.encode()))
+        return out

@@ -18,6 +18,12 @@ of those identity headers sent by the client are always dropped, so the upstream
 trust them. The response streams back as it arrives (without the upstream's ``Date``:
 the server adds its own), plus ``RateLimit-*`` for rate-limited keys. An unreachable or
 failing upstream is a 502 ``bad_gateway``.
+
+With ``routes`` (``--openapi FILE``: :mod:`keyguard.gateway.openapi`), each request must
+be an operation the upstream's document declares (else 404 ``operation_not_declared``)
+and meets that operation's requirements (:mod:`keyguard.gateway.security`): an API key,
+an access token with scopes, both, or nothing. An access token's caller is told as
+``X-{P}-Subject``, ``X-{P}-Client-Id``, ``X-{P}-Project-Id`` and ``X-{P}-Scopes``.
 """
 
 from __future__ import annotations
@@ -32,23 +38,25 @@ from starlette.types import Message, Receive, Scope, Send
 
 from keyguard.doors.asgi import BufferedBody
 from keyguard.doors.authenticate import authenticate_scope
-from keyguard.doors.scope import header_map
+from keyguard.doors.scope import facts_from_scope, header_map
 from keyguard.engine.ipallow import TrustedProxies
-from keyguard.engine.principals import Principal
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import KeyguardError
-from keyguard.gateway.errors import BadGateway
+from keyguard.gateway.errors import BadGateway, OperationNotDeclared
 from keyguard.gateway.headers import (
     HOP_BY_HOP,
+    IdentityNames,
     canonical_name,
     connection_tokens,
     is_keyguard_authorization,
     own_prefix,
     stripped_request_headers,
 )
+from keyguard.gateway.routes import RouteTable
+from keyguard.gateway.security import Caller, enforce
 from keyguard.gateway.target import checked_target
 from keyguard.server.logs import REQUEST_ID
-from keyguard.wire import prefixed, send_problem
+from keyguard.wire import send_problem
 
 __all__ = ["Gateway", "upstream_base"]
 
@@ -86,6 +94,7 @@ class Gateway:
         client: httpx.AsyncClient | None = None,
         max_signed_body_bytes: int = 1_048_576,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        routes: RouteTable | None = None,
     ) -> None:
         self.engine = engine
         self.upstream = upstream_base(upstream)
@@ -95,6 +104,8 @@ class Gateway:
         self.trusted_proxies = trusted_proxies or TrustedProxies()
         self.client_cert_header = client_cert_header
         self.required_scopes = tuple(required_scopes)
+        # The upstream's declared operations (--openapi); None: every path, one check.
+        self.routes = routes
         # trust_env=False: HTTP(S)_PROXY of the environment must not reroute traffic.
         self._client = client or httpx.AsyncClient(
             timeout=DEFAULT_TIMEOUT,
@@ -107,10 +118,7 @@ class Gateway:
         self._on_shutdown = on_shutdown
         self._strip = stripped_request_headers(header_prefix)
         self._own_prefix = own_prefix(header_prefix)
-        names = prefixed(header_prefix)
-        self._identity_names = tuple(
-            name.encode("latin-1") for name in (names.key_id, names.project_id, names.scopes)
-        )
+        self._identity = IdentityNames.of(header_prefix)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -121,25 +129,53 @@ class Gateway:
         headers = header_map(scope)
         body = BufferedBody(receive, self._max_body)
         try:
-            target = self._prefix + checked_target(scope)
-            principal = await authenticate_scope(
-                self.engine,
-                scope,
-                body.read,
-                header_prefix=self.header_prefix,
-                trusted_proxies=self.trusted_proxies,
-                client_cert_header=self.client_cert_header,
-                required_scopes=self.required_scopes,
-                headers=headers,
-                door="gateway",
-            )
+            target = checked_target(scope)
+            if self.routes is None:
+                principal = await authenticate_scope(
+                    self.engine,
+                    scope,
+                    body.read,
+                    header_prefix=self.header_prefix,
+                    trusted_proxies=self.trusted_proxies,
+                    client_cert_header=self.client_cert_header,
+                    required_scopes=self.required_scopes,
+                    headers=headers,
+                    door="gateway",
+                )
+                caller = Caller.of(principal)
+            else:
+                caller = await self._enforce(self.routes, scope, headers, body, target)
         except KeyguardError as error:
             await send_problem(send, error)
             return
-        await self._forward(scope, body, principal, target, send)
+        await self._forward(scope, body, caller, self._prefix + target, send)
+
+    async def _enforce(
+        self,
+        routes: RouteTable,
+        scope: Scope,
+        headers: dict[str, str],
+        body: BufferedBody,
+        target: bytes,
+    ) -> Caller:
+        """The declared operation's requirements, met (``--openapi``), or the refusal."""
+        path = target.split(b"?", 1)[0].decode("ascii")  # checked: printable ASCII
+        operation = routes.match(scope["method"], path)
+        if operation is None:
+            # Before any credential is looked at: the answer says nothing about the caller.
+            raise OperationNotDeclared()
+        return await enforce(
+            self.engine,
+            operation.security,
+            headers,
+            lambda: facts_from_scope(
+                scope, headers, self.header_prefix, self.trusted_proxies, self.client_cert_header
+            ),
+            body.read,
+        )
 
     async def _forward(
-        self, scope: Scope, body: BufferedBody, principal: Principal, target: bytes, send: Send
+        self, scope: Scope, body: BufferedBody, caller: Caller, target: bytes, send: Send
     ) -> None:
         # httpx.Request, not client.build_request: no client default headers (Accept,
         # Accept-Encoding, User-Agent) are added to what the client sent. The URL's path
@@ -148,7 +184,7 @@ class Gateway:
         request = httpx.Request(
             scope["method"],
             self._upstream_url.copy_with(raw_path=target),
-            headers=self._upstream_headers(scope, principal),
+            headers=self._upstream_headers(scope, caller),
             content=_request_content(scope, body),
             extensions={"target": target, "timeout": self._client.timeout.as_dict()},
         )
@@ -160,8 +196,9 @@ class Gateway:
             return
         try:
             out = _response_headers(response)
-            if principal.ratelimit is not None:
-                out.extend(principal.ratelimit.header_items())
+            ratelimit = caller.ratelimit
+            if ratelimit is not None:
+                out.extend(ratelimit.header_items())
             await send(
                 {"type": "http.response.start", "status": response.status_code, "headers": out}
             )
@@ -178,7 +215,7 @@ class Gateway:
         finally:
             await response.aclose()
 
-    def _upstream_headers(self, scope: Scope, principal: Principal) -> list[tuple[bytes, bytes]]:
+    def _upstream_headers(self, scope: Scope, caller: Caller) -> list[tuple[bytes, bytes]]:
         raw: list[tuple[bytes, bytes]] = scope["headers"]
         listed = connection_tokens(v for n, v in raw if n.lower() == b"connection")
         out: list[tuple[bytes, bytes]] = []
@@ -219,10 +256,8 @@ class Gateway:
         request_id = REQUEST_ID.get()
         if request_id:
             out.append((b"x-request-id", request_id.encode("ascii")))
-        key_id, project_id, scopes = self._identity_names
-        out.append((key_id, principal.actor.encode()))  # a key principal's actor is its id
-        out.append((project_id, (principal.project_id or "").encode()))
-        out.append((scopes, " ".join(sorted(principal.scopes)).encode()))
+        # Every client copy of these was dropped above (own prefix): only ours arrive.
+        out.extend(self._identity.headers(caller))
         return out
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
