@@ -102,12 +102,19 @@ def gateway(
     data: DataOpt = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default localhost).")] = None,
     port: Annotated[int, typer.Option(help="HTTPS port of the gateway.")] = 8444,
+    openapi: Annotated[
+        Path | None,
+        typer.Option(
+            help="The upstream's OpenAPI 3 document (JSON or YAML): enforce each operation's "
+            "security requirements, and refuse operations it does not declare."
+        ),
+    ] = None,
 ) -> None:
     """Check every request with Keyguard's policy engine, then proxy it to UPSTREAM."""
     from keyguard.cli.gateway import run_gateway
 
     with _configuration_errors("gateway"):
-        run_gateway(load_settings(data, host=host), upstream, port)
+        run_gateway(load_settings(data, host=host), upstream, port, openapi=openapi)
 
 
 @app.command()

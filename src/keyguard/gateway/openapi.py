@@ -56,9 +56,9 @@ def load_route_table(path: Path) -> RouteTable:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise OpenApiError(f"cannot read {path}: {error.strerror or error}") from None
+        raise OpenApiError(f"{path}: cannot read it ({error.strerror or error})") from None
     except UnicodeDecodeError:
-        raise OpenApiError(f"{path} is not UTF-8 text") from None
+        raise OpenApiError(f"{path}: not UTF-8 text") from None
     try:
         return route_table(parse_document(text, str(path)))
     except OpenApiError as error:
