@@ -7,7 +7,11 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Iterable
+from urllib.parse import parse_qs, quote, urlsplit
 
+import httpx
+
+from account_pages import csrf_of
 from keyguard.clock import utc_from_ts
 from keyguard.ids import new_id
 from keyguard.oauth import apps
@@ -93,3 +97,50 @@ def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def authorize_query(client_id: str, challenge: str, **overrides: str | None) -> dict[str, str]:
+    params: dict[str, str | None] = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "read",
+        "state": "state-123",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **overrides,
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+async def consent(
+    person: httpx.AsyncClient, params: dict[str, str], decision: str = "allow"
+) -> httpx.Response:
+    """A signed-in person opens the authorization URL and answers the consent page."""
+    page = await person.get("/oauth/authorize", params=params)
+    assert page.status_code == 200, page.text
+    return await person.post(
+        "/oauth/authorize",
+        data={**params, "csrf_token": csrf_of(page.text), "decision": decision},
+    )
+
+
+async def code_for(person: httpx.AsyncClient, client_id: str, challenge: str, **kw: str) -> str:
+    answer = await consent(person, authorize_query(client_id, challenge, **kw))
+    assert answer.status_code == 303, answer.text
+    query = parse_qs(urlsplit(answer.headers["location"]).query)
+    return query["code"][0]
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+async def probe(client: httpx.AsyncClient, token: str, **headers: str) -> httpx.Response:
+    """A protected route of the project's own API with ``token``: an unknown upload
+    session, so an accepted token gets 404 ``not_found`` and a refused one its 401/403."""
+    return await client.get(
+        "/v1/sessions/sess_0000000000000000",
+        headers={"Authorization": f"Bearer {token}", **headers},
+    )

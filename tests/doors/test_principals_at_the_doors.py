@@ -1,5 +1,7 @@
-"""Until OAuth lands, a JWT is refused like any bad key; a session cookie is a credential
-of the management API only, never of a project's own API or the verify API."""
+"""A JWT that is not a token we issued is refused as ``invalid_token`` by a project's own
+API and the verify API, and as any bad key by the management API (an access token is
+never a management credential); a session cookie is a credential of the management API
+only, never of a project's own API or the verify API."""
 
 from __future__ import annotations
 
@@ -19,15 +21,15 @@ def _jwt() -> str:
 
 async def test_a_jwt_is_refused_by_protected_and_management_routes(client, runtime, project_id):
     before = await counts(runtime)
-    for method, path in (
-        ("GET", "/v1/sessions/sess_x"),
-        ("POST", "/v1/sessions"),
-        ("POST", f"/v1/projects/{project_id}/keys"),
+    for method, path, code, challenge in (
+        ("GET", "/v1/sessions/sess_x", "invalid_token", 'Bearer error="invalid_token"'),
+        ("POST", "/v1/sessions", "invalid_token", 'Bearer error="invalid_token"'),
+        ("POST", f"/v1/projects/{project_id}/keys", "invalid_key", 'Bearer realm="keyguard"'),
     ):
         r = await client.request(method, path, headers=bearer(_jwt()), json=POLL_SESSION)
         assert r.status_code == 401, (path, r.text)
-        assert r.json()["code"] == "invalid_key"
-        assert r.headers["www-authenticate"] == 'Bearer realm="keyguard"'
+        assert r.json()["code"] == code
+        assert r.headers["www-authenticate"] == challenge
         assert r.headers["content-type"] == "application/problem+json"
     assert await counts(runtime) == before
 
@@ -55,7 +57,7 @@ async def test_the_verify_api_answers_the_same(client, root_headers):
         assert r.status_code == 200, r.text
         return r.json()
 
-    assert (await verify({"Authorization": f"Bearer {_jwt()}"}))["code"] == "invalid_key"
+    assert (await verify({"Authorization": f"Bearer {_jwt()}"}))["code"] == "invalid_token"
     cookie_only = await verify({"Cookie": f"{SESSION_COOKIE}=x"})
     assert cookie_only == {**cookie_only, "valid": False, "code": "credentials_missing"}
 

@@ -22,6 +22,9 @@ async def test_valid_key_is_described(client, root_headers, project_id):
         "project_id": project_id,
         "scopes": ["a", "b"],
         "environment": "test",
+        "token_id": None,
+        "client_id": None,
+        "subject": None,
         "ratelimit": None,
     }
 

@@ -12,11 +12,12 @@ from fastapi import APIRouter
 
 from keyguard.api.deps import ContextDep, RootOnly
 from keyguard.doors.verify_schemas import RateLimitState, VerifyRequest, VerifyResult
-from keyguard.engine.credentials import from_key_or_id
-from keyguard.engine.facts import RequestFacts
-from keyguard.engine.principals import KeyPrincipal, Presented, identify
+from keyguard.engine.credentials import from_key_or_id, looks_like_jwt
+from keyguard.engine.facts import AccessToken, RequestFacts
+from keyguard.engine.principals import KeyPrincipal, Presented, TokenPrincipal, identify
 from keyguard.errors import (
     CredentialsMissing,
+    InvalidKey,
     KeyguardError,
     RateLimited,
     StateUnavailable,
@@ -32,9 +33,14 @@ def _lower(headers: dict[str, str] | None) -> dict[str, str]:
 
 
 def _presented(body: VerifyRequest, headers: dict[str, str]) -> Presented:
-    """The key from ``key``, else whatever the forwarded headers present (§4, §8, §9)."""
+    """The key from ``key``, the token from ``token``, else whatever the forwarded
+    headers present (§4, §8, §9)."""
     if body.key is not None:
         return from_key_or_id(body.key)
+    if body.token is not None:
+        if not looks_like_jwt(body.token):
+            raise InvalidKey()  # what a Bearer value that is neither a key nor a JWT gets
+        return AccessToken(body.token)
     presented = identify(headers)
     if presented is None:
         raise CredentialsMissing()
@@ -68,8 +74,8 @@ async def verify_key(body: VerifyRequest, rt: ContextDep, _: RootOnly) -> Verify
     with ``valid: false`` and the refusal's ``code``; for ``rate_limited``, ``ratelimit``
     has ``remaining: 0`` and ``reset`` = seconds to wait (the ``Retry-After`` to send).
     """
-    if (body.key is None) == (body.headers is None):
-        raise ValidationFailed("send exactly one of `key` and `headers`")
+    if sum(x is not None for x in (body.key, body.token, body.headers)) != 1:
+        raise ValidationFailed("send exactly one of `key`, `token` and `headers`")
     raw_body = _raw_body(body)
     headers = _lower(body.headers)
     names = prefixed(rt.settings.header_prefix)
@@ -108,6 +114,9 @@ async def verify_key(body: VerifyRequest, rt: ContextDep, _: RootOnly) -> Verify
         project_id=principal.project_id,
         scopes=sorted(principal.scopes),
         environment=principal.environment if isinstance(principal, KeyPrincipal) else None,
+        token_id=principal.token_id if isinstance(principal, TokenPrincipal) else None,
+        client_id=principal.client_id if isinstance(principal, TokenPrincipal) else None,
+        subject=principal.subject if isinstance(principal, TokenPrincipal) else None,
         ratelimit=RateLimitState(limit=rl.limit, remaining=rl.remaining, reset=rl.reset)
         if rl
         else None,

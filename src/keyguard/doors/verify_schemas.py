@@ -16,6 +16,11 @@ class VerifyRequest(Strict):
         max_length=512,
         description="The presented key (or a bare key id for a signed request)",
     )
+    token: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="An OAuth access token (the JWT a client sent as Authorization: Bearer)",
+    )
     headers: dict[str, str] | None = Field(
         default=None,
         max_length=100,
@@ -59,4 +64,9 @@ class VerifyResult(BaseModel):
     project_id: str | None = None
     scopes: list[str] = Field(default_factory=list)
     environment: str | None = None
+    # For an access token: the token's id, its app's client id and the person it acts for
+    # (None for a client-credentials token).
+    token_id: str | None = None
+    client_id: str | None = None
+    subject: str | None = None
     ratelimit: RateLimitState | None = None
