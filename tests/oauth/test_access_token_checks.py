@@ -14,6 +14,7 @@ from joserfc.jwk import OctKey
 
 from keyguard.oauth import apps
 from keyguard.oauth.apps import CreatedApp
+from keyguard.oauth.signing import PROPAGATION
 from keyguard.projects import service as projects
 from keyguard.runtime import Runtime
 from oauth_helpers import access_token, probe
@@ -176,14 +177,35 @@ async def test_plain_http_is_refused(runtime, token):
     assert refused.json()["code"] == "https_required"
 
 
-async def test_rotation_keeps_old_tokens_valid_until_they_expire(runtime, client, token, clock):
+async def test_rotation_publishes_first_signs_later_and_keeps_old_tokens_valid(
+    runtime, client, token, clock, app, project_id
+):
     old_kid = _parts(token)[0]["kid"]
+    clock.advance(60)  # the first key has signed for a while
     new_kid = await runtime.oauth.keys.rotate(actor="test")
     kids = [k["kid"] for k in (await client.get("/oauth/jwks")).json()["keys"]]
     assert set(kids) == {old_kid, new_kid}
-    assert (await probe(client, token)).status_code == 404
+    # Published now, signing only once every instance has had time to learn it.
+    fresh = await access_token(runtime, project_id=project_id, app=app)
+    assert _parts(fresh)[0]["kid"] == old_kid
+    clock.advance(PROPAGATION)
+    fresh = await access_token(runtime, project_id=project_id, app=app)
+    assert _parts(fresh)[0]["kid"] == new_kid
+    assert (await probe(client, token)).status_code == 404  # the old key still checks
+    # The old key leaves the JWKS once its last token has expired.
     clock.advance(runtime.settings.oauth_access_token_seconds + 1)
     await runtime.oauth.keys.reload(force=True)
-    kids = [k["kid"] for k in (await client.get("/oauth/jwks")).json()["keys"]]
-    assert kids == [new_kid]
-    assert all("d" not in k for k in (await client.get("/oauth/jwks")).json()["keys"])
+    published = (await client.get("/oauth/jwks")).json()["keys"]
+    assert [k["kid"] for k in published] == [new_kid]
+    assert all("d" not in k for k in published)  # never the private half
+
+
+async def test_the_signing_key_is_sealed_at_rest(runtime):
+    from sqlalchemy import select
+
+    from keyguard.oauth.models import OAuthSigningKey
+
+    async with runtime.sessions() as db:
+        row = (await db.execute(select(OAuthSigningKey))).scalars().first()
+    assert "PRIVATE KEY" not in row.private_sealed
+    assert "d" not in row.public_jwk

@@ -1,12 +1,15 @@
 """The keys that sign access tokens: ES256, the private half sealed with the master key.
 
 ES256 rather than Ed25519: every JOSE library a resource server may use verifies it
-(RFC 9068 names no algorithm; RS256 keys are large and slow to make). The newest
-unretired key signs. A rotation retires it, and a retired key stays in the JWKS until
-every token it signed has expired (``published_until``), so a token never outlives the
-key that checks it. Every instance reads the keys from the database: one that meets a
-``kid`` it does not know reloads them (at most once per ``RELOAD_EVERY`` seconds, so a
-stream of forged ``kid`` values costs no queries).
+(RFC 9068 names no algorithm; RS256 keys are large and slow to make).
+
+Every instance reads the keys from the database and again every ``RELOAD_EVERY``
+seconds. A rotation publishes the new key at once but signs with it only
+``PROPAGATION`` seconds later, when every instance (and every resource server caching
+the JWKS for less than that) knows it; until then the old key signs. A retired key
+stays published until every token it signed has expired, so no token outlives the key
+that checks it. A ``kid`` an instance does not know makes it reload at most once a
+second, so a stream of forged ``kid`` values costs next to no queries.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from keyguard.oauth.models import OAuthSigningKey
 
 ALG = "ES256"
 RELOAD_EVERY = 10.0
+PROPAGATION = 2 * RELOAD_EVERY
+UNKNOWN_KID_RELOAD = 1.0
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -73,12 +78,11 @@ class SigningKeys:
         self._lock = asyncio.Lock()
 
     async def signing_key(self) -> SigningKey:
-        if self._signing is None:
-            await self.reload(force=True)
+        await self.reload()
         if self._signing is None:
             await self._create_first()
             await self.reload(force=True)
-        assert self._signing is not None
+        assert self._signing is not None  # made above, or by another instance
         return self._signing
 
     async def jwks(self) -> dict[str, Any]:
@@ -88,9 +92,12 @@ class SigningKeys:
 
     async def verification_keys(self, kid: str | None) -> KeySet:
         """The published keys; reloaded first when ``kid`` is one this instance has not
-        seen (a key made by a rotation on another instance)."""
-        if self._loaded_at is None or (kid is not None and not self._knows(kid)):
-            await self.reload()
+        seen (at most once a second)."""
+        await self.reload()
+        if kid is not None and not self._knows(kid):
+            assert self._loaded_at is not None  # reload() set it
+            if self._ctx.clock.now() - self._loaded_at >= UNKNOWN_KID_RELOAD:
+                await self.reload(force=True)
         return self._verifying
 
     def _knows(self, kid: str) -> bool:
@@ -106,10 +113,13 @@ class SigningKeys:
             self._apply(rows, now)
 
     def _apply(self, rows: list[OAuthSigningKey], now: float) -> None:
-        cutoff = utc_from_ts(now) - timedelta(seconds=self._token_ttl)
-        live = [row for row in rows if row.retired_at is None or row.retired_at > cutoff]
+        at = utc_from_ts(now)
+        kept = timedelta(seconds=PROPAGATION + self._token_ttl)
+        live = [row for row in rows if row.retired_at is None or row.retired_at + kept > at]
         live.sort(key=lambda row: row.created_at, reverse=True)
-        current = next((row for row in live if row.retired_at is None), None)
+        # The newest key every instance has had time to learn; the very first key at once.
+        ripe = [row for row in live if row.created_at + timedelta(seconds=PROPAGATION) <= at]
+        current = ripe[0] if ripe else (live[-1] if live else None)
         self._signing = None
         if current is not None:
             pem = self._ctx.envelope.open(current.private_sealed, context=_context(current.kid))
@@ -132,8 +142,9 @@ class SigningKeys:
         # (the newest signs, the other is published), so neither start fails.
 
     async def rotate(self, *, actor: str) -> str:
-        """A new signing key; the current one is retired (still published until its
-        tokens have expired). Returns the new ``kid``."""
+        """A new signing key, published now and signing ``PROPAGATION`` seconds from now;
+        the current one is retired (it signs until then, and stays published until its
+        last tokens have expired). Returns the new ``kid``."""
         at = utc_from_ts(self._ctx.clock.now())
         row = _new_row(self._ctx)
         async with self._ctx.transaction() as session:
