@@ -42,7 +42,11 @@ IDENTITY = {f"x-aptr-{name}" for name in ("key-id", "project-id", "scopes", "sub
 
 async def echo(request: Request) -> Response:
     return JSONResponse(
-        {"path": request.url.path, "headers": [[k, v] for k, v in request.headers.items()]}
+        {
+            "path": request.url.path,
+            "headers": [[k, v] for k, v in request.headers.items()],
+            "body": (await request.body()).decode(),
+        }
     )
 
 

@@ -4,6 +4,8 @@ the upstream trusts, never taken from the client."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -12,6 +14,7 @@ from openapi_env import FORGED, IDENTITY, JWT, ROUTES, Env, open_env, problem, u
 
 from keyguard.gateway.openapi import route_table
 from keyguard.gateway.routes import RouteTable
+from keyguard.restrictions import service as restrictions
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +201,22 @@ async def test_without_a_document_every_path_needs_a_key_as_before(env: Env) -> 
     key, key_id = await env.key()
     r = await env.send("GET", "/anything/at/all", routes=None, headers={"API-Key": key})
     assert upstream_saw(r)["x-aptr-key-id"] == [key_id]
+
+
+async def test_a_signed_request_is_checked_over_the_body_it_forwards(env: Env) -> None:
+    routes = route_table(minimal({"/upload": {"post": {"security": [{"key": []}]}}}))
+    _, key_id = await env.key()
+    secret = await restrictions.set_signing_secret(env.runtime, key_id, actor="test")
+    body = b'{"photo": 1}'
+    ts = str(int(env.runtime.clock.now()))
+    digest = hmac.new(secret.encode(), b"POST/upload" + body + ts.encode(), hashlib.sha256)
+    signed = {
+        "X-API-Key": key_id,  # the public id alone: a signed request
+        "X-APTR-Timestamp": ts,
+        "X-APTR-Signature": "sha256=" + digest.hexdigest(),
+    }
+    r = await env.send("POST", "/upload", routes=routes, headers=signed, content=body)
+    assert upstream_saw(r)["x-aptr-key-id"] == [key_id]
+    assert r.json()["body"] == body.decode()  # read for the check, then forwarded whole
+    r = await env.send("POST", "/upload", routes=routes, headers=signed, content=b"{}")
+    assert problem(r) == (401, "signature_invalid")

@@ -105,18 +105,8 @@ class IdentityNames:
     @classmethod
     def of(cls, prefix: str) -> IdentityNames:
         names = prefixed(prefix)
-        return cls(
-            *(
-                name.encode("latin-1")
-                for name in (
-                    names.key_id,
-                    names.project_id,
-                    names.scopes,
-                    names.subject,
-                    names.client_id,
-                )
-            )
-        )
+        fields = (names.key_id, names.project_id, names.scopes, names.subject, names.client_id)
+        return cls(*(name.encode("latin-1") for name in fields))
 
     def headers(self, caller: Caller) -> list[tuple[bytes, bytes]]:
         """The caller's identity: the key's id, the token's subject (none for client

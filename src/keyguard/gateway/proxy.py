@@ -104,7 +104,8 @@ class Gateway:
         self.trusted_proxies = trusted_proxies or TrustedProxies()
         self.client_cert_header = client_cert_header
         self.required_scopes = tuple(required_scopes)
-        # The upstream's declared operations (--openapi); None: every path, one check.
+        # The upstream's declared operations (--openapi), each with its own requirements
+        # (required_scopes above is then unused); None: every path, one check.
         self.routes = routes
         # trust_env=False: HTTP(S)_PROXY of the environment must not reroute traffic.
         self._client = client or httpx.AsyncClient(
