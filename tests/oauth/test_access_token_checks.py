@@ -200,6 +200,18 @@ async def test_rotation_publishes_first_signs_later_and_keeps_old_tokens_valid(
     assert all("d" not in k for k in published)  # never the private half
 
 
+async def test_an_administrator_rotates_the_signing_key(client, root_headers, token):
+    rotated = await client.post("/v1/oauth/signing-keys/rotate", headers=root_headers)
+    assert rotated.status_code == 200
+    kids = [k["kid"] for k in (await client.get("/oauth/jwks")).json()["keys"]]
+    assert rotated.json()["kid"] in kids
+    assert len(kids) == 2
+    by_token = await client.post(
+        "/v1/oauth/signing-keys/rotate", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert by_token.status_code == 401
+
+
 async def test_the_signing_key_is_sealed_at_rest(runtime):
     from sqlalchemy import select
 

@@ -24,9 +24,16 @@ from keyguard.engine.permissions import (
     authorize_person,
     needs_root_key,
 )
-from keyguard.engine.principals import KeyPrincipal, Principal, UserPrincipal, session_cookie
+from keyguard.engine.principals import (
+    KeyPrincipal,
+    Principal,
+    TokenPrincipal,
+    UserPrincipal,
+    session_cookie,
+)
 from keyguard.engine.verifier import PolicyEngine
 from keyguard.errors import NotFound, RootKeyRequired
+from keyguard.oauth import delegation
 from keyguard.oauth.server import OAuthContext
 from keyguard.uploads.context import UploadContext
 
@@ -130,14 +137,36 @@ async def _person_may(request: Request, principal: UserPrincipal, write: Permiss
     # No resource in the path (listing or creating projects): the route scopes it.
 
 
+async def _token_may(request: Request, principal: TokenPrincipal, write: Permission) -> None:
+    """A person's access token: the same question for the resource the path names, in
+    the token's project only (``keyguard.oauth.delegation``). No CSRF check: a Bearer
+    token is never sent by a browser on its own."""
+    ctx = context_of(request)
+    permission = write if request.method not in SAFE_METHODS else Permission.READ
+    for name, value in request.path_params.items():
+        project_of = _PROJECT_OF.get(name)
+        if project_of is None:
+            continue
+        project_id = await project_of(ctx, value)
+        if project_id is None:
+            raise NotFound()
+        await delegation.check(ctx, principal, project_id, permission)
+        return
+    # Listing or creating projects: not a delegated act.
+    raise RootKeyRequired("this needs a root key or a signed-in person, not a token")
+
+
 def manager_with(write: Permission) -> Callable[[Request, Response], Awaitable[Principal]]:
-    """Who may use the management API: a root key, or a signed-in person whose role in
-    the resource's project allows it (``write`` for changes)."""
+    """Who may use the management API: a root key, a signed-in person whose role in the
+    resource's project allows it (``write`` for changes), or an access token acting for
+    such a person in its app's project (CONTRACT §8)."""
 
     async def manager(request: Request, response: Response) -> Principal:
         principal = await _caller(request, response, Action.MANAGE)
         if isinstance(principal, UserPrincipal):
             await _person_may(request, principal, write)
+        elif isinstance(principal, TokenPrincipal):
+            await _token_may(request, principal, write)
         return principal
 
     return manager

@@ -99,9 +99,14 @@ def authorize(principal: Principal, action: Action, *, project_id: str | None = 
         # A person may use the management API; each resource then asks
         # :func:`authorize_person` for the role its project gives them.
         return
-    if isinstance(principal, TokenPrincipal) and action is Action.USE:
-        # An access token reaches its app's project only (CONTRACT §8); management
-        # needs a root key or a person's session.
+    if isinstance(principal, TokenPrincipal):
+        if action is Action.MANAGE:
+            # Only a token acting for a person manages anything (as that person, within
+            # its scopes: keyguard.oauth.delegation); the client's own token never does.
+            if principal.subject is None:
+                raise InvalidKey()
+            return
+        # An access token reaches its app's project only (CONTRACT §8).
         if project_id is not None and principal.project_id != project_id:
             raise NotFound()
         return

@@ -115,8 +115,9 @@ class PolicyEngine:
         if isinstance(presented, Credentials):
             return await self.verify(presented, facts, required_scopes=required_scopes, root=root)
         if isinstance(presented, AccessToken):
-            if self.token_verifier is None or root:
+            if self.token_verifier is None:
                 raise InvalidKey()  # what any Bearer value we cannot verify gets
+            # On the management API too: authorize() then lets only a person's token on.
             return await self.token_verifier.verify(
                 presented, facts, required_scopes=required_scopes
             )

@@ -8,6 +8,6 @@ from keyguard.oauth.errors import ERRORS
 
 FEATURE = Feature(
     name="oauth",
-    routers=(endpoints.router, pages.router, routes.router),
+    routers=(endpoints.router, pages.router, routes.router, routes.keys_router),
     errors=ERRORS,
 )

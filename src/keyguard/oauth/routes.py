@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Response, status
+from pydantic import BaseModel
 
-from keyguard.api.deps import ContextDep, manager_with
+from keyguard.api.deps import ContextDep, RootOnly, manager_with
+from keyguard.clock import utc_from_ts
 from keyguard.engine.permissions import Permission
 from keyguard.engine.principals import Principal
 from keyguard.oauth import apps
@@ -17,8 +20,10 @@ from keyguard.oauth.schemas import (
     OAuthAppUpdate,
     SecretRotate,
 )
+from keyguard.oauth.signing import PROPAGATION
 
 router = APIRouter(prefix="/v1/projects/{project_id}/oauth-apps", tags=["oauth"])
+keys_router = APIRouter(prefix="/v1/oauth", tags=["oauth"])
 AppManager = Annotated[Principal, Depends(manager_with(Permission.MANAGE_APPS))]
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -78,3 +83,16 @@ async def rotate_secret(
 async def delete_app(project_id: str, app_id: str, rt: ContextDep, caller: AppManager) -> None:
     """Delete the app and revoke every token it holds."""
     await apps.delete_app(rt, project_id, app_id, actor=caller.actor)
+
+
+class SigningKeyRotated(BaseModel):
+    kid: str
+    signs_from: datetime
+
+
+@keys_router.post("/signing-keys/rotate", response_model=SigningKeyRotated)
+async def rotate_signing_key(rt: ContextDep, caller: RootOnly) -> SigningKeyRotated:
+    """A new key for access tokens: in the JWKS at once, signing ``signs_from`` on (when
+    every instance knows it); the old key stays published until its tokens expire."""
+    kid = await rt.oauth.keys.rotate(actor=caller.actor)
+    return SigningKeyRotated(kid=kid, signs_from=utc_from_ts(rt.clock.now() + PROPAGATION))
