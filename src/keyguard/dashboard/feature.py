@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keyguard.dashboard import (
     key_pages,
+    oauth_app_pages,
     project_pages,
     root_key_pages,
     upload_pages,
@@ -21,5 +22,6 @@ FEATURE = Feature(
         usage_pages.router,
         upload_pages.router,
         webhook_pages.router,
+        oauth_app_pages.router,
     ),
 )

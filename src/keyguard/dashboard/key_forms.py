@@ -21,6 +21,8 @@ from keyguard.web.pages import Form
 
 # Form fields -> the schema's fields (the page's names are the API's).
 LIST_FIELDS = ("scopes", "ip_allowlist", "allowed_domains")
+# Lists typed one entry per line: a refusal names the line (an OAuth app's redirect URIs too).
+NUMBERED_FIELDS = (*LIST_FIELDS, "redirect_uris")
 PERIODS = (1, 60, 3600, 86_400)  # the rate-limit periods offered, in seconds
 
 
@@ -128,6 +130,7 @@ FIELD_MESSAGES = {
     "url": "validation.url",
     "events": "validation.events",
     "description": "validation.description",
+    "redirect_uris": "validation.redirect_uri",
 }
 
 
@@ -140,11 +143,16 @@ def field_errors(exc: ValidationError) -> dict[str, FieldError]:
         if field in found:
             continue
         message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "too_long" and len(loc) == 1 and field in NUMBERED_FIELDS:
+            # The list itself is too long: no entry of it is at fault.
+            most = error.get("ctx", {}).get("max_length", "")
+            found[field] = FieldError(message, None, "validation.too_many", {"max": str(most)})
+            continue
         line = loc[1] + 1 if len(loc) > 1 and isinstance(loc[1], int) else None
         value = error.get("input")
         found[field] = FieldError(
             message,
-            line if field in LIST_FIELDS else None,
+            line if field in NUMBERED_FIELDS else None,
             FIELD_MESSAGES.get(field, "validation.invalid"),
             {"value": str(value)[:100] if isinstance(value, str | int | float) else ""},
         )
