@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # `keyguard serve` also runs the gateway, in the same process, when this is set.
     gateway_upstream: str | None = None
     gateway_port: int = Field(default=8444, ge=0, le=65535)
+    # That gateway enforces this OpenAPI document's per-operation security (CONTRACT §8).
+    gateway_openapi: Path | None = None
     # The URL clients reach Keyguard at (behind a proxy); by default taken from the request.
     public_url: str | None = None
     header_prefix: str = "Keyguard"

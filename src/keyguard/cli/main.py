@@ -66,6 +66,13 @@ def serve(
     gateway_port: Annotated[
         int | None, typer.Option(help="HTTPS port of that gateway (default 8444).")
     ] = None,
+    gateway_openapi: Annotated[
+        Path | None,
+        typer.Option(
+            help="That gateway enforces this OpenAPI 3 document's per-operation security "
+            "(as `keyguard gateway --openapi`)."
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -85,7 +92,10 @@ def serve(
             http_port=http_port,
             gateway_upstream=gateway_upstream,
             gateway_port=gateway_port,
+            gateway_openapi=gateway_openapi,
         )
+        if settings.gateway_openapi and not settings.gateway_upstream:
+            raise ConfigurationError("--gateway-openapi needs --gateway-upstream")
         if settings.gateway_upstream:
             try:
                 upstream_base(settings.gateway_upstream)  # a bad URL fails before anything starts

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from keyguard.app import create_asgi
 from keyguard.cli._config import ConfigurationError, server_logs, start_runtime
-from keyguard.cli.gateway import gateway_app
+from keyguard.cli.gateway import gateway_app, log_operations, read_openapi
 from keyguard.cli.workers import check_shared_state, supervise
 from keyguard.crypto.tls import ensure_dev_certificates
 from keyguard.restrictions.service import all_certificate_pems
@@ -45,7 +45,11 @@ async def _main(settings: Settings, listeners: Listeners | None = None) -> None:
     # share replay caches, TOTP steps and rate limits even without Redis.
     also: list[tuple[str, ASGIApp, int]] = []
     if settings.gateway_upstream:
-        gateway = gateway_app(runtime, settings.gateway_upstream)
+        routes = None
+        if settings.gateway_openapi is not None:
+            routes = read_openapi(settings.gateway_openapi)
+            log_operations(settings.gateway_openapi, routes)
+        gateway = gateway_app(runtime, settings.gateway_upstream, routes=routes)
         # Named in the log without userinfo or query, which may hold credentials.
         name = f"Gateway to {redact_url(gateway.upstream)}"
         also.append((name, gateway, settings.gateway_port))

@@ -39,17 +39,17 @@ def digest(value: str) -> str:
 class OAuthServer:
     def __init__(self, ctx: ServiceContext) -> None:
         settings = ctx.settings
-        self.issuer = settings.public_base_url
         ttl = settings.oauth_access_token_seconds
         self.keys = SigningKeys(ctx, token_ttl=ttl)
-        self.tokens = AccessTokens(
-            self.keys,
-            issuer=self.issuer,
-            audience=settings.oauth_audience or self.issuer,
-            ttl=ttl,
-        )
+        self.tokens = AccessTokens(self.keys, lambda: ctx.settings, ttl=ttl)
         self.refresh_ttl = timedelta(days=settings.oauth_refresh_token_days)
         self.origins = AppOrigins(ctx)
+
+    @property
+    def issuer(self) -> str:
+        """This server's URL (``KEYGUARD_PUBLIC_URL``, else the configured host and port):
+        never a request's ``Host``, which the caller controls."""
+        return self.tokens.issuer
 
     def metadata(self) -> dict[str, Any]:
         """RFC 8414 §2: everything a standard client needs to run every flow."""

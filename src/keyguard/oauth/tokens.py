@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from joserfc import jwt
@@ -20,6 +21,7 @@ from joserfc.errors import JoseError
 from keyguard.ids import new_id
 from keyguard.oauth.errors import InvalidToken, TokenExpired
 from keyguard.oauth.signing import ALG, SigningKeys
+from keyguard.settings import Settings
 
 TYP = "at+jwt"
 # Tokens longer than this are not ours (ours are ~700 bytes); refused before parsing.
@@ -46,11 +48,19 @@ class Issued:
 
 
 class AccessTokens:
-    def __init__(self, keys: SigningKeys, *, issuer: str, audience: str, ttl: int) -> None:
+    def __init__(self, keys: SigningKeys, settings: Callable[[], Settings], *, ttl: int) -> None:
         self.keys = keys
-        self.issuer = issuer
-        self.audience = audience
+        # Read when used: ``serve --port 0`` learns its URL only once it listens.
+        self._settings = settings
         self.ttl = ttl
+
+    @property
+    def issuer(self) -> str:
+        return self._settings().public_base_url
+
+    @property
+    def audience(self) -> str:
+        return self._settings().oauth_audience or self.issuer
 
     async def issue(
         self,

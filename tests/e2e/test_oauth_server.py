@@ -1,0 +1,131 @@
+"""OAuth against a real ``keyguard serve`` process (TLS, its own port) with the gateway
+in the same process enforcing an OpenAPI document: Authlib's client reads discovery,
+gets a client-credentials token, and that token passes the gateway to an operation that
+needs it (the upstream is told the client and the scopes) and is refused once revoked."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+from keyguard_process import init, serve
+
+pytestmark = pytest.mark.e2e
+
+GATEWAY_ON = re.compile(r"Gateway to \S+ listening on (https://\S+)")
+DOCUMENT = """\
+openapi: 3.1.0
+info: {title: Partner API, version: "1"}
+paths:
+  /:
+    get: {security: []}
+  /accounts:
+    get: {security: [{accessToken: [accounts:read]}]}
+  /transfers:
+    post: {security: [{accessToken: [transfers:write]}]}
+components:
+  securitySchemes:
+    accessToken:
+      type: oauth2
+      flows:
+        clientCredentials:
+          tokenUrl: /oauth/token
+          scopes: {accounts:read: read, transfers:write: write}
+"""
+
+
+class _Echo(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        payload = json.dumps({"path": self.path, "headers": headers}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def _gateway_url(log: Path) -> str:
+    deadline = time.monotonic() + 30
+    while not (match := GATEWAY_ON.search(log.read_text(errors="replace"))):
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return match[1]
+
+
+def test_a_standard_client_gets_a_token_that_the_gateway_enforces(
+    tmp_path: Path, upstream: str
+) -> None:
+    data = tmp_path / "data"
+    document = tmp_path / "partner.yaml"
+    document.write_text(DOCUMENT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYGUARD_")}
+    out = init(data, env=env)
+    args = ("--gateway-upstream", upstream, "--gateway-port", "0")
+    with serve(data, *args, "--gateway-openapi", str(document), env=env) as api:
+        gateway = _gateway_url(api.log)
+        root = {"Authorization": f"Bearer {out['root_key']}"}
+        with api.client() as c:
+            made = c.post(
+                f"/v1/projects/{out['project_id']}/oauth-apps",
+                json={"name": "Partner", "scopes": ["accounts:read"]},
+                headers=root,
+            )
+            assert made.status_code == 201, made.text
+            app = made.json()
+            metadata = c.get("/.well-known/oauth-authorization-server").json()
+        # The issuer is the URL this process really listens on (it chose its port).
+        assert metadata["issuer"] == api.url.rstrip("/")
+
+        verify = ssl.create_default_context(cafile=str(api.ca))
+        with OAuth2Client(
+            client_id=app["client_id"], client_secret=app["client_secret"], verify=verify
+        ) as client:
+            token = client.fetch_token(metadata["token_endpoint"], grant_type="client_credentials")
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        with httpx.Client(base_url=gateway, verify=verify, timeout=10) as g:
+            assert g.get("/").status_code == 200  # declared open
+            passed = g.get("/accounts", headers=bearer)
+            assert passed.status_code == 200, passed.text
+            told = passed.json()["headers"]
+            assert told["x-keyguard-client-id"] == app["client_id"]
+            assert told["x-keyguard-scopes"] == "accounts:read"
+            assert "x-keyguard-subject" not in told  # the client's own token
+            missing = g.post("/transfers", headers=bearer)
+            assert (missing.status_code, missing.json()["code"]) == (403, "scope_missing")
+            undeclared = g.get("/admin", headers=bearer)
+            assert (undeclared.status_code, undeclared.json()["code"]) == (
+                404,
+                "operation_not_declared",
+            )
+
+            with OAuth2Client(
+                client_id=app["client_id"], client_secret=app["client_secret"], verify=verify
+            ) as client:
+                client.revoke_token(metadata["revocation_endpoint"], token["access_token"])
+            refused = g.get("/accounts", headers=bearer)
+            assert (refused.status_code, refused.json()["code"]) == (401, "token_revoked")
+    assert app["client_secret"] not in api.log.read_text()
+    assert token["access_token"] not in api.log.read_text()
