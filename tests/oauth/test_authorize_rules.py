@@ -129,6 +129,8 @@ async def test_the_page_names_the_app_and_cannot_be_framed(person, app, pkce):
     assert "Partner app" in page.text
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
+    # The answer redirects to the app: form-action names its origin, and only it.
+    assert "form-action 'self' https://app.example.com;" in page.headers["content-security-policy"]
     assert not any(h.startswith("access-control-") for h in page.headers)
 
 

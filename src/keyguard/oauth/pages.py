@@ -12,6 +12,7 @@ headers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -23,7 +24,7 @@ from keyguard.oauth import authorization
 from keyguard.oauth.authorization import AuthorizationRequest, AuthorizeFailed, Redirect
 from keyguard.oauth.server import PATHS
 from keyguard.projects import service as projects
-from keyguard.web.headers import protect
+from keyguard.web.headers import CONTENT_SECURITY_POLICY, protect
 from keyguard.web.pages import PageError, person, read_form, render
 
 router = APIRouter(include_in_schema=False)
@@ -78,7 +79,7 @@ async def authorize(request: Request) -> Response:
         # Not a member of the app's project: nothing to grant (and nothing to show).
         return _to_app(authorization.denied(context_of(request), checked))
     project = await projects.get_project(context_of(request), checked.client.project_id)
-    return await render(
+    page = await render(
         request,
         "oauth/consent.html",
         app_name=checked.client.name,
@@ -88,6 +89,25 @@ async def authorize(request: Request) -> Response:
         redirect_host=_host(checked.redirect_uri),
         params=params,
     )
+    # The answer is a form whose response redirects to the app: CSP's form-action covers
+    # that redirect too, so the page names the app's origin (and nothing else) there.
+    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", f"form-action 'self' {_source(checked.redirect_uri)}"
+    )
+    return page
+
+
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9.:\[\]-]+")
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:")
+
+
+def _source(uri: str) -> str:
+    """A CSP source for the redirect URI's origin (a private-use scheme: the scheme)."""
+    parts = urlsplit(uri)
+    origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+    if _ORIGIN.fullmatch(origin) or _SCHEME.fullmatch(origin):
+        return origin
+    return "'none'"  # not expressible: the browser refuses to follow, nothing worse
 
 
 def _host(uri: str) -> str:

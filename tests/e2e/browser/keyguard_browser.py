@@ -89,6 +89,8 @@ class KeyguardServer:
     email: str
     password: str
     running: RunningServer
+    root_key: str
+    project_id: str  # the project `keyguard init` made
 
 
 def free_port() -> int:
@@ -113,7 +115,7 @@ def start_keyguard(root: Path, certificates: Certificates) -> Iterator[KeyguardS
     data = root / "data"
     data.mkdir(parents=True)
     shutil.copytree(certificates.tls_dir, data / "tls")
-    init(data)
+    made = init(data)
     with contextlib.ExitStack() as stack:
         for attempt in range(1, PORT_ATTEMPTS + 1):
             port = free_port()
@@ -136,7 +138,9 @@ def start_keyguard(root: Path, certificates: Certificates) -> Iterator[KeyguardS
         context = ssl.create_default_context(cafile=str(running.ca))
         with httpx.Client(base_url=url, verify=context, timeout=10) as client:
             assert client.get("/v1/").status_code == 200
-        yield KeyguardServer(url, ADMIN_EMAIL, ADMIN_PASSWORD, running)
+        yield KeyguardServer(
+            url, ADMIN_EMAIL, ADMIN_PASSWORD, running, made["root_key"], made["project_id"]
+        )
 
 
 # ---- pages and their screenshots -----------------------------------------------------
