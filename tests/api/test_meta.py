@@ -2,6 +2,8 @@ async def test_self_description_needs_no_credentials(client):
     r = await client.get("/v1/")
     assert r.status_code == 200
     assert r.json()["links"]["apiDoc"]["href"] == "/v1/apiDoc"
+    oauth = await client.get(r.json()["links"]["oauth"]["href"])
+    assert oauth.json()["token_endpoint"].endswith("/oauth/token")
 
 
 async def test_api_doc_is_openapi_3_1_without_credentials(client):

@@ -1,7 +1,6 @@
-"""A JWT that is not a token we issued is refused as ``invalid_token`` by a project's own
-API and the verify API, and as any bad key by the management API (an access token is
-never a management credential); a session cookie is a credential of the management API
-only, never of a project's own API or the verify API."""
+"""A JWT that is not a token we issued is refused as ``invalid_token`` by every door (the
+management API included); a session cookie is a credential of the management API only,
+never of a project's own API or the verify API."""
 
 from __future__ import annotations
 
@@ -24,7 +23,12 @@ async def test_a_jwt_is_refused_by_protected_and_management_routes(client, runti
     for method, path, code, challenge in (
         ("GET", "/v1/sessions/sess_x", "invalid_token", 'Bearer error="invalid_token"'),
         ("POST", "/v1/sessions", "invalid_token", 'Bearer error="invalid_token"'),
-        ("POST", f"/v1/projects/{project_id}/keys", "invalid_key", 'Bearer realm="keyguard"'),
+        (
+            "POST",
+            f"/v1/projects/{project_id}/keys",
+            "invalid_token",
+            'Bearer error="invalid_token"',
+        ),
     ):
         r = await client.request(method, path, headers=bearer(_jwt()), json=POLL_SESSION)
         assert r.status_code == 401, (path, r.text)

@@ -103,6 +103,21 @@ async def test_the_consent_form_needs_its_csrf_token(person, app, pkce):
     assert "location" not in answer.headers
 
 
+async def test_a_consent_is_audited(runtime, person, app, pkce, admin):
+    from sqlalchemy import select
+
+    from keyguard.audit.models import AuditEvent
+
+    assert (await consent(person, authorize_query(app.app.client_id, pkce[1]))).status_code == 303
+    async with runtime.sessions() as db:
+        events = (
+            await db.execute(select(AuditEvent).where(AuditEvent.action == "oauth.consent_given"))
+        ).scalars()
+        (event,) = list(events)
+    assert event.actor == admin.account.id
+    assert event.data == {"client_id": app.app.client_id, "scopes": ["read"]}
+
+
 async def test_a_denial_goes_back_as_access_denied(person, app, pkce):
     answer = await consent(person, authorize_query(app.app.client_id, pkce[1]), "deny")
     query = _query(answer.headers["location"])

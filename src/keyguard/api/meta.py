@@ -23,6 +23,7 @@ async def root(request: Request) -> dict[str, Any]:
             "projects": {"href": "/v1/projects"},
             "verify": {"href": "/v1/keys/verify"},
             "sessions": {"href": "/v1/sessions"},
+            "oauth": {"href": "/.well-known/oauth-authorization-server"},
         },
     }
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.oauth import redirects
 from keyguard.oauth.clients import ClientRecord, load_client
@@ -125,6 +126,16 @@ async def issue_code(
                 used_at=None,
                 grant_id=None,
             )
+        )
+        # A person let an app act for them: the security event their project sees.
+        await audit.record(
+            db,
+            at=now,
+            actor=account_id,
+            action="oauth.consent_given",
+            target=request.client.app_id,
+            project_id=request.client.project_id,
+            data={"client_id": request.client.client_id, "scopes": sorted(scopes)},
         )
     return respond(ctx, request.redirect_uri, {"code": code, "state": request.state})
 

@@ -11,6 +11,12 @@ for ever):
   file, never a row without its file (the order uploads use too). The session row stays,
   and one ``session.photos_deleted`` audit event per session says how many went.
 
+OAuth bookkeeping goes a day after it stops mattering: authorization codes and the
+records of access tokens a day after they expired (a code's reuse is refused as expired
+until then, and revoked tokens are refused by the shared state, not these rows), refresh
+tokens a day after they expired (a spent one is kept that long: presented again it
+revokes its family).
+
 The audit log is never pruned: it is a hash chain, and deleting from it is tampering.
 
     sweeper = RetentionSweeper(runtime, store)
@@ -33,6 +39,7 @@ from sqlalchemy import delete, exists, or_, select
 from keyguard.audit import service as audit
 from keyguard.clock import utc_from_ts
 from keyguard.context import ServiceContext
+from keyguard.oauth.models import OAuthAccessToken, OAuthCode, OAuthRefreshToken
 from keyguard.periodic import periodic
 from keyguard.uploads.models import Photo, UploadSession
 from keyguard.uploads.store import FileStore
@@ -51,6 +58,7 @@ class PruneReport:
     webhook_messages: int = 0
     photos: int = 0
     usage_buckets: int = 0
+    oauth_rows: int = 0
 
 
 async def prune(ctx: ServiceContext, store: FileStore, *, batch: int = BATCH) -> PruneReport:
@@ -63,8 +71,25 @@ async def prune(ctx: ServiceContext, store: FileStore, *, batch: int = BATCH) ->
         while removed := await _prune_photos(ctx, store, batch):
             photos += removed
     return PruneReport(
-        webhook_messages=messages, photos=photos, usage_buckets=await _prune_usage(ctx)
+        webhook_messages=messages,
+        photos=photos,
+        usage_buckets=await _prune_usage(ctx),
+        oauth_rows=await _prune_oauth(ctx),
     )
+
+
+async def _prune_oauth(ctx: ServiceContext) -> int:
+    cutoff = utc_from_ts(ctx.clock.now() - 86400)
+    removed = 0
+    for model, column in (
+        (OAuthCode, OAuthCode.expires_at),
+        (OAuthAccessToken, OAuthAccessToken.expires_at),
+        (OAuthRefreshToken, OAuthRefreshToken.expires_at),
+    ):
+        async with ctx.transaction() as db:
+            done = await db.execute(delete(model).where(column < cutoff))
+            removed += int(getattr(done, "rowcount", 0) or 0)
+    return removed
 
 
 async def _prune_usage(ctx: ServiceContext) -> int:
