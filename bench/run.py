@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import http_load, inprocess, key_scale, restrictions, webhooks, workers
+from bench import http_load, inprocess, key_scale, oauth, restrictions, webhooks, workers
 from bench.config import BenchConfig
 from bench.http_load import LoadGenerator
 from bench.inprocess import InProcessContext
@@ -44,6 +44,7 @@ INPROCESS_CHECKS: list[InProcessCheck] = [
     inprocess.verification_cost,
     inprocess.route_cost,
     restrictions.restrictions_cost,
+    oauth.oauth_cost,
     keys_at_scale,
     webhook_delivery,
 ]
