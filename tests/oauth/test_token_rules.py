@@ -5,6 +5,8 @@ grants refused; client secrets hashed, compared in constant time and throttled."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -209,3 +211,37 @@ async def test_scopes_beyond_the_role_are_not_granted(runtime, project_id, clien
     code = await code_for(person, limited.app.client_id, pkce[1], scope="read write")
     tokens = (await exchange(client, limited, code, pkce[0])).json()
     assert tokens["scope"] == "read"
+
+
+async def test_a_replayed_code_is_announced_to_the_projects_webhooks(
+    runtime, client, person, pkce, project_id
+):
+    from sqlalchemy import select
+
+    from keyguard.webhooks import endpoints
+    from keyguard.webhooks.models import WebhookMessage
+
+    await endpoints.create_endpoint(
+        runtime,
+        project_id,
+        url="https://hooks.example.com/in",
+        events=["*"],
+        description="",
+        actor="test",
+    )
+    app = await register_app(runtime, project_id)
+    code = await code_for(person, app.app.client_id, pkce[1])
+    assert (await exchange(client, app, code, pkce[0])).status_code == 200
+    assert (await exchange(client, app, code, pkce[0])).status_code == 400
+    async with runtime.sessions() as db:
+        messages = (
+            await db.execute(
+                select(WebhookMessage).where(WebhookMessage.event_type.like("oauth.%"))
+            )
+        ).scalars()
+        found = {m.event_type: m for m in messages}
+    assert set(found) == {"oauth.app_created", "oauth.consent_given", "oauth.token_reused"}
+    reused = json.loads(found["oauth.token_reused"].payload)
+    assert reused["client_id"] == app.app.client_id
+    assert reused["grant_id"].startswith("ogr_")
+    assert app.client_secret not in found["oauth.app_created"].payload

@@ -31,6 +31,10 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "key.leaked",
         "audit.checkpoint",
         ENDPOINT_DISABLED,
+        "oauth.app_created",
+        "oauth.app_deleted",
+        "oauth.consent_given",
+        "oauth.token_reused",
     }
 )
 
@@ -45,6 +49,21 @@ _AUDIT_TO_EVENT = {
     "key.anomaly": "key.anomaly",
     "key.leaked": "key.leaked",
     "webhook.endpoint_disabled": ENDPOINT_DISABLED,
+    "oauth.app_created": "oauth.app_created",
+    "oauth.app_deleted": "oauth.app_deleted",
+    "oauth.consent_given": "oauth.consent_given",
+    # A code or a spent refresh token presented again: one copy was stolen, the family
+    # is revoked, and the project should hear of it at once.
+    "oauth.code_reused": "oauth.token_reused",
+    "oauth.refresh_token_reused": "oauth.token_reused",
+}
+# What the audit event's target is, in the payload (default: the key).
+_SUBJECT = {
+    ENDPOINT_DISABLED: "endpoint_id",
+    "oauth.app_created": "app_id",
+    "oauth.app_deleted": "app_id",
+    "oauth.consent_given": "app_id",
+    "oauth.token_reused": "grant_id",
 }
 # Audit data that may travel in a payload. Audit data never holds a secret, and this
 # list keeps it that way whatever a future audit call adds.
@@ -68,6 +87,8 @@ _SAFE_FIELDS = frozenset(
         "hourly_average",
         "source",
         "outcome",
+        "client_id",
+        "public",
     }
 )
 
@@ -106,8 +127,7 @@ def event_for_audit(event: AuditEvent) -> tuple[str, dict[str, Any]] | None:
             return None
         event_type = "key.updated"
         data["change"] = event.action.removeprefix("key.")
-    subject = "endpoint_id" if event_type == ENDPOINT_DISABLED else "key_id"
-    data[subject] = event.target
+    data[_SUBJECT.get(event_type, "key_id")] = event.target
     data.update({k: v for k, v in (event.data or {}).items() if k in _SAFE_FIELDS})
     if isinstance(data.get("url"), str):  # whatever the audit call stored
         data["url"] = redact_url(data["url"])
