@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -98,3 +100,14 @@ def self_signed(
         .sign(key, hashes.SHA256())
     )
     return cert, key
+
+
+def redis_url() -> str:
+    """KEYGUARD_TEST_REDIS_URL (scripts/test-services starts it): required in CI, else a
+    test that needs Redis is skipped."""
+    url = os.environ.get("KEYGUARD_TEST_REDIS_URL")
+    if url:
+        return url
+    if os.environ.get("CI") == "true":
+        pytest.fail("KEYGUARD_TEST_REDIS_URL is required in CI (scripts/test-services starts it)")
+    pytest.skip("KEYGUARD_TEST_REDIS_URL not configured (run: eval $(scripts/test-services))")

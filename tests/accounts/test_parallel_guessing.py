@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import random
 import uuid
 from collections import Counter
@@ -18,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from account_pages import csrf_of
+from helpers import redis_url
 from keyguard.accounts.service import init_admin
 from keyguard.accounts.throttle import (
     BACKOFF_AFTER,
@@ -39,15 +39,6 @@ GUESSES = 60  # three times the bound, all in flight together
 PASSWORD = "the owner's real passphrase"
 
 
-def _redis_url() -> str:
-    url = os.environ.get("KEYGUARD_TEST_REDIS_URL")
-    if url:
-        return url
-    if os.environ.get("CI") == "true":
-        pytest.fail("KEYGUARD_TEST_REDIS_URL is required in CI (scripts/test-services starts it)")
-    pytest.skip("KEYGUARD_TEST_REDIS_URL not configured (run: eval $(scripts/test-services))")
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def state_backend(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -56,7 +47,7 @@ def state_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(settings: Settings, state_backend: str) -> Settings:
     if state_backend == "redis":
-        return settings.model_copy(update={"redis_url": _redis_url()})
+        return settings.model_copy(update={"redis_url": redis_url()})
     return settings
 
 

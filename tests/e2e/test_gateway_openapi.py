@@ -3,19 +3,17 @@ which operations pass, with what credentials, and which are not declared at all.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from keyguard_process import KEYGUARD, init, reported_url, serve
+from upstreams import EchoHandler, loopback
 
 pytestmark = pytest.mark.e2e
 
@@ -35,27 +33,10 @@ components:
 """
 
 
-class _Echo(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        payload = json.dumps({"path": self.path, "headers": headers}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        return
-
-
 @pytest.fixture
 def upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with loopback(EchoHandler) as url:
+        yield url
 
 
 def test_the_gateway_enforces_the_documents_operations(tmp_path: Path, upstream: str) -> None:

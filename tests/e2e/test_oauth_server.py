@@ -5,24 +5,19 @@ needs it (the upstream is told the client and the scopes) and is refused once re
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import ssl
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from keyguard_process import init, serve
+from upstreams import EchoHandler, gateway_url, loopback
 
 pytestmark = pytest.mark.e2e
 
-GATEWAY_ON = re.compile(r"Gateway to \S+ listening on (https://\S+)")
 DOCUMENT = """\
 openapi: 3.1.0
 info: {title: Partner API, version: "1"}
@@ -44,35 +39,10 @@ components:
 """
 
 
-class _Echo(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        payload = json.dumps({"path": self.path, "headers": headers}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        return
-
-
 @pytest.fixture
 def upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-
-
-def _gateway_url(log: Path) -> str:
-    deadline = time.monotonic() + 30
-    while not (match := GATEWAY_ON.search(log.read_text(errors="replace"))):
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-    return match[1]
+    with loopback(EchoHandler) as url:
+        yield url
 
 
 def test_a_standard_client_gets_a_token_that_the_gateway_enforces(
@@ -85,7 +55,7 @@ def test_a_standard_client_gets_a_token_that_the_gateway_enforces(
     out = init(data, env=env)
     args = ("--gateway-upstream", upstream, "--gateway-port", "0")
     with serve(data, *args, "--gateway-openapi", str(document), env=env) as api:
-        gateway = _gateway_url(api.log)
+        gateway = gateway_url(api.log)
         root = {"Authorization": f"Bearer {out['root_key']}"}
         with api.client() as c:
             made = c.post(

@@ -11,22 +11,19 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import signal
 import ssl
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
 import pytest
 from keyguard_process import init, serve
+from upstreams import gateway_url, loopback
 
 pytestmark = pytest.mark.e2e
-
-GATEWAY_ON = re.compile(r"Gateway to \S+ listening on (https://\S+)")
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -45,20 +42,9 @@ class _Upstream(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     # Userinfo in the upstream URL stands for a credential: it must never reach the log.
-    yield f"http://ops:upstream-password@127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-
-
-def _gateway_url(log: Path) -> str:
-    deadline = time.monotonic() + 30
-    while not (match := GATEWAY_ON.search(log.read_text(errors="replace"))):
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-    return match[1]
+    with loopback(_Upstream) as url:
+        yield url.replace("http://", "http://ops:upstream-password@")
 
 
 def _signed(key_id: str, secret: str, body: bytes) -> dict[str, str]:
@@ -81,7 +67,7 @@ def test_one_process_serves_both_doors_and_they_share_the_replay_cache(
     out = init(data, env=env)
     args = ("--gateway-upstream", upstream, "--gateway-port", "0")
     with serve(data, *args, env=env) as api:
-        gateway = _gateway_url(api.log)
+        gateway = gateway_url(api.log)
         root = {"Authorization": f"Bearer {out['root_key']}"}
         with api.client() as c:
             key = c.post(

@@ -15,16 +15,9 @@ from pathlib import Path
 import pytest
 from keyguard_process import KEYGUARD, init, serve
 
+from helpers import redis_url
+
 pytestmark = pytest.mark.redis
-
-
-def _redis_url() -> str:
-    url = os.environ.get("KEYGUARD_TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("KEYGUARD_TEST_REDIS_URL is required in CI")
-        pytest.skip("KEYGUARD_TEST_REDIS_URL not configured")
-    return url
 
 
 def _children(pid: int) -> list[int]:
@@ -50,7 +43,7 @@ def test_embedded_state_with_several_workers_is_refused_plainly(tmp_path: Path):
 
 def test_workers_share_one_port_and_one_rate_limit_and_stop_together(tmp_path: Path):
     data = tmp_path / "data"
-    env = dict(os.environ, KEYGUARD_REDIS_URL=_redis_url())
+    env = dict(os.environ, KEYGUARD_REDIS_URL=redis_url())
     created = init(data, env=env)
     root = {"Authorization": f"Bearer {created['root_key']}"}
     with serve(data, "--workers", "2", env=env) as server:

@@ -3,11 +3,10 @@ other, and a token revoked on one is refused by the other at once."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
+from helpers import redis_url
 from keyguard.app import create_asgi
 from keyguard.runtime import Runtime
 from keyguard.settings import Settings
@@ -18,12 +17,7 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    url = os.environ.get("KEYGUARD_TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("KEYGUARD_TEST_REDIS_URL is required in CI")
-        pytest.skip("KEYGUARD_TEST_REDIS_URL not configured")
-    return settings.model_copy(update={"redis_url": url})
+    return settings.model_copy(update={"redis_url": redis_url()})
 
 
 async def test_a_token_revoked_on_one_instance_is_refused_on_the_other(

@@ -4,12 +4,11 @@ anomaly both of them see is reported once."""
 from __future__ import annotations
 
 import asyncio
-import os
 
 import httpx
 import pytest
 
-from helpers import POLL_SESSION, bearer, create_key
+from helpers import POLL_SESSION, bearer, create_key, redis_url
 from keyguard.app import create_asgi
 from keyguard.runtime import Runtime
 from keyguard.settings import Settings
@@ -20,12 +19,7 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    url = os.environ.get("KEYGUARD_TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("KEYGUARD_TEST_REDIS_URL is required in CI")
-        pytest.skip("KEYGUARD_TEST_REDIS_URL not configured")
-    return settings.model_copy(update={"redis_url": url})
+    return settings.model_copy(update={"redis_url": redis_url()})
 
 
 async def test_two_instances_count_exactly_and_report_an_anomaly_once(

@@ -116,44 +116,41 @@ def resource_kind(path_parameter: str, project_of: ProjectOf) -> None:
 resource_kind("project_id", _the_project)
 
 
-async def _person_may(request: Request, principal: UserPrincipal, write: Permission) -> None:
-    """A person's role in the project of the resource the path names: READ for safe
-    methods, ``write`` otherwise (which also needs the session's CSRF token)."""
-    ctx = context_of(request)
-    unsafe = request.method not in SAFE_METHODS
-    if unsafe:
-        cookie = session_cookie(request.headers.get("cookie"))
-        check_csrf(ctx, cookie, request.headers.get(CSRF_HEADER))
-    permission = write if unsafe else Permission.READ
+async def _resource_project(request: Request) -> str | None:
+    """The project of the resource the path names (404 for one that does not exist);
+    None when the path names none (listing or creating projects)."""
     for name, value in request.path_params.items():
         project_of = _PROJECT_OF.get(name)
         if project_of is None:
             continue
-        project_id = await project_of(ctx, value)
+        project_id = await project_of(context_of(request), value)
         if project_id is None:
             raise NotFound()
-        authorize_person(principal, project_id, permission)
-        return
-    # No resource in the path (listing or creating projects): the route scopes it.
+        return project_id
+    return None
+
+
+async def _person_may(request: Request, principal: UserPrincipal, write: Permission) -> None:
+    """A person's role in the project of the resource the path names: READ for safe
+    methods, ``write`` otherwise (which also needs the session's CSRF token)."""
+    unsafe = request.method not in SAFE_METHODS
+    if unsafe:
+        cookie = session_cookie(request.headers.get("cookie"))
+        check_csrf(context_of(request), cookie, request.headers.get(CSRF_HEADER))
+    project_id = await _resource_project(request)
+    if project_id is not None:  # else the route scopes it
+        authorize_person(principal, project_id, write if unsafe else Permission.READ)
 
 
 async def _token_may(request: Request, principal: TokenPrincipal, write: Permission) -> None:
     """A person's access token: the same question for the resource the path names, in
     the token's project only (``keyguard.oauth.delegation``). No CSRF check: a Bearer
     token is never sent by a browser on its own."""
-    ctx = context_of(request)
+    project_id = await _resource_project(request)
+    if project_id is None:  # listing or creating projects: not a delegated act
+        raise RootKeyRequired("this needs a root key or a signed-in person, not a token")
     permission = write if request.method not in SAFE_METHODS else Permission.READ
-    for name, value in request.path_params.items():
-        project_of = _PROJECT_OF.get(name)
-        if project_of is None:
-            continue
-        project_id = await project_of(ctx, value)
-        if project_id is None:
-            raise NotFound()
-        await delegation.check(ctx, principal, project_id, permission)
-        return
-    # Listing or creating projects: not a delegated act.
-    raise RootKeyRequired("this needs a root key or a signed-in person, not a token")
+    await delegation.check(context_of(request), principal, project_id, permission)
 
 
 def manager_with(write: Permission) -> Callable[[Request, Response], Awaitable[Principal]]:

@@ -52,6 +52,50 @@ async def _role(db: AsyncSession, project_id: str, account_id: str) -> str | Non
     return None if row is None else row.role
 
 
+async def _new_grant(
+    db: AsyncSession,
+    client: ClientRecord,
+    account_id: str | None,
+    scopes: frozenset[str],
+    now: datetime,
+) -> OAuthGrant:
+    grant = OAuthGrant(
+        id=new_id("ogr"),
+        app_id=client.app_id,
+        project_id=client.project_id,
+        account_id=account_id,
+        scopes=sorted(scopes),
+        created_at=now,
+        revoked_at=None,
+        revoked_reason=None,
+    )
+    db.add(grant)
+    await db.flush()
+    return grant
+
+
+async def _reused(
+    ctx: OAuthContext,
+    db: AsyncSession,
+    client: ClientRecord,
+    grant_id: str | None,
+    action: str,
+    now: datetime,
+) -> None:
+    """A code or refresh token presented again: revoke what it issued, say so."""
+    live = await revocation.revoke_grants(db, [grant_id] if grant_id else [], now, reason=action)
+    await audit.record(
+        db,
+        at=now,
+        actor=f"client:{client.client_id}",
+        action=f"oauth.{action}",
+        target=grant_id,
+        project_id=client.project_id,
+        data={"client_id": client.client_id},
+    )
+    await revocation.publish(ctx, live)
+
+
 class AuthorizationCodeGrant:
     """RFC 6749 §4.1.3 with PKCE (RFC 7636, S256 only). A code works once; presented
     again, it revokes what its first exchange issued (RFC 9700 §4.2.1)."""
@@ -93,19 +137,7 @@ class AuthorizationCodeGrant:
             if spent.rowcount == 1:  # type: ignore[attr-defined]
                 return await self._issue(ctx, db, client, row, now)
             await db.refresh(row)
-            jtis = await revocation.revoke_grants(
-                db, [row.grant_id] if row.grant_id else [], now, reason="code_reused"
-            )
-            await audit.record(
-                db,
-                at=now,
-                actor=f"client:{client.client_id}",
-                action="oauth.code_reused",
-                target=row.grant_id,
-                project_id=client.project_id,
-                data={"client_id": client.client_id},
-            )
-            await revocation.publish(ctx, jtis)
+            await _reused(ctx, db, client, row.grant_id, "code_reused", now)
         raise InvalidGrant()  # after the commit of what the reuse revoked
 
     async def _issue(
@@ -120,18 +152,7 @@ class AuthorizationCodeGrant:
         if role is None:  # removed from the project since consenting
             raise InvalidGrant()
         scopes = frozenset(row.scopes) & role_grants(role, client.scopes, client.role_scopes)
-        grant = OAuthGrant(
-            id=new_id("ogr"),
-            app_id=client.app_id,
-            project_id=client.project_id,
-            account_id=row.account_id,
-            scopes=sorted(scopes),
-            created_at=now,
-            revoked_at=None,
-            revoked_reason=None,
-        )
-        db.add(grant)
-        await db.flush()
+        grant = await _new_grant(db, client, row.account_id, scopes, now)
         row.grant_id = grant.id
         return await issue(
             ctx,
@@ -178,17 +199,7 @@ class RefreshTokenGrant:
             )
             reused = spent.rowcount != 1  # type: ignore[attr-defined]
             if reused:
-                jtis = await revocation.revoke_grants(db, [grant.id], now, reason="refresh_reused")
-                await audit.record(
-                    db,
-                    at=now,
-                    actor=f"client:{client.client_id}",
-                    action="oauth.refresh_token_reused",
-                    target=grant.id,
-                    project_id=client.project_id,
-                    data={"client_id": client.client_id},
-                )
-                await revocation.publish(ctx, jtis)
+                await _reused(ctx, db, client, grant.id, "refresh_token_reused", now)
             else:
                 scopes = frozenset(grant.scopes)
                 if grant.account_id is not None:
@@ -233,18 +244,7 @@ class ClientCredentialsGrant:
         scopes = allowed if asked is None else asked
         now = utc_from_ts(ctx.clock.now())
         async with ctx.transaction() as db:
-            grant = OAuthGrant(
-                id=new_id("ogr"),
-                app_id=client.app_id,
-                project_id=client.project_id,
-                account_id=None,
-                scopes=sorted(scopes),
-                created_at=now,
-                revoked_at=None,
-                revoked_reason=None,
-            )
-            db.add(grant)
-            await db.flush()
+            grant = await _new_grant(db, client, None, scopes, now)
             return await issue(
                 ctx,
                 db,

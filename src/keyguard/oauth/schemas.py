@@ -103,20 +103,7 @@ class OAuthAppOut(BaseModel):
 
     @classmethod
     def of(cls, view: AppView) -> OAuthAppOut:
-        return cls(
-            id=view.id,
-            project_id=view.project_id,
-            client_id=view.client_id,
-            name=view.name,
-            public=view.public,
-            redirect_uris=list(view.redirect_uris),
-            allowed_domains=list(view.allowed_domains),
-            scopes=list(view.scopes),
-            role_scopes={k: list(v) for k, v in view.role_scopes.items()},
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-            previous_secret_until=view.previous_secret_until,
-        )
+        return cls.model_validate(view, from_attributes=True)
 
 
 class OAuthAppCreated(OAuthAppOut):

@@ -8,9 +8,8 @@ photographed at both widths."""
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from keyguard_browser import KeyguardServer, Visit
 from playwright.sync_api import expect
+from upstreams import loopback
 
 pytestmark = pytest.mark.e2e
 
@@ -40,11 +40,8 @@ class _PartnerApp(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def partner() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PartnerApp)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/callback"
-    server.shutdown()
-    server.server_close()
+    with loopback(_PartnerApp) as url:
+        yield f"{url}/callback"
 
 
 def test_sign_in_consent_and_back_to_the_app_with_a_code(
