@@ -39,6 +39,7 @@ from keyguard.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from keyguard.i18n import translate
 from keyguard.ids import new_id
 from keyguard.mail.outbox import enqueue_mail
+from keyguard.oauth import revocation
 from keyguard.projects.models import Project
 
 INVITATION_DAYS = 7
@@ -396,6 +397,8 @@ async def remove(
         if member.role == Role.OWNER and await _owners(db, project_id) < 2:
             raise Conflict(translate("members.last_owner"))
         await db.delete(member)
+        # What they let apps do in this project ends with their membership.
+        await revocation.revoke_person(ctx, db, project_id, account_id, reason="member_removed")
         await audit.record(
             db,
             at=now,

@@ -147,7 +147,9 @@ async def _token_may(request: Request, principal: TokenPrincipal, write: Permiss
     the token's project only (``keyguard.oauth.delegation``). No CSRF check: a Bearer
     token is never sent by a browser on its own."""
     project_id = await _resource_project(request)
-    if project_id is None:  # listing or creating projects: not a delegated act
+    if project_id is None or not delegation.delegable(write):
+        # Listing or creating projects, or a room (members, apps, secrets) a token
+        # never enters, not even to read it.
         raise RootKeyRequired("this needs a root key or a signed-in person, not a token")
     permission = write if request.method not in SAFE_METHODS else Permission.READ
     await delegation.check(context_of(request), principal, project_id, permission)

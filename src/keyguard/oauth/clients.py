@@ -7,6 +7,11 @@ authentications are counted per client and per address, and past ``FAILURES`` in
 ``WINDOW`` seconds the next attempt is refused before any secret is compared, so a
 secret cannot be guessed online; the comparison itself is an HMAC compared in constant
 time, and an unknown client costs the same as a wrong secret.
+
+Failures are counted per address and per (client, address), never per client alone: a
+client id is public (it is in every authorization URL), and a count of its own would let
+anyone lock a client out of its tokens with a few wrong secrets from anywhere. A public
+client that sends a secret is refused without counting.
 """
 
 from __future__ import annotations
@@ -125,14 +130,18 @@ async def authenticate_client(
 ) -> ClientRecord:
     """The client, if its credentials are right (a public client: its id alone)."""
     limiter = ctx.state.rate_limiter
-    buckets = [f"oauth-client-fail:{presented.client_id[:64]}"]
-    if client_ip:
-        buckets.append(f"oauth-client-fail-ip:{client_ip}")
+    address = client_ip or "unknown"
+    buckets = (
+        f"oauth-client-fail-ip:{address}",
+        f"oauth-client-fail:{presented.client_id[:64]}:{address}",
+    )
     for bucket in buckets:
         wait = await limiter.blocked(bucket, FAILURES, WINDOW)
         if wait > 0:
             raise RateLimited("too many failed client authentications", retry_after=wait)
     client = await load_client(ctx, presented.client_id)
+    if client is not None and client.public and presented.secret is not None:
+        raise InvalidClient("a public client has no secret to send")
     if not _authenticates(ctx, client, presented):
         for bucket in buckets:
             await limiter.hit(bucket, FAILURES, WINDOW)

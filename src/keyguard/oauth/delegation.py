@@ -25,6 +25,10 @@ SCOPES: dict[Permission, str] = {
 }
 
 
+def delegable(permission: Permission) -> bool:
+    return permission in SCOPES
+
+
 async def role_today(ctx: ServiceContext, project_id: str, account_id: str) -> str | None:
     async with ctx.sessions() as db:
         row = await db.get(Membership, (project_id, account_id))

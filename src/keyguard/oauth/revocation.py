@@ -51,6 +51,20 @@ async def revoke_app_grants(
     return await revoke_grants(db, list(ids), now, reason=reason)
 
 
+async def revoke_person(
+    ctx: ServiceContext, db: AsyncSession, project_id: str, account_id: str, *, reason: str
+) -> None:
+    """End every grant a person gave in a project (they left it): in ``db``'s transaction,
+    their access tokens refused everywhere before it commits."""
+    now = utc_from_ts(ctx.clock.now())
+    ids = await db.execute(
+        select(OAuthGrant.id).where(
+            OAuthGrant.project_id == project_id, OAuthGrant.account_id == account_id
+        )
+    )
+    await publish(ctx, await revoke_grants(db, list(ids.scalars()), now, reason=reason))
+
+
 async def publish(ctx: ServiceContext, tokens: LiveTokens) -> None:
     now = utc_from_ts(ctx.clock.now())
     for jti, expires in tokens:

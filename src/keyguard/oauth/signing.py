@@ -95,19 +95,27 @@ class SigningKeys:
         seen (at most once a second)."""
         await self.reload()
         if kid is not None and not self._knows(kid):
-            assert self._loaded_at is not None  # reload() set it
-            if self._ctx.clock.now() - self._loaded_at >= UNKNOWN_KID_RELOAD:
-                await self.reload(force=True)
+            await self.reload(within=UNKNOWN_KID_RELOAD)
         return self._verifying
 
     def _knows(self, kid: str) -> bool:
         return any(jwk.get("kid") == kid for jwk in self._published)
 
-    async def reload(self, *, force: bool = False) -> None:
-        now = self._ctx.clock.now()
-        if not force and self._loaded_at is not None and now - self._loaded_at < RELOAD_EVERY:
+    def _fresh(self, within: float) -> bool:
+        loaded = self._loaded_at
+        return loaded is not None and self._ctx.clock.now() - loaded < within
+
+    async def reload(self, *, within: float = RELOAD_EVERY, force: bool = False) -> None:
+        """Read the keys again unless they were read less than ``within`` seconds ago
+        (``force``: whatever the age, after a change made here). Callers that queued on
+        the lock behind a reload find it fresh and read nothing: a burst of unknown
+        ``kid`` values costs one query, not one each."""
+        if not force and self._fresh(within):
             return
         async with self._lock:
+            if not force and self._fresh(within):
+                return
+            now = self._ctx.clock.now()
             async with self._ctx.sessions() as session:
                 rows = list((await session.execute(select(OAuthSigningKey))).scalars())
             self._apply(rows, now)
@@ -120,8 +128,9 @@ class SigningKeys:
         # The newest key every instance has had time to learn; the very first key at once.
         ripe = [row for row in live if row.created_at + timedelta(seconds=PROPAGATION) <= at]
         current = ripe[0] if ripe else (live[-1] if live else None)
-        self._signing = None
-        if current is not None:
+        if current is None:
+            self._signing = None
+        elif self._signing is None or self._signing.kid != current.kid:
             pem = self._ctx.envelope.open(current.private_sealed, context=_context(current.kid))
             key = ECKey.import_key(pem, parameters=_params(current.kid))
             self._signing = SigningKey(current.kid, key)
