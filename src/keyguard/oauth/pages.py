@@ -20,12 +20,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from keyguard.api.deps import context_of
-from keyguard.oauth import authorization
+from keyguard.oauth import authorization, connected
 from keyguard.oauth.authorization import AuthorizationRequest, AuthorizeFailed, Redirect
 from keyguard.oauth.server import PATHS
 from keyguard.projects import service as projects
 from keyguard.web.headers import CONTENT_SECURITY_POLICY, protect
-from keyguard.web.pages import PageError, person, read_form, render
+from keyguard.web.pages import PageError, person, read_form, redirect, render, require_person
 
 router = APIRouter(include_in_schema=False)
 
@@ -113,6 +113,23 @@ def _source(uri: str) -> str:
 def _host(uri: str) -> str:
     parts = urlsplit(uri)
     return parts.netloc or f"{parts.scheme}:"
+
+
+@router.get("/account/apps")
+async def connected_page(request: Request) -> Response:
+    """Account > Apps: the apps this person let act for them, each to take back."""
+    me = await require_person(request)
+    apps = await connected.connected_apps(context_of(request), me.account.id)
+    return await render(request, "oauth/connected.html", apps=apps)
+
+
+@router.post("/account/apps/{app_id}/revoke")
+async def disconnect(request: Request, app_id: str) -> Response:
+    me = await require_person(request)
+    await read_form(request)
+    if not await connected.disconnect(context_of(request), me.account.id, app_id):
+        raise PageError(404, "error.not_found")
+    return redirect("/account/apps?flash=app_disconnected")
 
 
 @router.post(AUTHORIZE)

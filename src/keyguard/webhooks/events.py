@@ -34,6 +34,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "oauth.app_created",
         "oauth.app_deleted",
         "oauth.consent_given",
+        "oauth.consent_revoked",
         "oauth.token_reused",
     }
 )
@@ -52,6 +53,7 @@ _AUDIT_TO_EVENT = {
     "oauth.app_created": "oauth.app_created",
     "oauth.app_deleted": "oauth.app_deleted",
     "oauth.consent_given": "oauth.consent_given",
+    "oauth.consent_revoked": "oauth.consent_revoked",
     # A code or a spent refresh token presented again: one copy was stolen, the family
     # is revoked, and the project should hear of it at once.
     "oauth.code_reused": "oauth.token_reused",
@@ -63,6 +65,7 @@ _SUBJECT = {
     "oauth.app_created": "app_id",
     "oauth.app_deleted": "app_id",
     "oauth.consent_given": "app_id",
+    "oauth.consent_revoked": "app_id",
     "oauth.token_reused": "grant_id",
 }
 # Audit data that may travel in a payload. Audit data never holds a secret, and this

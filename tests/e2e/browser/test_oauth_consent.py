@@ -2,8 +2,8 @@
 a partner app (public, PKCE S256, a loopback redirect URI on a port of its choosing)
 sends the person to Keyguard; they sign in, see the consent page naming the app, its
 project and the scopes, allow it, and land back on the app with a code, their state and
-the issuer; the app's token then reads the project's keys as that person. Every page
-photographed at both widths."""
+the issuer; the app's token then reads the project's keys as that person, until they take
+its access back under Account > Apps. Every page photographed at both widths."""
 
 from __future__ import annotations
 
@@ -112,4 +112,17 @@ def test_sign_in_consent_and_back_to_the_app_with_a_code(
         bearer = {"Authorization": f"Bearer {token['access_token']}"}
         keys = c.get(f"/v1/projects/{keyguard.project_id}/keys", headers=bearer)
         assert keys.status_code == 200, keys.text
+
+        # Account > Apps: the person sees the app and takes its access back.
+        visit.goto("/account/security")
+        visit.shot("security")
+        visit.submit(page.get_by_role("link", name="Apps", exact=True))
+        expect(page.get_by_role("heading", name="Apps you allowed")).to_be_visible()
+        expect(page.get_by_role("cell", name="Partner Banking", exact=True)).to_be_visible()
+        visit.shot("connected-apps")
+        visit.submit(page.get_by_role("button", name="Revoke the access of Partner Banking"))
+        expect(page.get_by_role("status")).to_contain_text("Access revoked")
+        visit.shot("access-revoked")
+        refused = c.get(f"/v1/projects/{keyguard.project_id}/keys", headers=bearer)
+        assert (refused.status_code, refused.json()["code"]) == (401, "token_revoked")
     app.close()
