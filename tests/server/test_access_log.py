@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
-from keyguard.server.access_log import AccessLog
+from keyguard.server.access_log import AccessLog, printable_path
 from keyguard.server.edge import Edge
 
 
@@ -138,3 +139,13 @@ async def test_a_big_batch_is_written_in_whole_lines_of_at_most_a_pipe_buffer():
     assert len(writes) > 1
     assert all(len(w.encode()) <= 4096 and w.endswith("\n") for w in writes)
     assert sum(w.count("\n") for w in writes) == 100
+
+
+@pytest.mark.parametrize(
+    "path",
+    [b"/invitations/uqdgJj_secret", b"/signup/tok_abc", b"/account/email/confirm/abc.def"],
+)
+def test_the_token_of_a_one_time_link_never_reaches_the_log(path: bytes) -> None:
+    logged = printable_path(path)
+    assert logged.endswith("/[token]")
+    assert path.rsplit(b"/", 1)[1].decode() not in logged

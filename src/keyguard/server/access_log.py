@@ -10,7 +10,9 @@ Query strings never reach it: they carry credentials in practice (Keyguard's own
 photo download links, ``?expires=…&signature=…``, are bearer credentials for an hour, and
 an upstream behind the gateway may put anything there). The line holds the path as the
 client sent it (percent-encoded), with anything unprintable escaped, so no request can
-write a line of its own into the log.
+write a line of its own into the log. Paths that carry a one-time link's token (an
+invitation, a sign-up, an email confirmation) are logged without it: whoever reads the
+log must not be able to use the link.
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ class Entry(NamedTuple):
     request_id: str
 
 
+# Pages whose last path segment is a bearer token of a one-time link.
+_TOKEN_PATHS = (b"/invitations/", b"/signup/", b"/account/email/confirm/")
+
+
 def printable_path(raw: bytes) -> str:
+    for prefix in _TOKEN_PATHS:
+        if raw.startswith(prefix) and len(raw) > len(prefix):
+            return prefix.decode() + "[token]"
     path = raw[:_MAX_PATH].decode("latin-1")
     if not path.isprintable():
         path = path.encode("unicode_escape").decode("ascii")
