@@ -209,7 +209,7 @@ class Runtime:
             partial(load_client, runtime), clock, ttl=30.0
         )
         runtime.engine.token_verifier = AccessTokenVerifier(
-            runtime.oauth.tokens, state, clock, clients
+            runtime.oauth.tokens, runtime.oauth.revoked, clock, clients
         )
         runtime.refusals.start()
         # Every check of a known key is counted in memory and added to the usage buckets.

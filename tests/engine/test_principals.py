@@ -140,7 +140,7 @@ def test_tokens_use_their_own_project_and_only_a_persons_token_manages():
     authorize(client_token, Action.USE, project_id="p1")
     with pytest.raises(NotFound):
         authorize(client_token, Action.USE, project_id="p2")
-    with pytest.raises(InvalidKey):
+    with pytest.raises(RootKeyRequired):
         authorize(client_token, Action.MANAGE)
     persons = TokenPrincipal("t2", "client1", "p1", frozenset({"read"}), subject="acct1")
     authorize(persons, Action.MANAGE)  # then keyguard.oauth.delegation, per resource

@@ -99,4 +99,4 @@ async def test_members_apps_and_secrets_are_never_delegated(
 async def test_a_clients_own_token_manages_nothing(runtime, client, project_id, delegated):
     token = await access_token(runtime, project_id=project_id, app=delegated, scopes=(READ,))
     answer = await client.get(f"/v1/projects/{project_id}/keys", headers=bearer(token))
-    assert answer.status_code == 401
+    assert (answer.status_code, answer.json()["code"]) == (403, "root_key_required")

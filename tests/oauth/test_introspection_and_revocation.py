@@ -5,8 +5,11 @@ tokens with it."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+from keyguard.app import create_asgi
+from keyguard.runtime import Runtime
 from oauth_helpers import REDIRECT, access_token, basic, code_for, probe, register_app
 
 INTROSPECT, REVOKE = "/oauth/introspect", "/oauth/revoke"
@@ -139,3 +142,37 @@ async def test_a_public_client_revokes_its_own_token_with_its_id(
     answer = await client.post(REVOKE, data={"token": token, "client_id": public.app.client_id})
     assert answer.status_code == 200
     assert (await probe(client, token)).json()["code"] == "token_revoked"
+
+
+async def test_a_revocation_survives_a_restart_without_redis(
+    settings, clock, runtime, app, project_id
+):
+    """Without Redis the shared state lives in the process: a revoked token must still be
+    refused by the next process (the database keeps the revocation)."""
+    first = await Runtime.start(settings, clock=clock)
+    try:
+        token = await access_token(first, project_id=project_id, app=app)
+        transport = httpx.ASGITransport(app=create_asgi(first), client=("198.51.100.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+            revoked = await c.post(
+                "/oauth/revoke",
+                data={"token": token},
+                headers=basic(app.app.client_id, app.client_secret),
+            )
+            assert revoked.status_code == 200
+    finally:
+        await first.close()
+    second = await Runtime.start(settings, clock=clock)  # a restart, or a separate gateway
+    try:
+        transport = httpx.ASGITransport(app=create_asgi(second), client=("198.51.100.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+            refused = await probe(c, token)
+            assert (refused.status_code, refused.json()["code"]) == (401, "token_revoked")
+            introspected = await c.post(
+                "/oauth/introspect",
+                data={"token": token},
+                headers=basic(app.app.client_id, app.client_secret),
+            )
+            assert introspected.json() == {"active": False}
+    finally:
+        await second.close()

@@ -104,7 +104,7 @@ def authorize(principal: Principal, action: Action, *, project_id: str | None = 
             # Only a token acting for a person manages anything (as that person, within
             # its scopes: keyguard.oauth.delegation); the client's own token never does.
             if principal.subject is None:
-                raise InvalidKey()
+                raise RootKeyRequired("a client's own token manages nothing")
             return
         # An access token reaches its app's project only (CONTRACT §8).
         if project_id is not None and principal.project_id != project_id:

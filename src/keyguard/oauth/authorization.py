@@ -91,8 +91,10 @@ async def check_request(
     challenge, method = params.get("code_challenge"), params.get("code_challenge_method")
     if challenge is None or method is None:
         return error("invalid_request", "PKCE is required: code_challenge with method S256")
-    if method != "S256" or not CHALLENGE_RE.fullmatch(challenge):
+    if method != "S256":
         return error("invalid_request", "code_challenge_method must be S256")
+    if not CHALLENGE_RE.fullmatch(challenge):
+        return error("invalid_request", "code_challenge must be 43 base64url characters (S256)")
     asked = parse_scope(params.get("scope"))
     allowed = frozenset(client.scopes)
     if asked is not None and not asked <= allowed:
@@ -140,13 +142,13 @@ async def issue_code(
     return respond(ctx, request.redirect_uri, {"code": code, "state": request.state})
 
 
-def denied(ctx: OAuthContext, request: AuthorizationRequest) -> Redirect:
+def denied(
+    ctx: OAuthContext,
+    request: AuthorizationRequest,
+    why: str = "the person did not allow access",
+) -> Redirect:
     return respond(
         ctx,
         request.redirect_uri,
-        {
-            "error": "access_denied",
-            "error_description": "the person did not allow access",
-            "state": request.state,
-        },
+        {"error": "access_denied", "error_description": why, "state": request.state},
     )

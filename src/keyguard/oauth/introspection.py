@@ -47,7 +47,7 @@ async def revoke(ctx: OAuthContext, client: ClientRecord, token: str) -> None:
     claims = await _access_claims(ctx, token)
     if claims is not None:
         if claims.client_id == client.client_id:
-            await revocation.revoke_jti(ctx.state, claims.jti, claims.expires_at - ctx.clock.now())
+            await revocation.revoke_access_token(ctx, claims.jti, claims.expires_at)
         return
     now = utc_from_ts(ctx.clock.now())
     async with ctx.transaction() as db:
@@ -64,7 +64,7 @@ async def introspect(ctx: OAuthContext, client: ClientRecord, token: str) -> dic
     if claims is not None:
         if claims.project_id != client.project_id:
             return INACTIVE
-        if await revocation.is_revoked(ctx.state, claims.jti):
+        if await ctx.oauth.revoked.contains(claims.jti):
             return INACTIVE
         tokens = ctx.oauth.tokens
         out: dict[str, Any] = {

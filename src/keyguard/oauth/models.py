@@ -92,7 +92,8 @@ class OAuthRefreshToken(Base):
 
 
 class OAuthAccessToken(Base):
-    """An issued access token, by its ``jti``: what revoking its grant must reach."""
+    """An issued access token, by its ``jti``: what revoking its grant must reach, and
+    the durable record of its revocation (read back by every process)."""
 
     __tablename__ = "oauth_access_tokens"
     __table_args__ = (Index("ix_oauth_access_tokens_grant", "grant_id", "expires_at"),)
@@ -101,6 +102,7 @@ class OAuthAccessToken(Base):
     grant_id: Mapped[str] = mapped_column(ForeignKey("oauth_grants.id"))
     issued_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class OAuthSigningKey(Base):

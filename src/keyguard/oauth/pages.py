@@ -77,7 +77,8 @@ async def authorize(request: Request) -> Response:
     role = me.roles.get(checked.client.project_id)
     if role is None:
         # Not a member of the app's project: nothing to grant (and nothing to show).
-        return _to_app(authorization.denied(context_of(request), checked))
+        not_member = "the person is not a member of the app's project"
+        return _to_app(authorization.denied(context_of(request), checked, not_member))
     project = await projects.get_project(context_of(request), checked.client.project_id)
     page = await render(
         request,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keyguard.context import ServiceContext
 from keyguard.oauth.models import OAuthAccessToken, OAuthRefreshToken
 from keyguard.oauth.origins import AppOrigins
+from keyguard.oauth.revocation import RevokedTokens
 from keyguard.oauth.scopes import format_scope
 from keyguard.oauth.signing import ALG, SigningKeys
 from keyguard.oauth.tokens import AccessTokens
@@ -44,6 +45,7 @@ class OAuthServer:
         self.tokens = AccessTokens(self.keys, lambda: ctx.settings, ttl=ttl)
         self.refresh_ttl = timedelta(days=settings.oauth_refresh_token_days)
         self.origins = AppOrigins(ctx)
+        self.revoked = RevokedTokens(ctx)
 
     @property
     def issuer(self) -> str:

@@ -32,6 +32,7 @@ ALG = "ES256"
 RELOAD_EVERY = 10.0
 PROPAGATION = 2 * RELOAD_EVERY
 UNKNOWN_KID_RELOAD = 1.0
+MAX_TOKEN_SECONDS = 86_400  # KEYGUARD_OAUTH_ACCESS_TOKEN_SECONDS' upper bound
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -122,7 +123,9 @@ class SigningKeys:
 
     def _apply(self, rows: list[OAuthSigningKey], now: float) -> None:
         at = utc_from_ts(now)
-        kept = timedelta(seconds=PROPAGATION + self._token_ttl)
+        # The longest lifetime the setting allows, not today's: lowering it must not
+        # unpublish a key whose tokens, issued under the old setting, are still alive.
+        kept = timedelta(seconds=PROPAGATION + MAX_TOKEN_SECONDS)
         live = [row for row in rows if row.retired_at is None or row.retired_at + kept > at]
         live.sort(key=lambda row: row.created_at, reverse=True)
         # The newest key every instance has had time to learn; the very first key at once.

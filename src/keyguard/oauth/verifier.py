@@ -5,9 +5,10 @@ engine, so a refused token is the same problem+json everywhere. The checks, chea
 first: HTTPS; the signature and claims (:mod:`keyguard.oauth.tokens`), done once per
 token and remembered until it expires (a JWT cannot change, and checking an ES256
 signature costs ~90 µs: what dominated a token request); expiry again on every use;
-the ``jti`` against the revoked set in the shared state (every instance sees a
-revocation at once); the app still live, and its allowed domains against ``Origin``
-when a browser sends one; the scopes the operation needs.
+the ``jti`` against the revoked tokens (the shared state: every instance at once; the
+database, read back at most once a second: every process, after a restart too); the
+app still live, and its allowed domains against ``Origin`` when a browser sends one;
+the scopes the operation needs.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from keyguard.clock import Clock
 from keyguard.engine.cache import ReadThroughCache
 from keyguard.engine.facts import AccessToken, RequestFacts
 from keyguard.engine.principals import TokenPrincipal
-from keyguard.errors import HttpsRequired, ScopeMissing
-from keyguard.oauth import revocation
+from keyguard.errors import HttpsRequired, OriginNotAllowed, ScopeMissing
 from keyguard.oauth.clients import ClientRecord
 from keyguard.oauth.errors import InvalidToken, TokenExpired, TokenRevoked
+from keyguard.oauth.revocation import RevokedTokens
 from keyguard.oauth.tokens import AccessClaims, AccessTokens
-from keyguard.state.protocols import StateStores
 
 # Verified tokens remembered (each ~1 KB with its string); cleared when full.
 VERIFIED_KEPT = 10_000
@@ -33,12 +33,12 @@ class AccessTokenVerifier:
     def __init__(
         self,
         tokens: AccessTokens,
-        state: StateStores,
+        revoked: RevokedTokens,
         clock: Clock,
         clients: ReadThroughCache[ClientRecord],
     ) -> None:
         self._tokens = tokens
-        self._state = state
+        self._revoked = revoked
         self._clock = clock
         self._clients = clients
         self._verified: dict[str, AccessClaims] = {}
@@ -63,13 +63,13 @@ class AccessTokenVerifier:
         if not facts.https:
             raise HttpsRequired()
         claims = await self.claims(token.token)
-        if await revocation.is_revoked(self._state, claims.jti):
+        if await self._revoked.contains(claims.jti):
             raise TokenRevoked()
         client = await self._clients.get(claims.client_id)
         if client is None or client.project_id != claims.project_id:
             raise InvalidToken()  # the app was deleted (its tokens are revoked too)
-        if facts.origin is not None and client.domains:
-            client.domains.check(facts.origin, None)
+        if facts.origin is not None and not client.domains.allows_origin(facts.origin, None):
+            raise OriginNotAllowed("requests from this origin are not allowed for this app")
         for scope in required_scopes:
             if scope not in claims.scopes:
                 raise ScopeMissing()

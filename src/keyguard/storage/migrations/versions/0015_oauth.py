@@ -84,10 +84,12 @@ def upgrade() -> None:
         ),
         sa.Column("issued_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", UTCDateTime(), nullable=True),
     )
     op.create_index(
         "ix_oauth_access_tokens_grant", "oauth_access_tokens", ["grant_id", "expires_at"]
     )
+    op.create_index("ix_oauth_access_tokens_revoked_at", "oauth_access_tokens", ["revoked_at"])
     op.create_table(
         "oauth_signing_keys",
         sa.Column("kid", sa.String(length=40), primary_key=True),
