@@ -13,12 +13,10 @@ import httpx
 
 from account_pages import csrf_of
 from keyguard.clock import utc_from_ts
-from keyguard.ids import new_id
 from keyguard.oauth import apps
 from keyguard.oauth.apps import AppSpec, CreatedApp
 from keyguard.oauth.clients import load_client
-from keyguard.oauth.grants import GRANTS
-from keyguard.oauth.models import OAuthGrant
+from keyguard.oauth.grants import GRANTS, new_grant
 from keyguard.oauth.server import issue
 from keyguard.runtime import Runtime
 
@@ -66,28 +64,9 @@ async def access_token(
         return issued.access_token
     now = utc_from_ts(runtime.clock.now())
     async with runtime.transaction() as db:
-        row = OAuthGrant(
-            id=new_id("ogr"),
-            app_id=client.app_id,
-            project_id=project_id,
-            account_id=subject,
-            scopes=sorted(wanted),
-            created_at=now,
-            revoked_at=None,
-            revoked_reason=None,
-        )
-        db.add(row)
-        await db.flush()
+        grant = await new_grant(db, client, subject, frozenset(wanted), now)
         response = await issue(
-            runtime,
-            db,
-            now=now,
-            grant_id=row.id,
-            client_id=client.client_id,
-            project_id=project_id,
-            scopes=frozenset(wanted),
-            subject=subject,
-            with_refresh=False,
+            runtime, db, grant, client.client_id, frozenset(wanted), now=now, with_refresh=False
         )
     return response.access_token
 

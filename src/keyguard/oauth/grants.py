@@ -52,7 +52,7 @@ async def _role(db: AsyncSession, project_id: str, account_id: str) -> str | Non
     return None if row is None else row.role
 
 
-async def _new_grant(
+async def new_grant(
     db: AsyncSession,
     client: ClientRecord,
     account_id: str | None,
@@ -152,19 +152,9 @@ class AuthorizationCodeGrant:
         if role is None:  # removed from the project since consenting
             raise InvalidGrant()
         scopes = frozenset(row.scopes) & role_grants(role, client.scopes, client.role_scopes)
-        grant = await _new_grant(db, client, row.account_id, scopes, now)
+        grant = await new_grant(db, client, row.account_id, scopes, now)
         row.grant_id = grant.id
-        return await issue(
-            ctx,
-            db,
-            now=now,
-            grant_id=grant.id,
-            client_id=client.client_id,
-            project_id=client.project_id,
-            scopes=scopes,
-            subject=row.account_id,
-            with_refresh=True,
-        )
+        return await issue(ctx, db, grant, client.client_id, scopes, now=now, with_refresh=True)
 
 
 class RefreshTokenGrant:
@@ -214,15 +204,7 @@ class RefreshTokenGrant:
                         raise InvalidScope("a refresh may only narrow the grant's scopes")
                     scopes &= asked
                 return await issue(
-                    ctx,
-                    db,
-                    now=now,
-                    grant_id=grant.id,
-                    client_id=client.client_id,
-                    project_id=client.project_id,
-                    scopes=scopes,
-                    subject=grant.account_id,
-                    with_refresh=True,
+                    ctx, db, grant, client.client_id, scopes, now=now, with_refresh=True
                 )
         raise InvalidGrant()  # reused: the family's revocation is committed
 
@@ -244,17 +226,9 @@ class ClientCredentialsGrant:
         scopes = allowed if asked is None else asked
         now = utc_from_ts(ctx.clock.now())
         async with ctx.transaction() as db:
-            grant = await _new_grant(db, client, None, scopes, now)
+            grant = await new_grant(db, client, None, scopes, now)
             return await issue(
-                ctx,
-                db,
-                now=now,
-                grant_id=grant.id,
-                client_id=client.client_id,
-                project_id=client.project_id,
-                scopes=scopes,
-                subject=None,
-                with_refresh=False,
+                ctx, db, grant, client.client_id, scopes, now=now, with_refresh=False
             )
 
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyguard.context import ServiceContext
-from keyguard.oauth.models import OAuthAccessToken, OAuthRefreshToken
+from keyguard.oauth.models import OAuthAccessToken, OAuthGrant, OAuthRefreshToken
 from keyguard.oauth.origins import AppOrigins
 from keyguard.oauth.revocation import RevokedTokens
 from keyguard.oauth.scopes import format_scope
@@ -102,27 +102,26 @@ class TokenResponse:
 async def issue(
     ctx: OAuthContext,
     db: AsyncSession,
+    grant: OAuthGrant,
+    client_id: str,
+    scopes: frozenset[str],
     *,
     now: datetime,
-    grant_id: str,
-    client_id: str,
-    project_id: str,
-    scopes: frozenset[str],
-    subject: str | None,
     with_refresh: bool,
 ) -> TokenResponse:
-    """An access token (and a refresh token) of the grant, recorded in ``db``."""
+    """An access token (and a refresh token) of ``grant``, recorded in ``db``: for the
+    grant's person (none: the client itself), in the grant's project."""
     issued = await ctx.oauth.tokens.issue(
         now=now.timestamp(),
         client_id=client_id,
-        project_id=project_id,
+        project_id=grant.project_id,
         scopes=scopes,
-        subject=subject,
+        subject=grant.account_id,
     )
     db.add(
         OAuthAccessToken(
             jti=issued.claims.jti,
-            grant_id=grant_id,
+            grant_id=grant.id,
             issued_at=now,
             expires_at=now + timedelta(seconds=ctx.oauth.tokens.ttl),
         )
@@ -133,7 +132,7 @@ async def issue(
         db.add(
             OAuthRefreshToken(
                 token_hash=digest(refresh),
-                grant_id=grant_id,
+                grant_id=grant.id,
                 created_at=now,
                 expires_at=now + ctx.oauth.refresh_ttl,
                 used_at=None,
